@@ -1,0 +1,46 @@
+# Two commands on a fresh Debian machine with Python 3.11:
+#   make run    set everything up and run the product
+#   make test   set everything up and run the tests (what CI runs)
+# Both create .venv themselves when it is missing.
+
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.viva-installed
+BENCH_MODE ?= smoke
+
+.PHONY: run test setup lint typecheck pytest bench bench-smoke clean
+
+$(STAMP): pyproject.toml scripts/ensure-venv.sh
+	@bash scripts/ensure-venv.sh $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# Until the web app lands, `make run` grades the bundled sample project and writes its report.
+run: setup
+	$(VENV)/bin/viva grade examples/rag-assistant --out viva-report
+	@echo "Open viva-report/report.html in a browser to read the report."
+
+test: setup lint typecheck pytest bench-smoke
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(VENV)/bin/pytest
+
+bench: setup
+	$(PY) -m bench --mode full
+
+bench-smoke: setup
+	$(PY) -m bench --mode smoke
+
+clean:
+	rm -rf $(VENV) viva-report .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,28 @@
+"""Run the benchmarks: `python -m bench [--mode smoke|full] [--only NAME]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import profile_bench
+
+BENCHMARKS = {"profile": profile_bench.run}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--mode", choices=["smoke", "full"], default="smoke")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), default=None)
+    args = parser.parse_args()
+    failed = False
+    for name, run in BENCHMARKS.items():
+        if args.only and name != args.only:
+            continue
+        print(f"== {name} ({args.mode})", flush=True)
+        failed |= not run(args.mode)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The grading flow: fetch → profile → checks → score → report. I/O lives here; the arithmetic does not.
+
+Leaves whose checks this run cannot perform are `not_run` with the reason, never 0: dynamic checks need
+the sandbox, judge checks the LLM judge, and interview checks an interview.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from grader.checks.static import run_static_check
+from grader.fetch import FetchedRepo, FetchLimits, fetch
+from grader.model import Score
+from grader.profile import ProfileLimits, RepoProfile, build_profile
+from grader.report.model import (
+    REPORT_SCHEMA_VERSION,
+    Flag,
+    GradingReport,
+    NotRunItem,
+    RepoRef,
+    Reproduction,
+    RubricRef,
+    StageTiming,
+)
+from grader.scoring import score_rubric, walk
+from rubrics.loader import LoadedRubric, leaf_paths
+
+STAGES = ("fetch", "profile", "checks", "score")
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as (stage, done, total) while a stage advances; total 0 means "unknown yet"."""
+
+_GITHUB_TARGET = re.compile(
+    r"^(?:https://github\.com/)?(?P<owner>[A-Za-z0-9][\w.-]*)/(?P<name>[\w.-]+?)(?:\.git)?/?(?:@.*)?$"
+)
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    """How one grading run behaves, beyond what to grade and with which rubric."""
+
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    profile_limits: ProfileLimits = field(default_factory=ProfileLimits)
+    allow_local: bool = False
+    static_only: bool = False
+    disabled_checks: Sequence[str] = ()
+    token: str | None = field(default=None, repr=False)
+
+
+def viva_version() -> str:
+    try:
+        return metadata.version("viva")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def grade(
+    target: str,
+    rubric: LoadedRubric,
+    scratch_dir: Path,
+    options: GradeOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> GradingReport:
+    """Grade `target` against `rubric`. Raises grader.errors.FetchError when the target cannot be fetched;
+    every later problem becomes part of the report."""
+    options = options or GradeOptions()
+    notify = progress or (lambda stage, done, total: None)
+    timings: list[StageTiming] = []
+
+    started = time.perf_counter()
+    notify("fetch", 0, 1)
+    fetched = fetch(
+        target, scratch_dir, options.fetch_limits, token=options.token, allow_local=options.allow_local
+    )
+    notify("fetch", 1, 1)
+    timings.append(StageTiming("fetch", time.perf_counter() - started))
+
+    started = time.perf_counter()
+    notify("profile", 0, 1)
+    profile = build_profile(Path(fetched.root), options.profile_limits)
+    notify("profile", 1, 1)
+    timings.append(StageTiming("profile", time.perf_counter() - started))
+
+    started = time.perf_counter()
+    leaves = leaf_paths(rubric.rubric)
+    leaf_scores: dict[str, Score] = {}
+    for done, (path, criterion) in enumerate(leaves, start=1):
+        assert criterion.check is not None, "a validated rubric has a check on every leaf"
+        leaf_scores[path] = _score_leaf(criterion.check.kind, criterion.check.name, rubric.params[path], profile, options)
+        notify("checks", done, len(leaves))
+    timings.append(StageTiming("checks", time.perf_counter() - started))
+
+    started = time.perf_counter()
+    scored = score_rubric(rubric.rubric, leaf_scores)
+    notify("score", 1, 1)
+    timings.append(StageTiming("score", time.perf_counter() - started))
+
+    version = viva_version()
+    return GradingReport(
+        schema_version=REPORT_SCHEMA_VERSION,
+        viva_version=version,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        score=scored.score,
+        coverage=scored.coverage,
+        rubric=RubricRef(
+            id=rubric.rubric.id, version=rubric.rubric.version, hash=rubric.content_hash, title=rubric.rubric.title
+        ),
+        repo=_repo_ref(fetched),
+        criteria=scored.criteria,
+        reproduction=Reproduction(
+            viva_version=version,
+            rubric_hash=rubric.content_hash,
+            commit=fetched.commit,
+            static_only=options.static_only,
+        ),
+        not_run=[
+            NotRunItem(path=node.path, reason=node.explanation)
+            for node, _ in walk(scored.criteria)
+            if not node.children and node.status != "scored"
+        ],
+        flags=_flags(fetched, profile),
+        timings=timings,
+        profile=msgspec.to_builtins(profile),
+    )
+
+
+def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options: GradeOptions) -> Score:
+    if name in options.disabled_checks:
+        return Score.not_run(f"The check {name!r} is switched off in this deployment (VIVA_GRADING_DISABLED_CHECKS).")
+    if kind == "static":
+        return run_static_check(name, profile, params)
+    if kind == "dynamic":
+        if options.static_only:
+            return Score.not_run("Dynamic checks were skipped for this run (--static-only).", basis="dynamic")
+        return Score.not_run(
+            "No sandbox available on this host: running the project needs Viva's Docker sandbox, "
+            "which this version does not include yet.",
+            basis="dynamic",
+        )
+    if kind == "judge":
+        return Score.not_run("The LLM judge is not available in this version of Viva.", basis="judge")
+    return Score.not_run("Interview dimensions are rated in an interview, not by grading.", basis="interview")
+
+
+def _repo_ref(fetched: FetchedRepo) -> RepoRef:
+    web_url = None
+    match = _GITHUB_TARGET.match(fetched.target)
+    if fetched.source_kind == "remote" and match and fetched.commit:
+        web_url = f"https://github.com/{match['owner']}/{match['name']}/blob/{fetched.commit}/"
+    return RepoRef(
+        target=fetched.target,
+        source_kind=fetched.source_kind,
+        commit=fetched.commit,
+        ref=fetched.ref,
+        dirty=getattr(fetched, "dirty", False),
+        web_url=web_url,
+    )
+
+
+def _flags(fetched: FetchedRepo, profile: RepoProfile) -> list[Flag]:
+    flags: list[Flag] = []
+    if profile.grader_addressed:
+        flags.append(
+            Flag(
+                kind="grader_addressed_text",
+                message=f"{len(profile.grader_addressed)} passage(s) in the repository address the grader; "
+                "they were read as data and changed no score.",
+                evidence=list(profile.grader_addressed),
+            )
+        )
+    flags += [Flag(kind="skipped_file", message=f"{item.path}: {item.reason}") for item in fetched.skipped]
+    flags += [Flag(kind="fetch_note", message=note) for note in fetched.notes]
+    return flags

@@ -1,0 +1,76 @@
+"""report.md: the report as Markdown. Everything that came from the repository is escaped, so a
+file name or excerpt cannot inject HTML, links or formatting into a viewer that renders Markdown."""
+
+from __future__ import annotations
+
+import re
+
+from grader.model import Evidence
+from grader.report.format import evidence_url, one_line, percent
+from grader.report.model import GradingReport, RepoRef
+from grader.scoring import ScoredCriterion, walk
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def escape_markdown(text: str) -> str:
+    """Make untrusted text inert in Markdown: HTML entities first, then backslash every Markdown metacharacter."""
+    text = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def render_markdown(report: GradingReport) -> str:
+    lines = [
+        f"# Viva grading report — {escape_markdown(report.repo.target)}",
+        "",
+        f"**Score: {percent(report.score)}** · coverage {percent(report.coverage)} of the rubric's weight",
+        "",
+        f"- Rubric: `{report.rubric.id}` version {report.rubric.version} ({report.rubric.hash[:19]})",
+        f"- Commit: `{report.repo.commit or 'not a git repository'}`",
+        f"- Viva {report.viva_version}, generated {report.generated_at}",
+    ]
+    if report.repo.dirty:
+        lines.append("- The local repository had uncommitted changes; they were not graded.")
+    if report.coverage < 1.0:
+        lines += [
+            "",
+            f"> Partial report: {percent(1 - report.coverage)} of the rubric's weight could not be scored "
+            "by this run (see *Not run*). The score is the weighted mean of what was scored.",
+        ]
+    lines += ["", "## Criteria", "", "| criterion | score | basis | status |", "| --- | --- | --- | --- |"]
+    lines += [_table_row(node, depth) for node, depth in walk(report.criteria, 0)]
+    lines += ["", "## Evidence", ""]
+    for node, _ in walk(report.criteria, 0):
+        if node.children:
+            continue
+        lines.append(f"### {node.path} — {escape_markdown(node.title)}: {percent(node.score)}")
+        lines += ["", escape_markdown(node.explanation), ""]
+        lines += [f"- {_evidence_line(report.repo, item)}" for item in node.evidence]
+        lines.append("")
+    if report.not_run:
+        lines += ["## Not run", ""] + [f"- `{item.path}`: {escape_markdown(item.reason)}" for item in report.not_run]
+        lines.append("")
+    if report.flags:
+        lines += ["## Flags", ""]
+        for flag in report.flags:
+            lines.append(f"- **{flag.kind}**: {escape_markdown(flag.message)}")
+            lines += [f"  - {_evidence_line(report.repo, item)}" for item in flag.evidence]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _table_row(node: ScoredCriterion, depth: int) -> str:
+    indent = "&nbsp;&nbsp;" * depth
+    basis = ", ".join(node.basis) or "—"
+    return (
+        f"| {indent}{escape_markdown(node.title)} (`{node.path}`) | {percent(node.score)} | {basis} | {node.status} |"
+    )
+
+
+def _evidence_line(repo: RepoRef, item: Evidence) -> str:
+    location = escape_markdown(item.location)
+    url = evidence_url(repo, item)
+    where = f"[{location}](<{url}>)" if url else location
+    excerpt = f": {escape_markdown(item.excerpt)}" if item.excerpt else ""
+    note = f" ({escape_markdown(item.note)})" if item.note else ""
+    return f"{where}{excerpt}{note}"

@@ -1,0 +1,119 @@
+"""One `Settings` object, built once from VIVA_* environment variables (and an optional .env file).
+
+Settings are composed of per-area structs; the core rooms define their own (grader.fetch.FetchLimits,
+grader.profile.ProfileLimits, ...) and take them as plain arguments, so no module but this one reads the
+environment. A field `f` of section `s` is read from `VIVA_S_F` (upper case); fields of the `general`
+section from `VIVA_F`. Lists are comma-separated; an empty value means "None" for optional fields.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from grader.fetch import FetchLimits
+from grader.profile import ProfileLimits
+from server.errors import SettingsError
+
+PREFIX = "VIVA_"
+
+
+class GeneralSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where Viva keeps its data and how loudly it logs."""
+
+    data_dir: str = "~/.local/share/viva"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class GradingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What a grading run does by default."""
+
+    default_rubric: str = "ai-engineer-capstone"
+    formats: list[Literal["json", "md", "html"]] = msgspec.field(default_factory=lambda: ["json", "md", "html"])
+    disabled_checks: list[str] = msgspec.field(default_factory=list)
+    """Check names this deployment switches off; their criteria are `not_run`, never 0."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    general: GeneralSettings = msgspec.field(default_factory=GeneralSettings)
+    grading: GradingSettings = msgspec.field(default_factory=GradingSettings)
+    fetch: FetchLimits = msgspec.field(default_factory=FetchLimits)
+    profile: ProfileLimits = msgspec.field(default_factory=ProfileLimits)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.general.data_dir).expanduser()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
+    """Build Settings from `environ` (default: the process environment), over values from `env_file` if given.
+
+    Raises SettingsError naming the variable for a value of the wrong type or an unknown VIVA_* name.
+    """
+    values = dict(_read_env_file(env_file)) if env_file is not None and env_file.is_file() else {}
+    values.update({key: value for key, value in (os.environ if environ is None else environ).items()})
+    ours = {key: value for key, value in values.items() if key.startswith(PREFIX)}
+    known = _variable_table()
+    unknown = sorted(set(ours) - set(known))
+    if unknown:
+        hints = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, known, 1)) else name
+                 for name in unknown]
+        raise SettingsError(f"unknown setting(s): {', '.join(hints)}")
+    sections: dict[str, dict[str, Any]] = {}
+    for name, raw in ours.items():
+        section, field, field_type = known[name]
+        sections.setdefault(section, {})[field] = _convert(name, raw, field_type)
+    built = {section: _build_section(section, fields) for section, fields in sections.items()}
+    return Settings(**built)
+
+
+def variable_names() -> list[str]:
+    """Every VIVA_* variable Viva understands, for documentation and `viva settings`."""
+    return sorted(_variable_table())
+
+
+def _variable_table() -> dict[str, tuple[str, str, Any]]:
+    table: dict[str, tuple[str, str, Any]] = {}
+    for section, section_type in typing.get_type_hints(Settings).items():
+        for field, field_type in typing.get_type_hints(section_type).items():
+            name = f"{PREFIX}{field}" if section == "general" else f"{PREFIX}{section}_{field}"
+            table[name.upper()] = (section, field, field_type)
+    return table
+
+
+def _convert(name: str, raw: str, field_type: Any) -> Any:
+    value: Any = raw.strip()
+    if typing.get_origin(field_type) is list:
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    elif value == "" and type(None) in typing.get_args(field_type):
+        return None
+    try:
+        return msgspec.convert(value, field_type, strict=False)
+    except msgspec.ValidationError as error:
+        raise SettingsError(f"{name}={raw!r}: {error}") from None
+
+
+def _build_section(section: str, fields: dict[str, Any]) -> Any:
+    section_type = typing.get_type_hints(Settings)[section]
+    try:
+        return msgspec.convert(fields, section_type, strict=False)
+    except msgspec.ValidationError as error:
+        raise SettingsError(f"settings for {section!r}: {error}") from None
+
+
+def _read_env_file(path: Path) -> list[tuple[str, str]]:
+    """KEY=VALUE lines; blank lines and # comments ignored; optional surrounding quotes removed."""
+    pairs: list[tuple[str, str]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        key, _, value = stripped.removeprefix("export ").partition("=")
+        pairs.append((key.strip(), value.strip().strip("'\"")))
+    return pairs
