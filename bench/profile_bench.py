@@ -87,7 +87,10 @@ def _grade_command(repo: Path, out: Path) -> tuple[float, float]:
     started = time.perf_counter()
     result = subprocess.run(
         [str(viva), "grade", str(repo), "--static-only", "--out", str(out), "--format", "json"],
-        capture_output=True, text=True, env={**os.environ, "TERM": "dumb"}, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TERM": "dumb"},
+        check=False,
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from rubrics.loader import LoadedRubric, leaf_paths
 
 from grader.checks.static import run_static_check
 from grader.fetch import FetchedRepo, FetchLimits, fetch
@@ -25,14 +26,13 @@ from grader.report.model import (
     REPORT_SCHEMA_VERSION,
     Flag,
     GradingReport,
-    NotRunItem,
     RepoRef,
     Reproduction,
     RubricRef,
     StageTiming,
+    not_run_items,
 )
-from grader.scoring import score_rubric, walk
-from rubrics.loader import LoadedRubric, leaf_paths
+from grader.scoring import score_rubric
 
 STAGES = ("fetch", "profile", "checks", "score")
 
@@ -78,9 +78,7 @@ def grade(
 
     started = time.perf_counter()
     notify("fetch", 0, 1)
-    fetched = fetch(
-        target, scratch_dir, options.fetch_limits, token=options.token, allow_local=options.allow_local
-    )
+    fetched = fetch(target, scratch_dir, options.fetch_limits, token=options.token, allow_local=options.allow_local)
     notify("fetch", 1, 1)
     timings.append(StageTiming("fetch", time.perf_counter() - started))
 
@@ -95,7 +93,9 @@ def grade(
     leaf_scores: dict[str, Score] = {}
     for done, (path, criterion) in enumerate(leaves, start=1):
         assert criterion.check is not None, "a validated rubric has a check on every leaf"
-        leaf_scores[path] = _score_leaf(criterion.check.kind, criterion.check.name, rubric.params[path], profile, options)
+        leaf_scores[path] = _score_leaf(
+            criterion.check.kind, criterion.check.name, rubric.params[path], profile, options
+        )
         notify("checks", done, len(leaves))
     timings.append(StageTiming("checks", time.perf_counter() - started))
 
@@ -122,11 +122,7 @@ def grade(
             commit=fetched.commit,
             static_only=options.static_only,
         ),
-        not_run=[
-            NotRunItem(path=node.path, reason=node.explanation)
-            for node, _ in walk(scored.criteria)
-            if not node.children and node.status != "scored"
-        ],
+        not_run=not_run_items(scored.criteria),
         flags=_flags(fetched, profile),
         timings=timings,
         profile=msgspec.to_builtins(profile),

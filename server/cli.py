@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
+from rubrics.loader import load_rubric_file, rubric_json_schema
+from rubrics.registry import builtin_rubrics, resolve_rubric
 
 from grader.errors import GraderError
 from grader.pipeline import GradeOptions, grade
 from grader.report.model import GradingReport, report_json_schema
 from grader.report.writer import write_reports
 from rubrics.errors import RubricError
-from rubrics.loader import load_rubric_file, rubric_json_schema
-from rubrics.registry import builtin_rubrics, resolve_rubric
 from server.console import print_rubric, print_rubric_problems, print_summary, stage_progress
 from server.errors import ServerError
 from server.settings import Settings, load_settings
@@ -48,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="viva", description="Grade an AI engineering project and interview its author.")
+    parser = argparse.ArgumentParser(
+        prog="viva", description="Grade an AI engineering project and interview its author."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     grade_cmd = commands.add_parser("grade", help="grade a repository against a rubric")
@@ -58,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     grade_cmd.add_argument("--format", default=None, help="comma-separated: json,md,html (default: all)")
     grade_cmd.add_argument("--static-only", action="store_true", help="only read the repository; do not run it")
     grade_cmd.add_argument(
-        "--token-env", metavar="VAR", default=None,
+        "--token-env",
+        metavar="VAR",
+        default=None,
         help="name of an environment variable holding a token for a private repository (never pass the token itself)",
     )
     grade_cmd.set_defaults(handler=_cmd_grade)
@@ -106,8 +110,10 @@ def _cmd_rubric_validate(args: argparse.Namespace, settings: Settings) -> int:
         print_rubric_problems(error)
         return 1
     leaves = len(loaded.params)
-    print(f"{args.file}: valid rubric {loaded.rubric.id!r} version {loaded.rubric.version}, {leaves} leaves, "
-          f"{loaded.content_hash}")
+    print(
+        f"{args.file}: valid rubric {loaded.rubric.id!r} version {loaded.rubric.version}, {leaves} leaves, "
+        f"{loaded.content_hash}"
+    )
     return 0
 
 

@@ -15,12 +15,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
+from rubrics.loader import LoadedRubric
 
 from grader.pipeline import STAGES
 from grader.report.format import percent
 from grader.report.model import GradingReport
 from rubrics.errors import RubricError, RubricInvalid
-from rubrics.loader import LoadedRubric
 from rubrics.model import Criterion
 
 console = Console(highlight=False)
@@ -67,7 +67,9 @@ def print_summary(report: GradingReport, written: list[Path]) -> None:
         console.print(f"{len(report.not_run)} criteria not run (see the report for why).")
     addressed = [flag for flag in report.flags if flag.kind == "grader_addressed_text"]
     if addressed:
-        console.print(f"[red]Text addressed to the grader found in {len(addressed[0].evidence)} place(s); ignored.[/red]")
+        console.print(
+            f"[red]Text addressed to the grader found in {len(addressed[0].evidence)} place(s); ignored.[/red]"
+        )
     for path in written:
         console.print(f"wrote {escape(str(path))}")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-
 from grader.fetch import FetchLimits
 from grader.profile import ProfileLimits
+
 from server.errors import SettingsError
 
 PREFIX = "VIVA_"
@@ -57,13 +57,15 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     Raises SettingsError naming the variable for a value of the wrong type or an unknown VIVA_* name.
     """
     values = dict(_read_env_file(env_file)) if env_file is not None and env_file.is_file() else {}
-    values.update({key: value for key, value in (os.environ if environ is None else environ).items()})
+    values.update(os.environ if environ is None else environ)
     ours = {key: value for key, value in values.items() if key.startswith(PREFIX)}
     known = _variable_table()
     unknown = sorted(set(ours) - set(known))
     if unknown:
-        hints = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, known, 1)) else name
-                 for name in unknown]
+        hints = [
+            f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, known, 1)) else name
+            for name in unknown
+        ]
         raise SettingsError(f"unknown setting(s): {', '.join(hints)}")
     sections: dict[str, dict[str, Any]] = {}
     for name, raw in ours.items():

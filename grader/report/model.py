@@ -11,7 +11,7 @@ from typing import Any, Literal
 import msgspec
 
 from grader.model import Evidence
-from grader.scoring import ScoredCriterion
+from grader.scoring import ScoredCriterion, walk
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -96,3 +96,12 @@ def report_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"Viva grading report, schema version {REPORT_SCHEMA_VERSION}"
     return schema
+
+
+def not_run_items(criteria: list[ScoredCriterion]) -> list[NotRunItem]:
+    """The leaves Viva could not score, with the reason each gives."""
+    return [
+        NotRunItem(path=node.path, reason=node.explanation)
+        for node, _ in walk(criteria)
+        if not node.children and node.status != "scored"
+    ]

@@ -10,7 +10,11 @@ from grader.report.render_html import render_html
 from grader.report.render_json import render_json
 from grader.report.render_markdown import render_markdown
 
-_RENDERERS = {"json": ("report.json", render_json), "md": ("report.md", render_markdown), "html": ("report.html", render_html)}
+_RENDERERS = {
+    "json": ("report.json", render_json),
+    "md": ("report.md", render_markdown),
+    "html": ("report.html", render_html),
+}
 
 
 def write_reports(report: GradingReport, out_dir: Path, formats: Sequence[str]) -> list[Path]:
