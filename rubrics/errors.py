@@ -35,6 +35,7 @@ class RubricSyntaxError(RubricError):
     """Raised when a rubric document is not well-formed YAML or JSON at all."""
 
     def __init__(self, message: str, line: int | None = None, source: str = "rubric") -> None:
+        self.reason = message
         self.line = line
         self.source = source
         where = f" (line {line})" if line is not None else ""

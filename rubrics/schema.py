@@ -1,0 +1,35 @@
+"""JSON Schema of the rubric document format, so editors can validate and autocomplete rubric files.
+
+msgspec describes the Structs; on top of that, the schema of each check's `params` is attached by check
+name (if name == X then params follow X's schema), and `name` is limited to the catalogue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from rubrics.catalogue import CATALOGUE
+from rubrics.model import Rubric
+
+
+def rubric_json_schema() -> dict[str, Any]:
+    param_types = sorted({spec.params for spec in CATALOGUE.values()}, key=lambda t: t.__name__)
+    (rubric_ref, *param_refs), components = msgspec.json.schema_components([Rubric, *param_types])
+    ref_by_type = dict(zip(param_types, param_refs, strict=True))
+    check = components["Check"]
+    check["properties"]["name"] = {"enum": sorted(CATALOGUE), "description": "a check from the catalogue"}
+    check["allOf"] = [
+        {
+            "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
+            "then": {"properties": {"kind": {"const": spec.kind}, "params": ref_by_type[spec.params]}},
+        }
+        for name, spec in sorted(CATALOGUE.items())
+    ]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Viva rubric",
+        **rubric_ref,
+        "$defs": components,
+    }

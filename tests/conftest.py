@@ -1,0 +1,46 @@
+"""Shared test fixtures.
+
+`opened_paths` watches every `open` the interpreter performs (sys.addaudithook) while a test runs,
+so a test can assert that grading never read a file outside its scratch directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_watch: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _watch or event != "open" or not args:
+        return
+    target = args[0]
+    if isinstance(target, (str, bytes, os.PathLike)):
+        _watch[-1].append(os.fsdecode(target))
+
+
+sys.addaudithook(_audit)  # hooks cannot be removed; this one does nothing unless a test is watching
+
+
+@pytest.fixture
+def opened_paths() -> Iterator[list[str]]:
+    """The paths opened while the test runs (absolute or relative, as the opener passed them)."""
+    seen: list[str] = []
+    _watch.append(seen)
+    try:
+        yield seen
+    finally:
+        _watch.pop()
+
+
+@pytest.fixture
+def host_secret(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file outside any repository that stands for a host secret (a key, /etc/shadow, ...)."""
+    secret = tmp_path_factory.mktemp("host") / "secret.txt"
+    secret.write_text("HOST-SECRET-7f3a9 do not leak\n")
+    return secret

@@ -1,0 +1,235 @@
+"""Rubric loading: built-ins validate; an invalid rubric gets every problem with field path and line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import jsonschema
+import msgspec
+import pytest
+
+from rubrics.catalogue import CATALOGUE, LatencyParams
+from rubrics.errors import RubricInvalid, RubricNotFound, RubricSyntaxError
+from rubrics.loader import MAX_DOCUMENT_BYTES, leaf_paths, load_rubric_file, load_rubric_text
+from rubrics.registry import builtin_rubrics, catalogue_table, resolve_rubric
+from rubrics.schema import rubric_json_schema
+
+HEAD = "id: demo\nversion: 1\ntitle: Demo\ncriteria:\n"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(RubricInvalid) as caught:
+        load_rubric_text(text, source="t.yaml")
+    return [str(problem) for problem in caught.value.problems]
+
+
+def leaf_yaml(check: str, extra: str = "") -> str:
+    return HEAD + f"  - id: a\n    title: A\n    weight: 1\n    check: {check}\n{extra}"
+
+
+def test_builtin_capstone_has_exactly_the_required_top_level_criteria() -> None:
+    capstone = resolve_rubric("ai-engineer-capstone")
+    ids = [node.id for node in capstone.rubric.criteria]
+    assert ids == ["evals", "injection", "citations", "cost", "latency", "engineering"]
+    assert capstone.params["latency.p95"] == LatencyParams(p95_seconds=3.0, min_requests=50)
+    kinds = {node.check.kind for _, node in leaf_paths(capstone.rubric) if node.check}
+    assert kinds == {"static", "dynamic", "judge"}
+
+
+def test_builtin_interview_weights_tradeoffs_and_failures_at_least_half() -> None:
+    interview = resolve_rubric("ai-engineer-interview").rubric
+    weights = {node.id: node.weight for node in interview.criteria}
+    assert weights["tradeoffs"] + weights["failure_analysis"] >= sum(weights.values()) / 2
+    assert all(node.check and node.check.kind == "interview" for node in interview.criteria)
+    assert all([level.name for level in node.levels] == ["low", "medium", "high"] for node in interview.criteria)
+
+
+def test_every_builtin_leaf_names_a_catalogue_check() -> None:
+    for loaded in builtin_rubrics():
+        for path, node in leaf_paths(loaded.rubric):
+            assert node.check is not None and node.check.name in CATALOGUE, path
+            assert path in loaded.params
+
+
+def test_negative_weight_names_path_and_line() -> None:
+    text = HEAD + "  - id: a\n    title: A\n    weight: 1\n    check: {kind: static, name: dockerfile}\n"
+    text += "  - id: b\n    title: B\n    weight: 1\n    check: {kind: static, name: dockerfile}\n"
+    text += "  - id: c\n    title: C\n    weight: -2\n    check: {kind: static, name: dockerfile}\n"
+    assert problems_of(text) == ["criteria[2].weight: must be > 0.0 (line 15)"]
+
+
+def test_unknown_check_suggests_the_closest_name() -> None:
+    assert problems_of(leaf_yaml("{kind: dynamic, name: latency_p59}")) == [
+        "criteria[0].check.name: unknown check 'latency_p59' (did you mean 'latency_p95'?) (line 8)"
+    ]
+
+
+def test_check_of_the_wrong_kind() -> None:
+    assert problems_of(leaf_yaml("{kind: static, name: latency_p95}")) == [
+        "criteria[0].check.kind: check 'latency_p95' is a dynamic check, not static (line 8)"
+    ]
+
+
+def test_bad_param_type_and_unknown_param() -> None:
+    bad_type = leaf_yaml("\n      kind: dynamic\n      name: latency_p95\n      params:\n        p95_seconds: fast")
+    assert problems_of(bad_type) == ["criteria[0].check.params.p95_seconds: must be a number, got a string (line 12)"]
+    typo = leaf_yaml("\n      kind: dynamic\n      name: latency_p95\n      params:\n        p95_secnds: 2")
+    assert problems_of(typo) == [
+        "criteria[0].check.params.p95_secnds: unknown field 'p95_secnds' (did you mean 'p95_seconds'?) (line 12)"
+    ]
+
+
+def test_tuning_a_check_without_code() -> None:
+    text = leaf_yaml("{kind: dynamic, name: latency_p95, params: {p95_seconds: 2}}")
+    loaded = load_rubric_text(text)
+    assert loaded.params["a"] == LatencyParams(p95_seconds=2.0)
+
+
+def test_leaf_without_check_and_parent_with_check() -> None:
+    text = (
+        HEAD
+        + textwrap.dedent("""\
+      - id: a
+        title: A
+        weight: 1
+      - id: b
+        title: B
+        weight: 1
+        check: {kind: static, name: dockerfile}
+        children:
+          - {id: c, title: C, weight: 1, check: {kind: static, name: dockerfile}}
+    """)
+        .replace("\n", "\n  ")
+        .rstrip()
+        + "\n"
+    )
+    text = HEAD + "  " + text[len(HEAD) :]
+    found = problems_of(text)
+    assert "criteria[0]: a leaf criterion needs a `check` (or `children`) (line 5)" in found
+    assert "criteria[1].check: a criterion with children is scored from them and cannot have a check (line 11)" in found
+
+
+def test_duplicate_ids_and_bad_levels_and_mixed_kinds() -> None:
+    text = HEAD + textwrap.indent(
+        textwrap.dedent("""\
+        - {id: a, title: A, weight: 1, check: {kind: static, name: dockerfile}}
+        - id: a
+          title: B
+          weight: 1
+          check: {kind: static, name: dockerfile}
+          levels: [{name: low, description: x}]
+        - {id: c, title: C, weight: 1, check: {kind: interview, name: interview_dimension}}
+    """),
+        "  ",
+    )
+    found = problems_of(text)
+    assert "criteria[1].id: duplicate id 'a' (also criteria entry 0 at this level) (line 6)" in found
+    assert "criteria[1].levels: levels must be named 0, 1, 2, 3 in that order; got low (line 10)" in found
+    assert any("mixes interview dimensions with grading checks" in problem for problem in found)
+
+
+def test_several_structural_problems_are_reported_together() -> None:
+    text = "id: Bad Id\nversion: 0\ntitle: X\ncolour: red\ncriteria:\n  - id: a\n    title: A\n    weight: heavy\n"
+    text += "    check: {kind: statik, name: dockerfile}\n  - 7\n"
+    found = problems_of(text)
+    assert found[:3] == [
+        "id: must be lower-case letters, digits, '_' or '-', starting with a letter (line 1)",
+        "version: must be >= 1 (line 2)",
+        "colour: unknown field 'colour' (line 4)",
+    ]
+    assert "criteria[0].weight: must be a number, got a string (line 8)" in found
+    assert "criteria[1]: must be a mapping (a criterion) (line 10)" in found
+
+
+def test_malformed_yaml_gives_the_line() -> None:
+    with pytest.raises(RubricSyntaxError) as caught:
+        load_rubric_text(HEAD + "  - id: a\n    title: [unclosed\n    weight: 1\n")
+    assert caught.value.line is not None and caught.value.line >= 6
+
+
+def test_non_mapping_document() -> None:
+    assert problems_of("- 1\n- 2\n") == ["(document): a rubric must be a mapping of fields, got list (line 1)"]
+
+
+def test_aliases_refused_so_billion_laughs_cannot_expand() -> None:
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+    )
+    with pytest.raises(RubricSyntaxError, match="aliases"):
+        load_rubric_text(laughs)
+
+
+def test_python_tags_refused() -> None:
+    with pytest.raises(RubricSyntaxError, match="unsupported YAML"):
+        load_rubric_text("id: !!python/object/apply:os.system ['true']\n")
+
+
+def test_huge_document_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * MAX_DOCUMENT_BYTES + "\n")
+    with pytest.raises(RubricSyntaxError, match="at most"):
+        load_rubric_file(big)
+
+
+def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
+    with pytest.raises(RubricSyntaxError, match="no such file"):
+        load_rubric_file(tmp_path / "nope.yaml")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("title: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RubricSyntaxError, match="not UTF-8"):
+        load_rubric_file(latin)
+
+
+def test_json_rubrics_load_too(tmp_path: Path) -> None:
+    capstone = resolve_rubric("ai-engineer-capstone")
+    path = tmp_path / "capstone.json"
+    path.write_bytes(msgspec.json.encode(capstone.rubric))
+    assert load_rubric_file(path).content_hash == capstone.content_hash
+
+
+def test_hash_ignores_formatting_but_not_content() -> None:
+    one = load_rubric_text(leaf_yaml("{kind: static, name: dockerfile}"))
+    reformatted = load_rubric_text("# comment\n" + leaf_yaml("\n      kind: static\n      name: dockerfile"))
+    explicit_defaults = load_rubric_text(leaf_yaml("{kind: dynamic, name: latency_p95, params: {p95_seconds: 3.0}}"))
+    implicit_defaults = load_rubric_text(leaf_yaml("{kind: dynamic, name: latency_p95}"))
+    heavier = load_rubric_text(leaf_yaml("{kind: static, name: dockerfile}").replace("weight: 1", "weight: 2"))
+    assert one.content_hash == reformatted.content_hash
+    assert explicit_defaults.content_hash == implicit_defaults.content_hash
+    assert one.content_hash != heavier.content_hash
+    assert one.content_hash.startswith("sha256:") and len(one.content_hash) == 71
+
+
+def test_resolve_unknown_id_lists_builtins() -> None:
+    with pytest.raises(RubricNotFound, match="ai-engineer-capstone"):
+        resolve_rubric("no-such-rubric")
+
+
+def test_json_schema_describes_params_per_check() -> None:
+    schema = rubric_json_schema()
+    assert schema["$ref"] == "#/$defs/Rubric"
+    check = schema["$defs"]["Check"]
+    assert set(check["properties"]["name"]["enum"]) == set(CATALOGUE)
+    branch = next(rule for rule in check["allOf"] if rule["if"]["properties"]["name"]["const"] == "latency_p95")
+    params_ref = branch["then"]["properties"]["params"]["$ref"].split("/")[-1]
+    assert "p95_seconds" in schema["$defs"][params_ref]["properties"]
+    json.dumps(schema)
+
+
+def test_builtins_validate_against_the_json_schema() -> None:
+    import jsonschema
+
+    schema = rubric_json_schema()
+    for loaded in builtin_rubrics():
+        jsonschema.validate(msgspec.to_builtins(loaded.rubric), schema)
+    broken = msgspec.to_builtins(builtin_rubrics()[0].rubric)
+    broken["criteria"][0]["children"][0]["check"]["params"] = {"minimum": "many"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_catalogue_table_lists_defaults() -> None:
+    rows = {row["name"]: row for row in catalogue_table()}
+    assert rows["latency_p95"]["params"] == {"p95_seconds": 3.0, "min_requests": 50, "concurrency": 4}
+    assert rows["eval_case_count"]["kind"] == "static"
