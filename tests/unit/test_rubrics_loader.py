@@ -218,8 +218,6 @@ def test_json_schema_describes_params_per_check() -> None:
 
 
 def test_builtins_validate_against_the_json_schema() -> None:
-    import jsonschema
-
     schema = rubric_json_schema()
     for loaded in builtin_rubrics():
         jsonschema.validate(msgspec.to_builtins(loaded.rubric), schema)
