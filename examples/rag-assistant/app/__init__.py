@@ -1,0 +1,1 @@
+"""A small retrieval-augmented assistant over a folder of Markdown notes."""
