@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from rubrics.loader import LoadedRubric, leaf_paths
 
 from grader.checks.static import run_static_check
 from grader.fetch import FetchedRepo, FetchLimits, fetch
@@ -33,6 +32,7 @@ from grader.report.model import (
     not_run_items,
 )
 from grader.scoring import score_rubric
+from rubrics.loader import LoadedRubric, leaf_paths
 
 STAGES = ("fetch", "profile", "checks", "score")
 

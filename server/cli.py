@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
-from rubrics.loader import load_rubric_file, rubric_json_schema
-from rubrics.registry import builtin_rubrics, resolve_rubric
 
 from grader.errors import GraderError
 from grader.pipeline import GradeOptions, grade
 from grader.report.model import GradingReport, report_json_schema
 from grader.report.writer import write_reports
 from rubrics.errors import RubricError
+from rubrics.loader import load_rubric_file
+from rubrics.registry import builtin_rubrics, resolve_rubric
+from rubrics.schema import rubric_json_schema
 from server.console import print_rubric, print_rubric_problems, print_summary, stage_progress
 from server.errors import ServerError
 from server.settings import Settings, load_settings

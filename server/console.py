@@ -15,12 +15,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
-from rubrics.loader import LoadedRubric
 
 from grader.pipeline import STAGES
 from grader.report.format import percent
 from grader.report.model import GradingReport
 from rubrics.errors import RubricError, RubricInvalid
+from rubrics.loader import LoadedRubric
 from rubrics.model import Criterion
 
 console = Console(highlight=False)

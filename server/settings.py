@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
 from grader.fetch import FetchLimits
 from grader.profile import ProfileLimits
-
 from server.errors import SettingsError
 
 PREFIX = "VIVA_"

@@ -1,0 +1,293 @@
+"""Static checks: one small function per catalogue entry of kind "static", from the profile to a Score.
+
+Each scores what the code and files show, never what prose claims. A shortfall scores 0 with the reason;
+partial credit is proportional where the rubric's bar is a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from grader.model import Evidence, Score
+from grader.profile.model import MAX_EVIDENCE, RepoProfile
+from rubrics.catalogue import (
+    EvalCaseCountParams,
+    EvalsInCiParams,
+    InjectionTestsParams,
+    NoParams,
+    PinnedDependenciesParams,
+    ReadmeSectionsParams,
+    TestSuiteParams,
+)
+
+StaticCheck = Callable[[RepoProfile, Any], Score]
+
+
+def ratio(found: float, wanted: float) -> float:
+    """found / wanted, capped at 1; 1 when nothing is wanted."""
+    return 1.0 if wanted <= 0 else min(1.0, max(0.0, found / wanted))
+
+
+def eval_case_count(profile: RepoProfile, params: EvalCaseCountParams) -> Score:
+    evals = profile.evals
+    hand_written = evals.hand_written_cases
+    evidence = [item for golden in evals.golden_sets if golden.hand_written for item in golden.evidence]
+    evidence += evals.parametrized_evidence
+    generated = [golden for golden in evals.golden_sets if not golden.hand_written]
+    parts = [f"{hand_written} hand-written eval case(s) against a minimum of {params.minimum}"]
+    sets = [f"{golden.path} ({golden.cases})" for golden in evals.golden_sets if golden.hand_written]
+    if sets:
+        parts.append("in " + ", ".join(sets[:5]))
+    if evals.parametrized_cases:
+        parts.append(f"including {evals.parametrized_cases} in parametrized eval tests")
+    for golden in generated[:3]:
+        parts.append(f"{golden.cases} case(s) in {golden.path} not counted: {golden.reason}")
+        evidence += [
+            Evidence(item.path, item.line, item.excerpt, f"not counted: {golden.reason}") for item in golden.evidence
+        ]
+    if not evals.golden_sets and not evals.parametrized_cases:
+        parts = [
+            f"No golden set found (looked for JSON/JSONL/CSV/YAML cases under eval, golden, dataset paths "
+            f"and parametrized eval tests); the bar is {params.minimum} hand-written cases"
+        ]
+    return Score.scored(ratio(hand_written, params.minimum), "; ".join(parts) + ".", evidence[:MAX_EVIDENCE])
+
+
+def evals_in_ci(profile: RepoProfile, params: EvalsInCiParams) -> Score:
+    running = [workflow for workflow in profile.workflows if workflow.eval_steps]
+    on_pr = [workflow for workflow in running if workflow.on_pull_request]
+    missing = [item for workflow in profile.workflows for item in workflow.missing_eval_steps]
+    broken = [workflow for workflow in profile.workflows if workflow.problem]
+    if on_pr:
+        workflow = on_pr[0]
+        return Score.scored(1.0, f"{workflow.path} runs the eval suite on pull requests.", workflow.eval_steps)
+    if running:
+        workflow = running[0]
+        triggers = ", ".join(workflow.triggers) or "no trigger"
+        value = 0.5 if params.require_pull_request else 1.0
+        return Score.scored(
+            value, f"{workflow.path} runs the eval suite, but on {triggers}, not on pull requests.", workflow.eval_steps
+        )
+    if missing:
+        return Score.scored(
+            0.0, f"A workflow step looks like evals but {missing[0].note}; that is not an eval suite.", missing
+        )
+    if broken:
+        return Score.scored(
+            0.0,
+            f"{broken[0].path} could not be read ({broken[0].problem}), and no other workflow runs evals.",
+            [Evidence(broken[0].path, None)],
+        )
+    if profile.workflows:
+        return Score.scored(
+            0.0,
+            f"{len(profile.workflows)} CI workflow(s), none of which runs an eval suite.",
+            [Evidence(workflow.path, None) for workflow in profile.workflows],
+        )
+    return Score.scored(0.0, "No CI workflow found (.github/workflows, .gitlab-ci.yml).")
+
+
+def injection_guards(profile: RepoProfile, params: NoParams) -> Score:
+    facts = profile.injection
+    libraries = profile.uses("guardrail")
+    has_input = bool(facts.input_guards or libraries)
+    has_output = bool(facts.output_guards)
+    evidence = facts.input_guards + facts.output_guards + [item for usage in libraries for item in usage.evidence]
+    if has_input and has_output:
+        return Score.scored(1.0, "Guards screen both the input (injection) and the output (leaks).", evidence)
+    if has_input or has_output:
+        side = "input" if has_input else "output"
+        other = "output (system-prompt or data leaks)" if has_input else "input (injection attempts)"
+        return Score.scored(0.5, f"Only the {side} is guarded; nothing screens the {other}.", evidence)
+    return Score.scored(
+        0.0, "No injection guard found in the application code (input screening or output leak checks)."
+    )
+
+
+def injection_tests(profile: RepoProfile, params: InjectionTestsParams) -> Score:
+    facts = profile.injection
+    if not facts.tests:
+        return Score.scored(0.0, "No test attacks the app with injection prompts.")
+    return Score.scored(
+        ratio(facts.test_cases, params.minimum_cases),
+        f"{facts.test_cases} injection test case(s) against a minimum of {params.minimum_cases}.",
+        facts.tests,
+    )
+
+
+def citation_structure(profile: RepoProfile, params: NoParams) -> Score:
+    facts = profile.citations
+    parts = [
+        ("response fields", facts.response_fields, 0.4),
+        ("prompt instructions with a citation format", facts.prompt_instructions, 0.3),
+        ("validation of cited ids against what was retrieved", facts.validation, 0.3),
+    ]
+    value = sum(weight for _, items, weight in parts if items)
+    present = [name for name, items, _ in parts if items]
+    absent = [name for name, items, _ in parts if not items]
+    evidence = [item for _, items, _ in parts for item in items]
+    if not present:
+        return Score.scored(0.0, "Responses carry no citations: no citation fields, prompt instructions or validation.")
+    text = f"Found {', '.join(present)}"
+    text += f"; missing {', '.join(absent)}." if absent else "."
+    return Score.scored(value, text, evidence)
+
+
+def cost_accounting(profile: RepoProfile, params: NoParams) -> Score:
+    if profile.cost.accounting:
+        return Score.scored(1.0, "Token usage is converted to money in the code.", profile.cost.accounting)
+    return Score.scored(0.0, "No code converts token usage to cost (prices × tokens, or a pricing library).")
+
+
+def budget_ceiling(profile: RepoProfile, params: NoParams) -> Score:
+    cost = profile.cost
+    if cost.ceilings:
+        return Score.scored(
+            1.0, "Spending is compared with a limit, and the branch refuses the request.", cost.ceilings
+        )
+    if cost.alerts_only:
+        return Score.scored(
+            0.5,
+            "Spending is compared with a limit, but going over only logs or alerts; nothing stops the spending.",
+            cost.alerts_only,
+        )
+    return Score.scored(0.0, "No hard budget ceiling: no comparison of spend against a limit that refuses or alerts.")
+
+
+def latency_measurement(profile: RepoProfile, params: NoParams) -> Score:
+    latency = profile.latency
+    if latency.timing and latency.percentiles:
+        return Score.scored(
+            1.0,
+            "Requests are timed and latency is reported as percentiles.",
+            latency.timing[:5] + latency.percentiles[:5],
+        )
+    if latency.percentiles:
+        return Score.scored(0.6, "Percentiles are computed, but no request timing was found.", latency.percentiles)
+    if latency.timing:
+        return Score.scored(0.4, "Requests are timed, but no percentiles (p50/p95/p99) are computed.", latency.timing)
+    return Score.scored(0.0, "Latency is not measured in the code.")
+
+
+def readme_sections(profile: RepoProfile, params: ReadmeSectionsParams) -> Score:
+    readme = profile.readme
+    if readme is None:
+        return Score.scored(0.0, "No README at the repository root.")
+    found = [kind for kind in params.required if kind in readme.sections]
+    missing = [kind for kind in params.required if kind not in readme.sections]
+    text = f"{readme.path} ({readme.lines} lines) has {len(found)} of {len(params.required)} required sections"
+    text += f"; missing: {', '.join(missing)}." if missing else "."
+    return Score.scored(ratio(len(found), len(params.required)), text, [readme.sections[kind] for kind in found])
+
+
+def pinned_dependencies(profile: RepoProfile, params: PinnedDependenciesParams) -> Score:
+    deps = profile.dependencies
+    requirements = deps.requirements
+    if deps.lock_files:
+        return Score.scored(
+            1.0,
+            f"A lock file pins every version: {', '.join(deps.lock_files[:3])}.",
+            [Evidence(path, None) for path in deps.lock_files[:3]],
+        )
+    if not requirements:
+        return Score.scored(0.0, "No dependency file declares what the project needs.")
+    pinned = [item for item in requirements if item.pinned]
+    share = len(pinned) / len(requirements)
+    unpinned = [item for item in requirements if not item.pinned]
+    text = (
+        f"{len(pinned)} of {len(requirements)} dependencies pinned to an exact version ({share:.0%}; "
+        f"the bar is {params.minimum_share:.0%})"
+    )
+    if unpinned:
+        text += f"; unpinned: {', '.join(item.name for item in unpinned[:6])}"
+    evidence = [
+        Evidence(file.path, item.line, f"{item.name}{item.spec}")
+        for file in deps.files
+        for item in file.requirements
+        if not item.pinned
+    ][:MAX_EVIDENCE]
+    return Score.scored(ratio(share, params.minimum_share), text + ".", evidence)
+
+
+def dockerfile(profile: RepoProfile, params: NoParams) -> Score:
+    container = profile.container
+    if container.dockerfiles and container.commands:
+        return Score.scored(
+            1.0,
+            "A Dockerfile builds the app and says how to run it.",
+            container.dockerfiles[:3] + container.commands[:3],
+        )
+    if container.dockerfiles or container.compose_files:
+        return Score.scored(
+            0.6,
+            "A container file exists, but no CMD or ENTRYPOINT says how to run the app.",
+            container.dockerfiles + container.compose_files,
+        )
+    return Score.scored(0.0, "No Dockerfile or compose file.")
+
+
+def test_suite(profile: RepoProfile, params: TestSuiteParams) -> Score:
+    tests = profile.tests
+    if not tests.functions:
+        return Score.scored(0.0, "No automated tests (test_*.py / *_test.py with test functions).")
+    return Score.scored(
+        ratio(tests.total_cases, params.minimum_tests),
+        f"{tests.functions} test function(s) in {tests.files} file(s), {tests.total_cases} case(s) "
+        f"with parametrizations, against a minimum of {params.minimum_tests}.",
+        tests.evidence,
+    )
+
+
+def api_service(profile: RepoProfile, params: NoParams) -> Score:
+    routes = profile.routes
+    if not routes:
+        return Score.scored(0.0, "No HTTP routes found (FastAPI, Flask, Litestar, Django, Starlette).")
+    typed = [route for route in routes if route.request_fields or route.response_fields]
+    evidence = [route.evidence for route in (typed or routes)][:MAX_EVIDENCE]
+    if typed:
+        return Score.scored(
+            1.0, f"{len(routes)} HTTP route(s); {len(typed)} with typed request or response models.", evidence
+        )
+    return Score.scored(0.6, f"{len(routes)} HTTP route(s), none with a typed request or response model.", evidence)
+
+
+def resilience_code(profile: RepoProfile, params: NoParams) -> Score:
+    facts = profile.resilience
+    parts = [("timeouts", facts.timeouts), ("retries with backoff", facts.retries), ("fallbacks", facts.fallbacks)]
+    present = [name for name, items in parts if items]
+    absent = [name for name, items in parts if not items]
+    evidence = [item for _, items in parts for item in items[:5]]
+    if not present:
+        return Score.scored(0.0, "No timeouts, retries or fallbacks around external calls.")
+    text = f"Found {', '.join(present)}" + (f"; missing {', '.join(absent)}." if absent else ".")
+    return Score.scored(len(present) / len(parts), text, evidence)
+
+
+STATIC_CHECKS: dict[str, StaticCheck] = {
+    "eval_case_count": eval_case_count,
+    "evals_in_ci": evals_in_ci,
+    "injection_guards": injection_guards,
+    "injection_tests": injection_tests,
+    "citation_structure": citation_structure,
+    "cost_accounting": cost_accounting,
+    "budget_ceiling": budget_ceiling,
+    "latency_measurement": latency_measurement,
+    "readme_sections": readme_sections,
+    "pinned_dependencies": pinned_dependencies,
+    "dockerfile": dockerfile,
+    "test_suite": test_suite,
+    "api_service": api_service,
+    "resilience_code": resilience_code,
+}
+
+
+def run_static_check(name: str, profile: RepoProfile, params: Any) -> Score:
+    """Run one static check. A crash inside a check is Viva's bug: it becomes status "error", never a 0."""
+    check = STATIC_CHECKS.get(name)
+    if check is None:
+        return Score.not_run(f"The static check {name!r} is not implemented in this version.")
+    try:
+        return check(profile, params)
+    except Exception as error:
+        return Score.error(f"The check {name!r} failed inside Viva: {type(error).__name__}: {error}")

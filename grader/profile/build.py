@@ -1,0 +1,442 @@
+"""build_profile(): one walk over the snapshot, each file read once, facts merged into a RepoProfile."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from grader.model import Evidence
+from grader.profile import ci, deps, docs, goldens
+from grader.profile.manifest import MANIFEST_NAME, parse_manifest
+from grader.profile.model import (
+    MAX_EVIDENCE,
+    CitationFacts,
+    ContainerFacts,
+    CostFacts,
+    Dependencies,
+    DependencyFile,
+    EvalFacts,
+    GoldenSet,
+    InjectionFacts,
+    LanguageStat,
+    LatencyFacts,
+    Note,
+    ProfileLimits,
+    ReadmeFacts,
+    RepoProfile,
+    ResilienceFacts,
+    Route,
+    StartCommand,
+    TestFacts,
+    Usage,
+    Workflow,
+)
+from grader.profile.python_facts import PythonFacts, RawRoute, analyse_python
+from grader.profile.walk import Skipped, TextFile, walk_text_files
+
+LANGUAGES = {
+    ".py": "Python",
+    ".ipynb": "Jupyter",
+    ".js": "JavaScript",
+    ".ts": "TypeScript",
+    ".tsx": "TypeScript",
+    ".jsx": "JavaScript",
+    ".go": "Go",
+    ".rs": "Rust",
+    ".java": "Java",
+    ".rb": "Ruby",
+    ".sh": "Shell",
+    ".html": "HTML",
+    ".css": "CSS",
+    ".md": "Markdown",
+    ".rst": "reStructuredText",
+    ".toml": "TOML",
+    ".yaml": "YAML",
+    ".yml": "YAML",
+    ".json": "JSON",
+    ".jsonl": "JSON Lines",
+    ".sql": "SQL",
+    ".csv": "CSV",
+    ".txt": "Text",
+}
+
+LIBRARIES: dict[str, tuple[str, str]] = {
+    **{
+        name: (name, "framework")
+        for name in ("fastapi", "flask", "litestar", "django", "starlette", "streamlit", "gradio", "aiohttp")
+    },
+    **{
+        name: (name, "llm_sdk")
+        for name in (
+            "openai",
+            "anthropic",
+            "litellm",
+            "pydantic_ai",
+            "cohere",
+            "mistralai",
+            "transformers",
+            "ollama",
+            "groq",
+            "instructor",
+            "dspy",
+        )
+    },
+    "langchain": ("langchain", "llm_sdk"),
+    "langchain_core": ("langchain", "llm_sdk"),
+    "langchain_openai": ("langchain", "llm_sdk"),
+    "llama_index": ("llama_index", "llm_sdk"),
+    "google.genai": ("google-genai", "llm_sdk"),
+    "google.generativeai": ("google-genai", "llm_sdk"),
+    **{
+        name: (name, "vector_store")
+        for name in (
+            "chromadb",
+            "faiss",
+            "pinecone",
+            "weaviate",
+            "pgvector",
+            "lancedb",
+            "pymilvus",
+            "qdrant_client",
+            "elasticsearch",
+            "opensearchpy",
+            "redisvl",
+        )
+    },
+    **{
+        name: (name, "eval_framework")
+        for name in ("ragas", "deepeval", "trulens", "trulens_eval", "inspect_ai", "promptfoo", "evals", "pytest")
+    },
+    **{name: (name, "guardrail") for name in ("guardrails", "nemoguardrails", "llm_guard", "rebuff", "lakera")},
+}
+DEPENDENCY_ALIASES = {
+    "qdrant-client": "qdrant_client",
+    "llama-index": "llama_index",
+    "faiss-cpu": "faiss",
+    "google-genai": "google.genai",
+    "google-generativeai": "google.generativeai",
+    "pydantic-ai": "pydantic_ai",
+    "pydantic-ai-slim": "pydantic_ai",
+    "llm-guard": "llm_guard",
+    "nemoguardrails": "nemoguardrails",
+    "guardrails-ai": "guardrails",
+    "trulens-eval": "trulens_eval",
+    "inspect-ai": "inspect_ai",
+    "opensearch-py": "opensearchpy",
+}
+_TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
+_EVAL_PATH = re.compile(r"eval|golden", re.I)
+_README_START = re.compile(r"(uvicorn|gunicorn|hypercorn|flask run|litestar run|streamlit run|python3? [\w/]+\.py)")
+
+
+class _Collector:
+    """Accumulates facts file by file; `finish()` resolves what spans files."""
+
+    def __init__(self, root: Path, limits: ProfileLimits) -> None:
+        self.root = root
+        self.limits = limits
+        self.paths: set[str] = set()
+        self.total_bytes = 0
+        self.languages: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.skipped: list[Note] = []
+        self.notes: list[Note] = []
+        self.dependency_files: list[DependencyFile] = []
+        self.lock_files: list[str] = []
+        self.refused: list[Evidence] = []
+        self.usages: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
+        self.prompts: list[Evidence] = []
+        self.workflows: list[ci.RawWorkflow] = []
+        self.goldens: list[tuple[str, goldens.GoldenParse, Evidence]] = []
+        self.readme: ReadmeFacts | None = None
+        self.container = ContainerFacts()
+        self.procfile: Evidence | None = None
+        self.manifest: dict[str, object] | None = None
+        self.manifest_problems: list[str] = []
+        self.manifest_start: Evidence | None = None
+        self.grader_addressed: list[Evidence] = []
+        self.readme_commands: list[Evidence] = []
+        self.written_names: set[str] = set()
+        self.classes: dict[str, list[str]] = {}
+        self.raw_routes: list[tuple[RawRoute, Evidence]] = []
+        self.apps: list[tuple[str, str, str, Evidence]] = []
+        self.run_calls: list[tuple[str, Evidence]] = []
+        self.test_files = 0
+        self.test_functions = 0
+        self.test_param_cases = 0
+        self.test_evidence: list[Evidence] = []
+        self.eval_param_cases = 0
+        self.eval_param_evidence: list[Evidence] = []
+        self.facts: dict[str, list[Evidence]] = defaultdict(list)
+        self.injection_test_cases = 0
+
+    # --- per file ---------------------------------------------------------------------------------------
+
+    def add(self, item: TextFile | Skipped) -> None:
+        self.paths.add(item.path)
+        self.total_bytes += item.size
+        if isinstance(item, Skipped):
+            self.skipped.append(Note(item.path, item.reason))
+            return
+        lines = item.text.splitlines()
+        stat = self.languages[LANGUAGES.get(Path(item.path).suffix.lower(), "Other")]
+        stat[0] += 1
+        stat[1] += len(lines)
+        stat[2] += item.size
+        if item.replaced:
+            self.notes.append(Note(item.path, "not UTF-8: read with replacement characters"))
+        self.grader_addressed += docs.grader_addressed(item.path, item.text, MAX_EVIDENCE)
+        name = item.path.rsplit("/", 1)[-1]
+        if item.path.endswith(".py"):
+            self._python(item, lines)
+        if deps.is_dependency_file(name):
+            self._dependencies(item)
+        if name.lower() in deps.LOCK_FILES:
+            self.lock_files.append(item.path)
+        if ci.is_workflow(item.path):
+            self.workflows.append(ci.parse_workflow(item.path, item.text))
+        if goldens.is_golden_candidate(item.path):
+            self._golden(item)
+        if docs.is_readme(item.path) and self.readme is None:
+            self.readme = ReadmeFacts(item.path, len(lines), docs.readme_sections(item.path, item.text))
+            self.readme_commands = [
+                Evidence(item.path, number, line.strip()[:200])
+                for number, line in enumerate(lines, start=1)
+                if _README_START.search(line)
+            ]
+        if docs.is_dockerfile(item.path):
+            self.container.dockerfiles.append(Evidence(item.path, 1, lines[0].strip()[:200] if lines else ""))
+            self.container.commands.extend(docs.docker_commands(item.path, item.text))
+        if docs.is_compose(item.path):
+            self.container.compose_files.append(Evidence(item.path, 1, lines[0].strip()[:200] if lines else ""))
+        if item.path.lower() == "procfile":
+            self.procfile = docs.procfile_web(item.path, item.text)
+        if item.path == MANIFEST_NAME:
+            self._manifest(item, lines)
+        if docs.is_prompt_file(item.path, item.text):
+            self.prompts.append(Evidence(item.path, 1, lines[0].strip()[:200] if lines else ""))
+
+    def _python(self, item: TextFile, lines: list[str]) -> None:
+        is_test = bool(_TEST_PATH.search(item.path))
+        facts = analyse_python(item.text, is_test=is_test)
+        if facts is None:
+            self.notes.append(Note(item.path, "Python that does not parse: facts from it are missing"))
+            return
+
+        def evidence(line: int, note: str = "") -> Evidence:
+            excerpt = lines[line - 1].strip()[:200] if 0 < line <= len(lines) else ""
+            return Evidence(item.path, line, excerpt, note)
+
+        for module, line in facts.imports:
+            library = LIBRARIES.get(module) or LIBRARIES.get(module.split(".")[0])
+            if library:
+                self.usages[library].append(evidence(line))
+        if is_test:
+            self._tests(item.path, facts, evidence)
+        for key in (
+            "input_guards",
+            "output_guards",
+            "citation_fields",
+            "citation_prompts",
+            "citation_validation",
+            "cost_accounting",
+            "ceilings",
+            "alerts_only",
+            "timing",
+            "percentiles",
+            "timeouts",
+            "retries",
+            "fallbacks",
+        ):
+            self.facts[key] += [evidence(line) for line in dict.fromkeys(getattr(facts, key))]
+        self.prompts += [evidence(line) for line in facts.prompts]
+        self.written_names |= facts.written_names
+        self.classes.update(facts.classes)
+        self.raw_routes += [(route, evidence(route.line)) for route in facts.routes]
+        module = item.path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        self.apps += [(module, variable, framework, evidence(line)) for variable, framework, line in facts.apps]
+        self.run_calls += [(target, evidence(line)) for target, line in facts.run_calls]
+
+    def _tests(self, path: str, facts: PythonFacts, evidence: Callable[[int, str], Evidence]) -> None:
+        if facts.test_functions:
+            self.test_files += 1
+        is_eval = bool(_EVAL_PATH.search(path))
+        for name, line, cases in facts.test_functions:
+            self.test_functions += 1
+            self.test_param_cases += cases - 1
+            self.test_evidence.append(evidence(line, ""))
+            if is_eval and cases > 1:
+                self.eval_param_cases += cases
+                self.eval_param_evidence.append(evidence(line, f"{name}: {cases} parametrized cases"))
+        for line, cases in facts.injection_tests:
+            self.injection_test_cases += cases
+            self.facts["injection_tests"].append(evidence(line, f"{cases} case(s)"))
+
+    def _dependencies(self, item: TextFile) -> None:
+        parsed, refused, problem = deps.parse_dependency_file(item.path, item.text)
+        if problem:
+            self.notes.append(Note(item.path, problem))
+        self.refused += refused
+        if parsed is None:
+            return
+        self.dependency_files.append(parsed)
+        for requirement in parsed.requirements:
+            module = DEPENDENCY_ALIASES.get(requirement.name, requirement.name.replace("-", "_"))
+            library = LIBRARIES.get(module)
+            if library:
+                self.usages[library].append(Evidence(item.path, requirement.line, requirement.name))
+
+    def _golden(self, item: TextFile) -> None:
+        parsed, problem = goldens.parse_golden(item.path, item.text, self.limits.max_golden_records)
+        if problem:
+            self.notes.append(Note(item.path, problem))
+        if parsed is not None:
+            self.goldens.append((item.path, parsed, goldens.golden_evidence(item.path, item.text, parsed.first_line)))
+
+    def _manifest(self, item: TextFile, lines: list[str]) -> None:
+        manifest, problems = parse_manifest(item.text)
+        self.manifest_problems = problems
+        self.notes += [Note(item.path, problem) for problem in problems]
+        if manifest is not None:
+            self.manifest = msgspec.to_builtins(manifest)
+            line = next((n for n, text in enumerate(lines, start=1) if text.strip().startswith("start")), 1)
+            self.manifest_start = Evidence(item.path, line, manifest.app.start[:200])
+
+    # --- across files ------------------------------------------------------------------------------------
+
+    def finish(self) -> RepoProfile:
+        golden_sets = [self._golden_set(path, parsed, evidence) for path, parsed, evidence in self.goldens]
+        evals = EvalFacts(
+            golden_sets=golden_sets,
+            parametrized_cases=self.eval_param_cases,
+            parametrized_evidence=_cap(self.eval_param_evidence),
+        )
+        f = self.facts
+        return RepoProfile(
+            file_count=len(self.paths),
+            total_bytes=self.total_bytes,
+            languages=sorted(
+                (LanguageStat(name, *stat) for name, stat in self.languages.items()), key=lambda s: -s.lines
+            ),
+            skipped=self.skipped[:200],
+            notes=self.notes[:200],
+            dependencies=Dependencies(self.dependency_files, sorted(self.lock_files), _cap(self.refused)),
+            usages=[
+                Usage(name, category, _cap(items))  # type: ignore[arg-type]
+                for (name, category), items in sorted(self.usages.items())
+            ],
+            prompts=_cap(self.prompts),
+            workflows=[self._workflow(raw, evals) for raw in self.workflows],
+            tests=TestFacts(self.test_files, self.test_functions, self.test_param_cases, _cap(self.test_evidence)),
+            evals=evals,
+            injection=InjectionFacts(
+                _cap(f["input_guards"]), _cap(f["output_guards"]), _cap(f["injection_tests"]), self.injection_test_cases
+            ),
+            citations=CitationFacts(
+                _cap(f["citation_fields"]), _cap(f["citation_prompts"]), _cap(f["citation_validation"])
+            ),
+            cost=CostFacts(_cap(f["cost_accounting"]), _cap(f["ceilings"]), _cap(f["alerts_only"])),
+            latency=LatencyFacts(_cap(f["timing"]), _cap(f["percentiles"])),
+            resilience=ResilienceFacts(_cap(f["timeouts"]), _cap(f["retries"]), _cap(f["fallbacks"])),
+            routes=[self._route(raw, evidence) for raw, evidence in self.raw_routes][:100],
+            readme=self.readme,
+            container=ContainerFacts(
+                _cap(self.container.dockerfiles), _cap(self.container.commands), _cap(self.container.compose_files)
+            ),
+            manifest=self.manifest,
+            manifest_problems=self.manifest_problems,
+            start=self._start(),
+            grader_addressed=self.grader_addressed[:50],
+        )
+
+    def _golden_set(self, path: str, parsed: goldens.GoldenParse, evidence: Evidence) -> GoldenSet:
+        base = path.rsplit("/", 1)[-1].lower()
+        reason = ""
+        if parsed.marked_generated:
+            reason = "the file says it was generated"
+        elif base in self.written_names:
+            reason = "a script in the repository writes this file"
+        elif parsed.template_share > 0.5:
+            reason = f"{parsed.template_share:.0%} of the inputs are one template with values swapped"
+        return GoldenSet(path, parsed.cases, hand_written=not reason, reason=reason, evidence=[evidence])
+
+    def _workflow(self, raw: ci.RawWorkflow, evals: EvalFacts) -> Workflow:
+        has_data = evals.hand_written_cases > 0
+        real: list[Evidence] = []
+        missing: list[Evidence] = []
+        for command in raw.commands:
+            text = command.excerpt
+            is_pytest = bool(re.search(r"\bpytest\b", text))
+            if not ci.EVAL_WORDS.search(text) and not (is_pytest and evals.parametrized_cases > 0):
+                continue
+            named = ci.eval_paths(text)
+            absent = [token for token in named if not self._exists(token)]
+            if absent or not has_data:
+                why = (
+                    f"names {absent[0]!r}, which is not in the repository"
+                    if absent
+                    else "no eval data in the repository"
+                )
+                missing.append(Evidence(command.path, command.line, text, why))
+            else:
+                real.append(command)
+        return Workflow(raw.path, raw.triggers, _cap(raw.commands), real, missing, raw.problem)
+
+    def _exists(self, token: str) -> bool:
+        token = token.rstrip("/")
+        if token in self.paths or any(path.startswith(token + "/") for path in self.paths):
+            return True
+        as_module = token.replace(".", "/")
+        return f"{as_module}.py" in self.paths or any(path.startswith(as_module + "/") for path in self.paths)
+
+    def _route(self, raw: RawRoute, evidence: Evidence) -> Route:
+        return Route(
+            raw.method,
+            raw.path,
+            raw.handler,
+            raw.framework,
+            evidence,
+            raw.request_model,
+            self.classes.get(raw.request_model or "", []),
+            raw.response_model,
+            self.classes.get(raw.response_model or "", []),
+        )
+
+    def _start(self) -> StartCommand | None:
+        if self.manifest_start is not None and self.manifest is not None:
+            return StartCommand(self.manifest_start.excerpt, "manifest", "high", self.manifest_start)
+        if self.container.commands:
+            command = self.container.commands[0]
+            return StartCommand(command.excerpt, "dockerfile", "medium", command)
+        if self.procfile is not None:
+            return StartCommand(self.procfile.excerpt.removeprefix("web:").strip(), "procfile", "medium", self.procfile)
+        for target, evidence in self.run_calls:
+            return StartCommand(f"uvicorn {target} --host 127.0.0.1 --port 8000", "code", "medium", evidence)
+        for module, variable, framework, evidence in self.apps:
+            if framework == "flask":
+                return StartCommand(f"flask --app {module}:{variable} run --port 8000", "code", "low", evidence)
+            if framework in {"fastapi", "litestar", "starlette"} and variable == "app":
+                return StartCommand(
+                    f"uvicorn {module}:{variable} --host 127.0.0.1 --port 8000", "code", "low", evidence
+                )
+        if self.readme_commands:
+            command = self.readme_commands[0]
+            return StartCommand(command.excerpt.strip("`$ "), "readme", "low", command)
+        return None
+
+
+def _cap(items: list[Evidence]) -> list[Evidence]:
+    return items[:MAX_EVIDENCE]
+
+
+def build_profile(root: Path, limits: ProfileLimits | None = None) -> RepoProfile:
+    """Profile the snapshot at `root`. Reads each file at most once; never follows symlinks; never raises on
+    what a file contains (bad files become notes)."""
+    limits = limits or ProfileLimits()
+    collector = _Collector(root, limits)
+    for item in walk_text_files(root, limits.max_file_bytes):
+        collector.add(item)
+    return collector.finish()

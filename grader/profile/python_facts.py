@@ -1,0 +1,412 @@
+"""Facts from one Python file, read with `ast` (never imported, never run).
+
+One pass over the tree collects everything the profile needs from the file; `build.py` merges the
+files and resolves what spans several (routes' models, scripts that write golden sets).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+Line = int
+
+_INJECTION_TEXT = re.compile(
+    r"ignore (all |any |the )?(previous|prior|above)|system prompt|jailbreak|\bDAN\b|developer mode|"
+    r"reveal (your|the)|disregard|you are now|pretend to be",
+    re.I,
+)
+_GUARD_NAME = re.compile(r"inject|jailbreak|guard|sanitiz|moderat|screen|leak|redact", re.I)
+_OUTPUT_GUARD_NAME = re.compile(r"leak|output|redact|answer|response|post", re.I)
+_CITE_FIELD = re.compile(r"^(citations?|sources?|references?|cited_\w+|chunk_ids?|source_ids?|evidence)$", re.I)
+_CITE_PROMPT = re.compile(r"\bcit(e|ation)|\bsource", re.I)
+_CITE_FORMAT = re.compile(r"\[[\w\s.#:-]{1,20}\]|\[\d+\]")
+_RETRIEVED = re.compile(r"retriev|chunk|by_id|context|sources?|allowed|known|docs", re.I)
+_SPEND = re.compile(r"spen[dt]|cost|budget|usage|charge|bill|dollars|usd", re.I)
+_LIMIT = re.compile(r"ceiling|limit|budget|max|cap|threshold|allowance", re.I)
+_REFUSE_CALL = re.compile(r"HTTPException|abort|refuse|reject|deny|Exceeded|Error", re.I)
+_ALERT_CALL = re.compile(r"alert|notify|page|warn|error|critical|emit|metric|inc\b", re.I)
+_TOKENS = re.compile(r"token", re.I)
+_PRICE = re.compile(r"price|cost|rate|per_million|per_1k|usd|dollar", re.I)
+_PERCENTILE = re.compile(r"^p(50|90|95|99)$|percentile|quantile", re.I)
+_COST_LIBS = re.compile(r"genai_prices|tokencost|completion_cost|cost_per_token|calc_price", re.I)
+_WRITE_METHODS = {"write_text", "write_bytes", "to_csv", "to_json", "to_parquet", "to_jsonl", "dump_json"}
+_DATA_NAME = re.compile(r"[\w.-]+\.(jsonl|json|csv|ya?ml|tsv)$", re.I)
+
+ROUTE_METHODS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
+APP_FACTORIES = {
+    "FastAPI": "fastapi",
+    "Flask": "flask",
+    "Litestar": "litestar",
+    "Starlette": "starlette",
+    "APIRouter": "fastapi",
+    "Blueprint": "flask",
+    "Router": "litestar",
+}
+
+
+@dataclass
+class RawRoute:
+    method: str
+    path: str
+    handler: str
+    framework: str
+    line: Line
+    request_model: str | None = None
+    response_model: str | None = None
+
+
+@dataclass
+class PythonFacts:
+    """What one Python file shows. Lines are 1-based."""
+
+    imports: list[tuple[str, Line]] = field(default_factory=list)
+    test_functions: list[tuple[str, Line, int]] = field(default_factory=list)
+    """(name, line, parametrized case count — 1 when not parametrized)."""
+    injection_tests: list[tuple[Line, int]] = field(default_factory=list)
+    input_guards: list[Line] = field(default_factory=list)
+    output_guards: list[Line] = field(default_factory=list)
+    citation_fields: list[Line] = field(default_factory=list)
+    citation_prompts: list[Line] = field(default_factory=list)
+    citation_validation: list[Line] = field(default_factory=list)
+    cost_accounting: list[Line] = field(default_factory=list)
+    ceilings: list[Line] = field(default_factory=list)
+    alerts_only: list[Line] = field(default_factory=list)
+    timing: list[Line] = field(default_factory=list)
+    percentiles: list[Line] = field(default_factory=list)
+    timeouts: list[Line] = field(default_factory=list)
+    retries: list[Line] = field(default_factory=list)
+    fallbacks: list[Line] = field(default_factory=list)
+    prompts: list[Line] = field(default_factory=list)
+    routes: list[RawRoute] = field(default_factory=list)
+    classes: dict[str, list[str]] = field(default_factory=dict)
+    apps: list[tuple[str, str, Line]] = field(default_factory=list)
+    """(variable, framework, line) for module-level app objects."""
+    run_calls: list[tuple[str, Line]] = field(default_factory=list)
+    """uvicorn.run("module:app") and similar, as (target, line)."""
+    written_names: set[str] = field(default_factory=set)
+    """Base names of data files this file writes (open(..., "w"), .write_text, .to_csv, ...)."""
+
+
+def analyse_python(source: str, *, is_test: bool) -> PythonFacts | None:
+    """Facts of one file; None when it does not parse (the caller notes it)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    visitor = _Visitor(is_test)
+    try:
+        visitor.visit(tree)
+    except RecursionError:
+        return None
+    return visitor.facts
+
+
+def _name_of(node: ast.AST) -> str:
+    """Dotted name of a Name/Attribute/Call chain ("client.chat.completions.create"); "" when not a name."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _name_of(node.value)
+        return f"{base}.{node.attr}" if base else node.attr
+    if isinstance(node, ast.Call):
+        return _name_of(node.func)
+    return ""
+
+
+def _names_in(node: ast.AST) -> list[str]:
+    return [_name_of(child) for child in ast.walk(node) if isinstance(child, ast.Name | ast.Attribute)]
+
+
+def _strings_in(node: ast.AST) -> list[str]:
+    return [child.value for child in ast.walk(node) if isinstance(child, ast.Constant) and isinstance(child.value, str)]
+
+
+def _literal_length(node: ast.AST) -> int | None:
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        return len(node.elts)
+    return None
+
+
+def _manual_backoff(function: ast.AST) -> bool:
+    """A loop that sleeps for a growing delay (2 ** attempt, delay *= 2) — a hand-written retry with backoff."""
+    for loop in ast.walk(function):
+        if not isinstance(loop, ast.For | ast.While):
+            continue
+        calls = [_name_of(child.func) for child in ast.walk(loop) if isinstance(child, ast.Call)]
+        if not any(name.endswith("sleep") for name in calls):
+            continue
+        for child in ast.walk(loop):
+            if isinstance(child, ast.BinOp) and isinstance(child.op, ast.Pow):
+                return True
+            if isinstance(child, ast.AugAssign) and isinstance(child.op, ast.Mult):
+                return True
+    return False
+
+
+class _Visitor(ast.NodeVisitor):
+    def __init__(self, is_test: bool) -> None:
+        self.facts = PythonFacts()
+        self.is_test = is_test
+        self.module_lists: dict[str, int] = {}
+        self.string_vars: dict[str, set[str]] = {}
+        self.functions: list[str] = []
+
+    # --- imports, module-level values -----------------------------------------------------------
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.facts.imports += [(alias.name, node.lineno) for alias in node.names]
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.module and not node.level:
+            self.facts.imports.append((node.module, node.lineno))
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                self._remember_value(target.id, node.value, node.lineno)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if isinstance(node.target, ast.Name) and node.value is not None:
+            self._remember_value(node.target.id, node.value, node.lineno)
+        self.generic_visit(node)
+
+    def _remember_value(self, name: str, value: ast.AST, line: Line) -> None:
+        length = _literal_length(value)
+        if length is not None and not self.functions:
+            self.module_lists[name] = length
+        strings = _strings_in(value)
+        if strings:
+            self.string_vars.setdefault(name, set()).update(strings)
+        if "PROMPT" in name.upper() and strings and not self.is_test:
+            self.facts.prompts.append(line)
+            if any(_CITE_PROMPT.search(text) and _CITE_FORMAT.search(text) for text in strings):
+                self.facts.citation_prompts.append(line)
+        if isinstance(value, ast.Call) and not self.functions:
+            factory = _name_of(value.func).rsplit(".", 1)[-1]
+            if factory in APP_FACTORIES:
+                self.facts.apps.append((name, APP_FACTORIES[factory], line))
+        if "fallback" in name.lower() and not self.is_test:
+            self.facts.fallbacks.append(line)
+
+    # --- classes and functions -------------------------------------------------------------------
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        fields = [
+            item.target.id
+            for item in node.body
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+        ]
+        self.facts.classes[node.name] = fields
+        if not self.is_test and any(_CITE_FIELD.match(name) for name in fields):
+            line = next(
+                item.lineno
+                for item in node.body
+                if isinstance(item, ast.AnnAssign)
+                and isinstance(item.target, ast.Name)
+                and _CITE_FIELD.match(item.target.id)
+            )
+            self.facts.citation_fields.append(line)
+        self._guard_name(node.name, node.lineno, node)
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if self.is_test and node.name.startswith("test"):
+            self._test_function(node)
+        elif not self.is_test:
+            self._guard_name(node.name, node.lineno, node)
+            self._route(node)
+            if "fallback" in node.name.lower():
+                self.facts.fallbacks.append(node.lineno)
+            if self._mentions_citations(node) and self._validates_against_retrieval(node):
+                self.facts.citation_validation.append(node.lineno)
+            if _manual_backoff(node):
+                self.facts.retries.append(node.lineno)
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def _test_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        cases = 1
+        attack = bool(re.search(r"inject|jailbreak|leak|attack|adversar", node.name, re.I))
+        for decorator in node.decorator_list:
+            if not (isinstance(decorator, ast.Call) and _name_of(decorator.func).endswith("parametrize")):
+                continue
+            if len(decorator.args) >= 2:
+                values = decorator.args[1]
+                length = _literal_length(values)
+                if length is None and isinstance(values, ast.Name):
+                    length = self.module_lists.get(values.id)
+                cases *= max(1, length or 1)
+                attack = attack or any(_INJECTION_TEXT.search(text) for text in _strings_in(values))
+        self.facts.test_functions.append((node.name, node.lineno, cases))
+        if attack:
+            self.facts.injection_tests.append((node.lineno, cases))
+
+    def _guard_name(self, name: str, line: Line, node: ast.AST) -> None:
+        if self.is_test or not _GUARD_NAME.search(name):
+            return
+        names = " ".join(_names_in(node)).lower()
+        compares_prompt = "system_prompt" in names or "prompt" in name.lower()
+        if _OUTPUT_GUARD_NAME.search(name) or (compares_prompt and "leak" in name.lower()):
+            self.facts.output_guards.append(line)
+        elif re.search(r"inject|jailbreak|sanitiz|screen|guard|moderat", name, re.I):
+            self.facts.input_guards.append(line)
+
+    @staticmethod
+    def _mentions_citations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        return "cit" in node.name.lower() or any(
+            isinstance(child, ast.Name) and "cit" in child.id.lower() for child in ast.walk(node)
+        )
+
+    def _validates_against_retrieval(self, node: ast.AST) -> bool:
+        for child in ast.walk(node):
+            if isinstance(child, ast.Compare) and any(isinstance(op, ast.In | ast.NotIn) for op in child.ops):
+                right = " ".join(_names_in(child.comparators[0]))
+                if _RETRIEVED.search(right):
+                    return True
+        return False
+
+    def _route(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for decorator in node.decorator_list:
+            if not isinstance(decorator, ast.Call):
+                continue
+            dotted = _name_of(decorator.func)
+            method = dotted.rsplit(".", 1)[-1]
+            if method not in ROUTE_METHODS or not decorator.args:
+                continue
+            path_node = decorator.args[0]
+            if not (isinstance(path_node, ast.Constant) and isinstance(path_node.value, str)):
+                continue
+            framework = "litestar" if "." not in dotted else "fastapi"
+            methods = [method.upper()]
+            for keyword in decorator.keywords:
+                if keyword.arg in {"methods", "http_method"}:
+                    found = [text.upper() for text in _strings_in(keyword.value)]
+                    methods = found or methods
+                    framework = "flask" if keyword.arg == "methods" else framework
+            if method == "route" and methods == ["ROUTE"]:
+                methods, framework = ["GET"], "flask"
+            response = next((_name_of(k.value) for k in decorator.keywords if k.arg == "response_model"), None)
+            if response is None and node.returns is not None:
+                response = _name_of(node.returns) or None
+            request = next(
+                (
+                    _name_of(arg.annotation)
+                    for arg in node.args.args
+                    if arg.annotation is not None and _name_of(arg.annotation)[:1].isupper()
+                ),
+                None,
+            )
+            for verb in methods:
+                self.facts.routes.append(
+                    RawRoute(verb, path_node.value, node.name, framework, node.lineno, request, response)
+                )
+
+    # --- expressions and statements -----------------------------------------------------------------
+
+    def visit_If(self, node: ast.If) -> None:
+        if not self.is_test and self._compares_spend_to_limit(node.test):
+            body = ast.Module(body=node.body, type_ignores=[])
+            refuses = any(isinstance(child, ast.Raise | ast.Return) for child in ast.walk(body)) or any(
+                isinstance(child, ast.Call) and _REFUSE_CALL.search(_name_of(child.func)) for child in ast.walk(body)
+            )
+            alerts = any(
+                isinstance(child, ast.Call) and _ALERT_CALL.search(_name_of(child.func)) for child in ast.walk(body)
+            )
+            if refuses:
+                self.facts.ceilings.append(node.lineno)
+            elif alerts:
+                self.facts.alerts_only.append(node.lineno)
+        self.generic_visit(node)
+
+    @staticmethod
+    def _compares_spend_to_limit(test: ast.AST) -> bool:
+        for child in ast.walk(test):
+            if not isinstance(child, ast.Compare):
+                continue
+            if not any(isinstance(op, ast.Gt | ast.GtE | ast.Lt | ast.LtE) for op in child.ops):
+                continue
+            sides = [" ".join(_names_in(part)) for part in [child.left, *child.comparators]]
+            if any(_SPEND.search(side) for side in sides) and any(_LIMIT.search(side) for side in sides):
+                return True
+        return False
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if not self.is_test and isinstance(node.op, ast.Mult | ast.Div):
+            text = " ".join(_names_in(node)) + " " + " ".join(_strings_in(node))
+            if _TOKENS.search(text) and _PRICE.search(text):
+                self.facts.cost_accounting.append(node.lineno)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        dotted = _name_of(node.func)
+        last = dotted.rsplit(".", 1)[-1]
+        if not self.is_test:
+            self._call_facts(node, dotted, last)
+        self._write_facts(node, dotted, last)
+        self.generic_visit(node)
+
+    def _call_facts(self, node: ast.Call, dotted: str, last: str) -> None:
+        line = node.lineno
+        if last in {"perf_counter", "monotonic", "perf_counter_ns"}:
+            self.facts.timing.append(line)
+        if (
+            _PERCENTILE.search(last)
+            or dotted in {"statistics.quantiles", "np.percentile", "numpy.percentile"}
+            or (last in {"Histogram", "Summary"} and "prometheus" in dotted.lower() + "prometheus")
+        ):
+            self.facts.percentiles.append(line)
+        if _COST_LIBS.search(dotted):
+            self.facts.cost_accounting.append(line)
+        for keyword in node.keywords:
+            if keyword.arg in {"timeout", "read_timeout", "request_timeout"} and not (
+                isinstance(keyword.value, ast.Constant) and keyword.value.value is None
+            ):
+                self.facts.timeouts.append(line)
+            if keyword.arg in {"max_retries", "retries", "num_retries"} and not (
+                isinstance(keyword.value, ast.Constant) and keyword.value.value in (0, None, False)
+            ):
+                self.facts.retries.append(line)
+            if keyword.arg in {"fallbacks", "fallback_models", "fallback"}:
+                self.facts.fallbacks.append(line)
+        if last in {"retry", "on_exception", "Retrying", "AsyncRetrying", "wait_exponential", "expo"}:
+            self.facts.retries.append(line)
+        root = dotted.split(".", maxsplit=1)[0]
+        if last in {"wait_for", "Timeout", "timeout"} and root in {"asyncio", "httpx", "anyio"}:
+            self.facts.timeouts.append(line)
+        if last == "FallbackModel" or "fallback" in last.lower():
+            self.facts.fallbacks.append(line)
+        if last == "run" and dotted.split(".", maxsplit=1)[0] in {"uvicorn", "hypercorn", "granian"} and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                self.facts.run_calls.append((first.value, line))
+
+    def _write_facts(self, node: ast.Call, dotted: str, last: str) -> None:
+        targets: list[ast.AST] = []
+        if last == "open" and node.args:
+            mode = (
+                node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            )
+            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax"):
+                targets.append(node.args[0] if dotted in {"open", "io.open"} else node.func)
+        elif last in _WRITE_METHODS:
+            targets.append(node.func)
+            targets.extend(node.args[:1])
+        for target in targets:
+            for text in self._strings_of(target):
+                name = text.replace("\\", "/").rsplit("/", 1)[-1]
+                if _DATA_NAME.match(name):
+                    self.facts.written_names.add(name.lower())
+
+    def _strings_of(self, node: ast.AST) -> set[str]:
+        found = set(_strings_in(node))
+        for name in _names_in(node):
+            found |= self.string_vars.get(name.split(".")[0], set())
+        return found

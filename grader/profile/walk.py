@@ -1,0 +1,81 @@
+"""Walking a snapshot: every regular file once, never following a symlink, never leaving the root."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SKIPPED_DIRS = {
+    ".git",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "dist",
+    "build",
+    "site-packages",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+}
+BINARY_PROBE = 8192
+
+
+@dataclass(frozen=True)
+class TextFile:
+    path: str
+    """Relative to the root, POSIX style."""
+    size: int
+    text: str
+    replaced: bool
+    """True when the bytes were not UTF-8 and were decoded with replacement characters."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    size: int
+    reason: str
+
+
+def walk_text_files(root: Path, max_file_bytes: int) -> Iterator[TextFile | Skipped]:
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        try:
+            entries = sorted(os.scandir(root / relative if relative else root), key=lambda entry: entry.name)
+        except OSError as error:
+            yield Skipped(relative or ".", 0, f"directory could not be listed: {error.strerror}")
+            continue
+        for entry in entries:
+            path = f"{relative}/{entry.name}" if relative else entry.name
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                if entry.name not in SKIPPED_DIRS:
+                    stack.append(path)
+            elif stat.S_ISLNK(info.st_mode):
+                yield Skipped(path, 0, "symlink not followed")
+            elif stat.S_ISREG(info.st_mode):
+                yield _read(entry.path, path, info.st_size, max_file_bytes)
+
+
+def _read(absolute: str, path: str, size: int, max_file_bytes: int) -> TextFile | Skipped:
+    if size > max_file_bytes:
+        return Skipped(path, size, f"{size:,} bytes is over the {max_file_bytes:,}-byte reading limit")
+    try:
+        descriptor = os.open(absolute, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            data = handle.read(max_file_bytes + 1)
+    except OSError as error:
+        return Skipped(path, size, f"could not be read: {error.strerror}")
+    if b"\0" in data[:BINARY_PROBE]:
+        return Skipped(path, size, "binary file")
+    try:
+        return TextFile(path, len(data), data.decode("utf-8"), replaced=False)
+    except UnicodeDecodeError:
+        return TextFile(path, len(data), data.decode("utf-8", errors="replace"), replaced=True)
