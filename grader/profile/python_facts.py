@@ -129,6 +129,16 @@ def _literal_length(node: ast.AST) -> int | None:
     return None
 
 
+def _is_token_arithmetic(value: ast.AST) -> bool:
+    """`cost = usage.prompt_tokens * 0.15 / 1e6`: multiplication or division over token counts."""
+    return any(
+        isinstance(child, ast.BinOp)
+        and isinstance(child.op, ast.Mult | ast.Div)
+        and _TOKENS.search(" ".join(_names_in(child)))
+        for child in ast.walk(value)
+    )
+
+
 def _manual_backoff(function: ast.AST) -> bool:
     """A loop that sleeps for a growing delay (2 ** attempt, delay *= 2) — a hand-written retry with backoff."""
     for loop in ast.walk(function):
@@ -190,6 +200,8 @@ class _Visitor(ast.NodeVisitor):
                 self.facts.apps.append((name, APP_FACTORIES[factory], line))
         if "fallback" in name.lower() and not self.is_test:
             self.facts.fallbacks.append(line)
+        if not self.is_test and _PRICE.search(name) and _is_token_arithmetic(value):
+            self.facts.cost_accounting.append(line)
 
     # --- classes and functions -------------------------------------------------------------------
 
