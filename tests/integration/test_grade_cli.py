@@ -165,7 +165,10 @@ def test_console_script_prints_summary_and_progress(tmp_path: Path) -> None:
     viva = Path(sys.executable).with_name("viva")
     result = subprocess.run(
         [str(viva), "grade", str(repo), "--static-only", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"}, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "Score" in result.stdout and "coverage" in result.stdout
