@@ -17,6 +17,7 @@ import msgspec
 
 from grader.errors import GraderError
 from grader.pipeline import GradeOptions, grade
+from grader.profile.manifest import manifest_json_schema
 from grader.report.model import GradingReport, report_json_schema
 from grader.report.writer import write_reports
 from rubrics.errors import RubricError
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd = commands.add_parser("report", help="report tools")
     report_sub = report_cmd.add_subparsers(dest="report_command", required=True)
     report_sub.add_parser("schema", help="print the report.json JSON Schema").set_defaults(handler=_cmd_report_schema)
+
+    manifest_cmd = commands.add_parser("manifest", help="the viva.toml manifest a candidate may write")
+    manifest_sub = manifest_cmd.add_subparsers(dest="manifest_command", required=True)
+    manifest_sub.add_parser("schema", help="print the viva.toml JSON Schema").set_defaults(handler=_cmd_manifest_schema)
     return parser
 
 
@@ -119,7 +124,7 @@ def _cmd_rubric_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_rubric_schema(args: argparse.Namespace, settings: Settings) -> int:
-    print(msgspec.json.format(msgspec.json.encode(rubric_json_schema()).decode(), indent=2))
+    _print_json(rubric_json_schema())
     return 0
 
 
@@ -135,8 +140,17 @@ def _cmd_rubric_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_report_schema(args: argparse.Namespace, settings: Settings) -> int:
-    print(msgspec.json.format(msgspec.json.encode(report_json_schema()).decode(), indent=2))
+    _print_json(report_json_schema())
     return 0
+
+
+def _cmd_manifest_schema(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(manifest_json_schema())
+    return 0
+
+
+def _print_json(document: object) -> None:
+    print(msgspec.json.format(msgspec.json.encode(document).decode(), indent=2))
 
 
 def _formats(option: str | None, settings: Settings) -> list[str]:

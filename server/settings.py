@@ -91,10 +91,11 @@ def _variable_table() -> dict[str, tuple[str, str, Any]]:
 
 def _convert(name: str, raw: str, field_type: Any) -> Any:
     value: Any = raw.strip()
-    if typing.get_origin(field_type) is list:
-        value = [item.strip() for item in value.split(",") if item.strip()]
-    elif value == "" and type(None) in typing.get_args(field_type):
+    optional = type(None) in typing.get_args(field_type)
+    if optional and value == "":
         return None
+    if any(typing.get_origin(option) is list for option in (field_type, *typing.get_args(field_type))):
+        value = [item.strip() for item in value.split(",") if item.strip()]
     try:
         return msgspec.convert(value, field_type, strict=False)
     except msgspec.ValidationError as error:

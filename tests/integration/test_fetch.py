@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from grader.errors import FetchError, FetchLimitExceeded, TargetRefused
-from grader.fetch import FetchLimits, fetch
+from grader.fetch import FetchLimits, fetch, parse_target
 from tests.fixtures import hostile_fetch, repos
 
 LOCAL = {"allow_local": True}
@@ -183,8 +183,6 @@ def test_token_never_reaches_argv_config_or_results(source: Path, tmp_path: Path
 
 
 def test_credentials_in_a_url_are_stripped_from_what_is_recorded() -> None:
-    from grader.fetch import parse_target
-
     parsed = parse_target("https://user:hunter2@github.com/o/n.git@main", allow_local=False)
     assert parsed.display == "https://github.com/o/n.git@main" and "hunter2" not in parsed.url
     assert parsed.password == "hunter2" and parsed.ref == "main"

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from grader.profile import ProfileLimits, RepoProfile, build_profile
+from grader.profile.manifest import manifest_json_schema
 from tests.fixtures.repos import write
 
 
@@ -387,3 +388,8 @@ def test_symlinks_in_the_tree_are_never_followed(tmp_path: Path, host_secret: Pa
 def test_profile_is_json_encodable(tmp_path: Path) -> None:
     profile = profile_of(tmp_path, {"a.py": "import openai\n"})
     assert msgspec.json.decode(msgspec.json.encode(profile), type=RepoProfile) == profile
+
+
+def test_committed_manifest_schema_matches_the_model() -> None:
+    committed = Path(__file__).parents[2] / "grader" / "profile" / "viva_toml.schema.json"
+    assert json.loads(committed.read_text()) == manifest_json_schema(), "regenerate with `viva manifest schema`"
