@@ -41,7 +41,7 @@ def test_bad_value_names_the_variable() -> None:
 
 
 def test_unknown_variable_suggests_the_closest() -> None:
-    with pytest.raises(SettingsError, match="VIVA_FETCH_MAX_FILE .*did you mean VIVA_FETCH_MAX_FILES"):
+    with pytest.raises(SettingsError, match=r"VIVA_FETCH_MAX_FILE \(did you mean VIVA_FETCH_MAX_FILES\?\)"):
         load_settings({"VIVA_FETCH_MAX_FILE": "1"})
 
 
