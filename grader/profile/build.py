@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import re2  # type: ignore[import-untyped]
 
 from grader.model import Evidence
 from grader.profile import ci, deps, docs, goldens
@@ -36,7 +37,7 @@ from grader.profile.model import (
     Workflow,
 )
 from grader.profile.python_facts import PythonFacts, RawRoute, analyse_python
-from grader.profile.walk import Skipped, TextFile, walk_text_files
+from grader.profile.walk import RawFile, Skipped, walk_files
 
 LANGUAGES = {
     ".py": "Python",
@@ -130,6 +131,24 @@ DEPENDENCY_ALIASES = {
 }
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
 _EVAL_PATH = re.compile(r"eval|golden", re.I)
+# Two RE2 patterns (linear time, over bytes) decide which files deserve a closer look. A file that matches
+# neither is counted and sized but not decoded or parsed — which keeps profiling a large tree near the cost of
+# reading it. FACT_SCREEN holds what the detailed analyses key on (imports of AI and web libraries, AI-app
+# vocabulary, route decorators, parametrized tests, data that may be a golden set); docs.GRADER_SCREEN holds
+# the anchors of text addressed to a grader. SCREEN is their union, run once per file.
+_FACT_WORDS = (
+    rb"(?i:\b(?:import|from)\s+(?:openai|anthropic|litellm|pydantic_ai|cohere|mistralai|ollama|transformers|fastapi|"
+    rb"flask|litestar|starlette|django|aiohttp|uvicorn|gradio|streamlit|tenacity|backoff|langchain\w*|llama_index|"
+    rb"chromadb|faiss|qdrant_client|pinecone|weaviate|pgvector|lancedb|pymilvus|ragas|deepeval|trulens\w*|inspect_ai|"
+    rb"guardrails|nemoguardrails|llm_guard|rebuff|lakera|httpx|requests|prometheus_client|genai_prices|tokencost)\b|"
+    rb"budget|citation|\bcite[sd]?\b|prompt.?injection|injection.?(?:prompt|guard|pattern|attempt|test|probe|detect)|"
+    rb"(?:looks_like|detect|is|check|screen|block|contains)_?injection|jailbreak|system_prompt|golden|\.jsonl|"
+    rb"evals?/|parametrize|max_retries|@retry|\bllm|quantiles?\(|percentile\(|\busd\b|_usd\b|total_cost|"
+    rb"\bspent\b)|\bPROMPT|@(?:app|router|api|bp|blueprint)\.|"
+    rb"@(?:get|post|put|patch|delete)\(\s*[\"']/"
+)
+FACT_SCREEN = re2.compile(_FACT_WORDS)
+SCREEN = re2.compile(_FACT_WORDS + b"|" + docs.GRADER_SCREEN_WORDS)
 _README_START = re.compile(r"(uvicorn|gunicorn|hypercorn|flask run|litestar run|streamlit run|python3? [\w/]+\.py)")
 
 
@@ -175,67 +194,103 @@ class _Collector:
 
     # --- per file ---------------------------------------------------------------------------------------
 
-    def add(self, item: TextFile | Skipped) -> None:
+    def add(self, item: RawFile | Skipped) -> None:
         self.paths.add(item.path)
         self.total_bytes += item.size
         if isinstance(item, Skipped):
             self.skipped.append(Note(item.path, item.reason))
             return
-        lines = item.text.splitlines()
         stat = self.languages[LANGUAGES.get(Path(item.path).suffix.lower(), "Other")]
         stat[0] += 1
-        stat[1] += len(lines)
+        stat[1] += item.data.count(b"\n") + (0 if item.data.endswith(b"\n") or not item.data else 1)
         stat[2] += item.size
-        if item.replaced:
-            self.notes.append(Note(item.path, "not UTF-8: read with replacement characters"))
-        self.grader_addressed += docs.grader_addressed(item.path, item.text, MAX_EVIDENCE)
         name = item.path.rsplit("/", 1)[-1]
-        if item.path.endswith(".py"):
-            self._python(item, lines)
+        screened = SCREEN.search(item.data) is not None
+        facts_wanted = screened and FACT_SCREEN.search(item.data) is not None
+        is_python = item.path.endswith(".py")
+        if is_python and not facts_wanted and _TEST_PATH.search(item.path):
+            self._count_tests_cheaply(item.data)
+        if not screened and not self._needs_text(item.path, name):
+            return
+        text, replaced = item.decode()
+        if replaced:
+            self.notes.append(Note(item.path, "not UTF-8: read with replacement characters"))
+        lines = text.splitlines()
+        if screened:
+            self.grader_addressed += docs.grader_addressed(item.path, text, MAX_EVIDENCE)
+        if is_python and facts_wanted:
+            self._python(item.path, text, lines)
+        self._by_name(item.path, name, text, lines)
+
+    @staticmethod
+    def _needs_text(path: str, name: str) -> bool:
+        """Files read for what they are, whatever words they hold."""
+        return (
+            deps.is_dependency_file(name)
+            or name.lower() in deps.LOCK_FILES
+            or ci.is_workflow(path)
+            or goldens.is_golden_candidate(path)
+            or docs.is_readme(path)
+            or docs.is_dockerfile(path)
+            or docs.is_compose(path)
+            or path.lower() == "procfile"
+            or path == MANIFEST_NAME
+            or path.lower().endswith(docs.PROMPT_EXTENSIONS)
+            or "prompt" in path.lower()
+        )
+
+    def _count_tests_cheaply(self, data: bytes) -> None:
+        """Test functions in a test file that names nothing else of interest: no parse needed to count them."""
+        count = data.count(b"def test")
+        if count:
+            self.test_files += 1
+            self.test_functions += count
+
+    def _by_name(self, path: str, name: str, text: str, lines: list[str]) -> None:
         if deps.is_dependency_file(name):
-            self._dependencies(item)
+            self._dependencies(path, text)
         if name.lower() in deps.LOCK_FILES:
-            self.lock_files.append(item.path)
-        if ci.is_workflow(item.path):
-            self.workflows.append(ci.parse_workflow(item.path, item.text))
-        if goldens.is_golden_candidate(item.path):
-            self._golden(item)
-        if docs.is_readme(item.path) and self.readme is None:
-            self.readme = ReadmeFacts(item.path, len(lines), docs.readme_sections(item.path, item.text))
+            self.lock_files.append(path)
+        if ci.is_workflow(path):
+            self.workflows.append(ci.parse_workflow(path, text))
+        if goldens.is_golden_candidate(path):
+            self._golden(path, text)
+        if docs.is_readme(path) and self.readme is None:
+            self.readme = ReadmeFacts(path, len(lines), docs.readme_sections(path, text))
             self.readme_commands = [
-                Evidence(item.path, number, line.strip()[:200])
+                Evidence(path, number, line.strip()[:200])
                 for number, line in enumerate(lines, start=1)
                 if _README_START.search(line)
             ]
-        if docs.is_dockerfile(item.path):
-            self.container.dockerfiles.append(Evidence(item.path, 1, lines[0].strip()[:200] if lines else ""))
-            self.container.commands.extend(docs.docker_commands(item.path, item.text))
-        if docs.is_compose(item.path):
-            self.container.compose_files.append(Evidence(item.path, 1, lines[0].strip()[:200] if lines else ""))
-        if item.path.lower() == "procfile":
-            self.procfile = docs.procfile_web(item.path, item.text)
-        if item.path == MANIFEST_NAME:
-            self._manifest(item, lines)
-        if docs.is_prompt_file(item.path, item.text):
-            self.prompts.append(Evidence(item.path, 1, lines[0].strip()[:200] if lines else ""))
+        if docs.is_dockerfile(path):
+            self.container.dockerfiles.append(Evidence(path, 1, lines[0].strip()[:200] if lines else ""))
+            self.container.commands.extend(docs.docker_commands(path, text))
+        if docs.is_compose(path):
+            self.container.compose_files.append(Evidence(path, 1, lines[0].strip()[:200] if lines else ""))
+        if path.lower() == "procfile":
+            self.procfile = docs.procfile_web(path, text)
+        if path == MANIFEST_NAME:
+            self._manifest(path, text, lines)
+        if docs.is_prompt_file(path, text):
+            self.prompts.append(Evidence(path, 1, lines[0].strip()[:200] if lines else ""))
 
-    def _python(self, item: TextFile, lines: list[str]) -> None:
-        is_test = bool(_TEST_PATH.search(item.path))
-        facts = analyse_python(item.text, is_test=is_test)
+    def _python(self, path: str, text: str, lines: list[str]) -> None:
+        is_test = bool(_TEST_PATH.search(path))
+        facts = analyse_python(text, is_test=is_test)
         if facts is None:
-            self.notes.append(Note(item.path, "Python that does not parse: facts from it are missing"))
+            self.notes.append(Note(path, "Python that does not parse: facts from it are missing"))
             return
 
         def evidence(line: int, note: str = "") -> Evidence:
             excerpt = lines[line - 1].strip()[:200] if 0 < line <= len(lines) else ""
-            return Evidence(item.path, line, excerpt, note)
+            return Evidence(path, line, excerpt, note)
 
         for module, line in facts.imports:
             library = LIBRARIES.get(module) or LIBRARIES.get(module.split(".")[0])
             if library:
                 self.usages[library].append(evidence(line))
         if is_test:
-            self._tests(item.path, facts, evidence)
+            self._tests(path, facts, evidence)
         for key in (
             "input_guards",
             "output_guards",
@@ -256,7 +311,7 @@ class _Collector:
         self.written_names |= facts.written_names
         self.classes.update(facts.classes)
         self.raw_routes += [(route, evidence(route.line)) for route in facts.routes]
-        module = item.path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        module = path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
         self.apps += [(module, variable, framework, evidence(line)) for variable, framework, line in facts.apps]
         self.run_calls += [(target, evidence(line)) for target, line in facts.run_calls]
 
@@ -275,10 +330,10 @@ class _Collector:
             self.injection_test_cases += cases
             self.facts["injection_tests"].append(evidence(line, f"{cases} case(s)"))
 
-    def _dependencies(self, item: TextFile) -> None:
-        parsed, refused, problem = deps.parse_dependency_file(item.path, item.text)
+    def _dependencies(self, path: str, text: str) -> None:
+        parsed, refused, problem = deps.parse_dependency_file(path, text)
         if problem:
-            self.notes.append(Note(item.path, problem))
+            self.notes.append(Note(path, problem))
         self.refused += refused
         if parsed is None:
             return
@@ -287,23 +342,23 @@ class _Collector:
             module = DEPENDENCY_ALIASES.get(requirement.name, requirement.name.replace("-", "_"))
             library = LIBRARIES.get(module)
             if library:
-                self.usages[library].append(Evidence(item.path, requirement.line, requirement.name))
+                self.usages[library].append(Evidence(path, requirement.line, requirement.name))
 
-    def _golden(self, item: TextFile) -> None:
-        parsed, problem = goldens.parse_golden(item.path, item.text, self.limits.max_golden_records)
+    def _golden(self, path: str, text: str) -> None:
+        parsed, problem = goldens.parse_golden(path, text, self.limits.max_golden_records)
         if problem:
-            self.notes.append(Note(item.path, problem))
+            self.notes.append(Note(path, problem))
         if parsed is not None:
-            self.goldens.append((item.path, parsed, goldens.golden_evidence(item.path, item.text, parsed.first_line)))
+            self.goldens.append((path, parsed, goldens.golden_evidence(path, text, parsed.first_line)))
 
-    def _manifest(self, item: TextFile, lines: list[str]) -> None:
-        manifest, problems = parse_manifest(item.text)
+    def _manifest(self, path: str, text: str, lines: list[str]) -> None:
+        manifest, problems = parse_manifest(text)
         self.manifest_problems = problems
-        self.notes += [Note(item.path, problem) for problem in problems]
+        self.notes += [Note(path, problem) for problem in problems]
         if manifest is not None:
             self.manifest = msgspec.to_builtins(manifest)
             line = next((n for n, text in enumerate(lines, start=1) if text.strip().startswith("start")), 1)
-            self.manifest_start = Evidence(item.path, line, manifest.app.start[:200])
+            self.manifest_start = Evidence(path, line, manifest.app.start[:200])
 
     # --- across files ------------------------------------------------------------------------------------
 
@@ -437,6 +492,6 @@ def build_profile(root: Path, limits: ProfileLimits | None = None) -> RepoProfil
     what a file contains (bad files become notes)."""
     limits = limits or ProfileLimits()
     collector = _Collector(root, limits)
-    for item in walk_text_files(root, limits.max_file_bytes):
+    for item in walk_files(root, limits.max_file_bytes):
         collector.add(item)
     return collector.finish()

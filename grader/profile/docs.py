@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import re2  # type: ignore[import-untyped]
+
 from grader.model import Evidence
 
 SECTION_KINDS: dict[str, re.Pattern[str]] = {
@@ -16,16 +18,24 @@ SECTION_KINDS: dict[str, re.Pattern[str]] = {
 }
 
 # Text addressed to a grader, reviewer or AI evaluator: recorded and flagged, never obeyed, never credit.
-GRADER_ADDRESSED = re.compile(
-    r"\b(ignore|disregard|override|forget)\b[^\n]{0,40}\b(rubric|grading|grader|evaluator|scoring|instructions? "
+# RE2 (linear time) because it runs over whole files of untrusted text.
+GRADER_ADDRESSED = re2.compile(
+    r"(?im)\b(ignore|disregard|override|forget)\b[^\n]{0,40}\b(rubric|grading|grader|evaluator|scoring|instructions? "
     r"(to|for) (the )?(grader|reviewer|evaluator))\b"
     r"|\b(give|award|assign|grant)\b[^\n]{0,30}\b(full|maximum|max|perfect|top|highest)\s+(marks|score|points|credit|grade)"
     r"|\b(ai|llm|automated|automatic)[ -](grader|evaluator|reviewer|judge|assessor|grading)s?\b"
     r"|\b(note|message|attention|instructions?)\s+(to|for)\s+(the\s+|any\s+)?(grader|evaluator|reviewer|ai|llm|judge)\b"
     r"|\bscore\s+(this|me|it|the project)\b[^\n]{0,20}\d+\s*/\s*\d+"
     r"|\b(10|100)\s*/\s*(10|100)\b[^\n]{0,30}\b(score|marks|rating)"
-    r"|^\s*(#|//|<!--)?\s*(system|assistant)\s*:\s*you are",
-    re.I | re.M,
+    r"|^\s*(#|//|<!--)?\s*(system|assistant)\s*:\s*you are"
+)
+
+# Literal anchors that every GRADER_ADDRESSED match contains; build.py screens whole files with them first.
+GRADER_SCREEN_WORDS = (
+    rb"(?i:rubric|grading|grader|evaluator|reviewer|judge|assessor|"
+    rb"(?:full|maximum|max|perfect|top|highest)\s+(?:marks|score|points|credit|grade)|"
+    rb"(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|llm)\b|score\s+(?:this|me|it|the project)|"
+    rb"\b(?:10|100)\s*/\s*(?:10|100)\b|(?:system|assistant)\s*:\s*you are)"
 )
 
 _HEADING_MD = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")

@@ -89,15 +89,52 @@ class PythonFacts:
     """Base names of data files this file writes (open(..., "w"), .write_text, .to_csv, ...)."""
 
 
+@dataclass(frozen=True)
+class _Vocabulary:
+    """Which families of words the file uses at all: the costlier per-node checks run only where they can match."""
+
+    sleep: bool
+    citations: bool
+    tokens: bool
+    spend: bool
+    latency: bool
+
+    @classmethod
+    def of(cls, source: str) -> _Vocabulary:
+        lower = source.lower()
+        return cls(
+            sleep="sleep" in lower,
+            citations="citation" in lower or "cite" in lower,
+            tokens="token" in lower,
+            spend=any(word in lower for word in ("cost", "spen", "budget", "usd", "charge", "bill", "dollar")),
+            latency=any(
+                word in lower
+                for word in (
+                    "percentile",
+                    "quantile",
+                    "p95",
+                    "p99",
+                    "histogram",
+                    "summary",
+                    "perf_counter",
+                    "monotonic",
+                )
+            ),
+        )
+
+
 def analyse_python(source: str, *, is_test: bool) -> PythonFacts | None:
     """Facts of one file; None when it does not parse (the caller notes it)."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    visitor = _Visitor(is_test)
+    visitor = _Visitor(is_test, _Vocabulary.of(source))
     try:
-        visitor.visit(tree)
+        if is_test:
+            visitor.visit_test_module(tree)
+        else:
+            visitor.visit(tree)
     except RecursionError:
         return None
     return visitor.facts
@@ -156,12 +193,28 @@ def _manual_backoff(function: ast.AST) -> bool:
 
 
 class _Visitor(ast.NodeVisitor):
-    def __init__(self, is_test: bool) -> None:
+    def __init__(self, is_test: bool, words: _Vocabulary) -> None:
         self.facts = PythonFacts()
         self.is_test = is_test
+        self.words = words
         self.module_lists: dict[str, int] = {}
         self.string_vars: dict[str, set[str]] = {}
         self.functions: list[str] = []
+
+    def visit_test_module(self, tree: ast.Module) -> None:
+        """Test files only need imports, module-level case lists and test functions (top level or in classes),
+        so their bodies are not walked node by node."""
+        for node in tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                self.visit(node)
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                self.visit(node)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
+                self._test_function(node)
+            elif isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name.startswith("test"):
+                        self._test_function(item)
 
     # --- imports, module-level values -----------------------------------------------------------
 
@@ -200,7 +253,7 @@ class _Visitor(ast.NodeVisitor):
                 self.facts.apps.append((name, APP_FACTORIES[factory], line))
         if "fallback" in name.lower() and not self.is_test:
             self.facts.fallbacks.append(line)
-        if not self.is_test and _PRICE.search(name) and _is_token_arithmetic(value):
+        if not self.is_test and self.words.tokens and _PRICE.search(name) and _is_token_arithmetic(value):
             self.facts.cost_accounting.append(line)
 
     # --- classes and functions -------------------------------------------------------------------
@@ -234,9 +287,9 @@ class _Visitor(ast.NodeVisitor):
             self._route(node)
             if "fallback" in node.name.lower():
                 self.facts.fallbacks.append(node.lineno)
-            if self._mentions_citations(node) and self._validates_against_retrieval(node):
+            if self.words.citations and self._mentions_citations(node) and self._validates_against_retrieval(node):
                 self.facts.citation_validation.append(node.lineno)
-            if _manual_backoff(node):
+            if self.words.sleep and _manual_backoff(node):
                 self.facts.retries.append(node.lineno)
         self.functions.append(node.name)
         self.generic_visit(node)
@@ -324,7 +377,7 @@ class _Visitor(ast.NodeVisitor):
     # --- expressions and statements -----------------------------------------------------------------
 
     def visit_If(self, node: ast.If) -> None:
-        if not self.is_test and self._compares_spend_to_limit(node.test):
+        if not self.is_test and self.words.spend and self._compares_spend_to_limit(node.test):
             body = ast.Module(body=node.body, type_ignores=[])
             refuses = any(isinstance(child, ast.Raise | ast.Return) for child in ast.walk(body)) or any(
                 isinstance(child, ast.Call) and _REFUSE_CALL.search(_name_of(child.func)) for child in ast.walk(body)
@@ -351,7 +404,7 @@ class _Visitor(ast.NodeVisitor):
         return False
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
-        if not self.is_test and isinstance(node.op, ast.Mult | ast.Div):
+        if not self.is_test and self.words.tokens and isinstance(node.op, ast.Mult | ast.Div):
             text = " ".join(_names_in(node)) + " " + " ".join(_strings_in(node))
             if _TOKENS.search(text) and _PRICE.search(text):
                 self.facts.cost_accounting.append(node.lineno)

@@ -27,13 +27,20 @@ BINARY_PROBE = 8192
 
 
 @dataclass(frozen=True)
-class TextFile:
+class RawFile:
+    """A readable, non-binary file's bytes; decoded only when some analysis needs its text."""
+
     path: str
     """Relative to the root, POSIX style."""
     size: int
-    text: str
-    replaced: bool
-    """True when the bytes were not UTF-8 and were decoded with replacement characters."""
+    data: bytes
+
+    def decode(self) -> tuple[str, bool]:
+        """(text, replaced): `replaced` is True when the bytes were not UTF-8 and got replacement characters."""
+        try:
+            return self.data.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return self.data.decode("utf-8", errors="replace"), True
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class Skipped:
     reason: str
 
 
-def walk_text_files(root: Path, max_file_bytes: int) -> Iterator[TextFile | Skipped]:
+def walk_files(root: Path, max_file_bytes: int) -> Iterator[RawFile | Skipped]:
     stack = [""]
     while stack:
         relative = stack.pop()
@@ -64,7 +71,7 @@ def walk_text_files(root: Path, max_file_bytes: int) -> Iterator[TextFile | Skip
                 yield _read(entry.path, path, info.st_size, max_file_bytes)
 
 
-def _read(absolute: str, path: str, size: int, max_file_bytes: int) -> TextFile | Skipped:
+def _read(absolute: str, path: str, size: int, max_file_bytes: int) -> RawFile | Skipped:
     if size > max_file_bytes:
         return Skipped(path, size, f"{size:,} bytes is over the {max_file_bytes:,}-byte reading limit")
     try:
@@ -75,7 +82,4 @@ def _read(absolute: str, path: str, size: int, max_file_bytes: int) -> TextFile 
         return Skipped(path, size, f"could not be read: {error.strerror}")
     if b"\0" in data[:BINARY_PROBE]:
         return Skipped(path, size, "binary file")
-    try:
-        return TextFile(path, len(data), data.decode("utf-8"), replaced=False)
-    except UnicodeDecodeError:
-        return TextFile(path, len(data), data.decode("utf-8", errors="replace"), replaced=True)
+    return RawFile(path, len(data), data)
