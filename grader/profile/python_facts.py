@@ -205,9 +205,7 @@ class _Visitor(ast.NodeVisitor):
         """Test files only need imports, module-level case lists and test functions (top level or in classes),
         so their bodies are not walked node by node."""
         for node in tree.body:
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                self.visit(node)
-            elif isinstance(node, ast.Assign | ast.AnnAssign):
+            if isinstance(node, ast.Import | ast.ImportFrom | ast.Assign | ast.AnnAssign):
                 self.visit(node)
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
                 self._test_function(node)
