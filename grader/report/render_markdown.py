@@ -23,7 +23,8 @@ def render_markdown(report: GradingReport) -> str:
     lines = [
         f"# Viva grading report — {escape_markdown(report.repo.target)}",
         "",
-        f"**Score: {percent(report.score)}** · coverage {percent(report.coverage)} of the rubric's weight",
+        f"**Score: {percent(report.score)}**{' on the part scored' if report.coverage < 1 else ''} · "
+        f"coverage {percent(report.coverage)} of the rubric's weight",
         "",
         f"- Rubric: `{report.rubric.id}` version {report.rubric.version} ({report.rubric.hash[:19]})",
         f"- Commit: `{report.repo.commit or 'not a git repository'}`",

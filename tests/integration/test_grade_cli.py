@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,8 @@ def test_malformed_repo_completes(tmp_path: Path) -> None:
 def test_grading_reads_nothing_outside_the_scratch_dir(
     tmp_path: Path, host_secret: Path, opened_paths: list[str]
 ) -> None:
+    """Every file Python opens while grading is in the scratch directory, the output directory, or Viva's and
+    Python's own installation; the candidate's repository is read only through git, into the scratch copy."""
     repo = tmp_path / "repo"
     repo.mkdir()
     repos.make_middling_repo(repo)
@@ -131,10 +134,23 @@ def test_grading_reads_nothing_outside_the_scratch_dir(
     (repo / "config" / "prod.env").symlink_to(host_secret)
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
     subprocess.run(["git", "-C", str(repo), "commit", "-qm", "links"], check=True)
-    assert grade(repo, tmp_path / "out", "--static-only") == 0
+    out = tmp_path / "out"
+    opened_paths.clear()  # building the fixture repository above opened its files; grading starts here
+    assert grade(repo, out, "--static-only") == 0
+    allowed = (
+        str(Path(tempfile.gettempdir()) / "viva-grade-"),
+        str(out),
+        sys.prefix,
+        sys.base_prefix,
+        str(Path(__file__).parents[2]),  # Viva's own package files (templates, metadata)
+        os.devnull,
+    )
+    absolute = [path for path in opened_paths if path.startswith("/")]
+    assert absolute, "the audit hook saw nothing: the test would prove nothing"
+    outside = [path for path in absolute if not path.startswith(allowed) or path.startswith(str(repo))]
+    assert outside == []
     assert str(host_secret) not in opened_paths
-    assert not [path for path in opened_paths if path.endswith("secret.txt")]
-    text = (tmp_path / "out" / "report.json").read_text()
+    text = (out / "report.json").read_text()
     assert "HOST-SECRET" not in text
 
 
