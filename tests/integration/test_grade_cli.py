@@ -197,3 +197,36 @@ def _evidence(nodes: list[dict]) -> list[dict]:
         found.extend(node.get("evidence", []))
         found.extend(_evidence(node.get("children", [])))
     return found
+
+
+def test_rubric_list_show_and_schemas(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rubric", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "ai-engineer-capstone\tv1" in listing and "ai-engineer-interview\tv1" in listing
+    assert main(["rubric", "show", "ai-engineer-capstone"]) == 0
+    shown = capsys.readouterr().out
+    assert "latency.p95" in shown and "dynamic:latency_p95" in shown and "p95_seconds=3.0" in shown
+    for command in (["rubric", "schema"], ["report", "schema"], ["manifest", "schema"]):
+        assert main(command) == 0
+        assert json.loads(capsys.readouterr().out)["$schema"].startswith("https://json-schema.org/")
+
+
+def test_valid_rubric_file_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rubric = tmp_path / "mine.yaml"
+    rubric.write_text(
+        "id: mine\nversion: 3\ntitle: Mine\ncriteria:\n  - id: docker\n    title: Docker\n    weight: 1\n"
+        "    check: {kind: static, name: dockerfile}\n"
+    )
+    assert main(["rubric", "validate", str(rubric)]) == 0
+    assert "valid rubric 'mine' version 3, 1 leaves, sha256:" in capsys.readouterr().out
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    repos.make_excellent_repo(repo)
+    assert grade(repo, tmp_path / "out", "--rubric", str(rubric), "--format", "json") == 0
+    report = load(tmp_path / "out")
+    assert (report["rubric"]["id"], report["rubric"]["version"], report["score"], report["coverage"]) == (
+        "mine",
+        3,
+        1.0,
+        1.0,
+    )
