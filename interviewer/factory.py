@@ -1,0 +1,54 @@
+"""Putting an interview together: plan, repository index, models (with fallback) and the budget book."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.profile.model import RepoProfile
+from grader.report.model import GradingReport
+from grader.scoring import walk
+from interviewer.offline import offline_assessor, offline_interviewer
+from interviewer.plan import build_plan
+from interviewer.repo_tools import RepoIndex
+from interviewer.session import InterviewSession
+from llm.budget import BudgetBook
+from llm.metered import MeteredCaller
+from llm.select import ProviderKeys, Router, build_chain
+from rubrics.loader import LoadedRubric
+
+
+def new_session(
+    root: Path,
+    profile: RepoProfile,
+    rubric: LoadedRubric,
+    *,
+    model: str = "offline",
+    keys: ProviderKeys | None = None,
+    book: BudgetBook | None = None,
+    interview_id: str = "interview",
+    budget_usd: float | None = 1.0,
+    report: GradingReport | None = None,
+    assessor_model: str | None = None,
+) -> InterviewSession:
+    keys = keys or ProviderKeys()
+    book = book or BudgetBook()
+    account = f"interview:{interview_id}"
+    book.open_account(account, budget_usd)
+    interviewer = MeteredCaller(Router(build_chain(model, offline_interviewer, keys)), book)
+    assessor = MeteredCaller(Router(build_chain(assessor_model or model, offline_assessor, keys)), book)
+    findings = []
+    if report is not None:
+        findings = [
+            f"{node.path}: {node.score if node.score is not None else 'not run'} — {node.explanation}"
+            for node, _ in walk(report.criteria)
+            if not node.children
+        ]
+    return InterviewSession(
+        plan=build_plan(profile, rubric, report),
+        profile=profile,
+        index=RepoIndex.build(root),
+        interviewer=interviewer,
+        assessor=assessor,
+        payers=[account],
+        findings=findings,
+    )

@@ -1,0 +1,113 @@
+"""Plain data of an interview: the plan, the transcript, assessments and the report (schema: docs/INTERVIEW.md)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from grader.model import Evidence
+
+Rating = Literal["low", "medium", "high"]
+RATING_SCORE: dict[str, float] = {"low": 0.2, "medium": 0.6, "high": 1.0}
+INTERVIEW_REPORT_VERSION = 1
+
+
+class Topic(msgspec.Struct, frozen=True):
+    """Something to ask about, why, and where in the repository it comes from."""
+
+    id: str
+    dimension: str
+    question: str
+    reason: str
+    evidence: list[Evidence]
+    probes: list[str] = msgspec.field(default_factory=list)
+    """Follow-up angles for this topic, used when an answer is vague or one-sided."""
+
+
+class InterviewPlan(msgspec.Struct, frozen=True):
+    topics: list[Topic]
+    rubric_id: str
+    dimension_weights: dict[str, float]
+
+
+class Signals(msgspec.Struct, frozen=True):
+    """What an answer contains, measured by code (never by the model)."""
+
+    words: int
+    numbers: int
+    costs: int
+    """Mentions of costs, downsides and trade-offs ("but", "slower", "the cost is", "we gave up")."""
+    failures: int
+    """Failure modes named (timeouts, outages, rate limits, hallucination, fallback)."""
+    specifics: int
+    """Concrete names: files, functions, libraries, measurements."""
+    hedges: int
+    injection: bool
+
+
+class Contradiction(msgspec.Struct, frozen=True):
+    """A claim the candidate made that the code does not support."""
+
+    claim: str
+    path: str
+    line: int | None
+    excerpt: str = ""
+    explanation: str = ""
+
+
+class Assessment(msgspec.Struct, frozen=True):
+    """One answer, judged for one dimension. `rating` is decided by code from the signals; a model may move it
+    by at most one level, and not at all when the answer tried to instruct the interviewer."""
+
+    answer_id: str
+    topic_id: str
+    dimension: str
+    rating: Rating
+    quote: str
+    signals: Signals
+    model_rating: Rating | None = None
+    rationale: str = ""
+
+
+class Turn(msgspec.Struct, frozen=True, omit_defaults=True):
+    role: Literal["interviewer", "candidate"]
+    text: str
+    at: float
+    topic_id: str | None = None
+    answer_id: str | None = None
+
+
+class DimensionResult(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+    weight: float
+    rating: Rating | None
+    score: float | None
+    quotes: list[str]
+    answers: int
+
+
+class InterviewCost(msgspec.Struct, frozen=True):
+    usd: float
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    models: list[str]
+
+
+class InterviewReport(msgspec.Struct, frozen=True):
+    schema_version: int
+    repo: str
+    rubric: dict[str, object]
+    score: float | None
+    dimensions: list[DimensionResult]
+    contradictions: list[Contradiction]
+    transcript: list[Turn]
+    cost: InterviewCost
+    strengths: list[str]
+    gaps: list[str]
+    study: list[str]
+    injection_attempts: list[str]
+    ended: str
+    """Why the interview ended: completed, budget, candidate_silent, turn_limit."""

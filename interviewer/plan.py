@@ -1,0 +1,295 @@
+"""The interview plan: topics chosen by code from the repository profile and the grading findings, each with
+its reason and a `path:line` it rests on, ordered and apportioned by the interview rubric's weights.
+
+The model never writes the plan, so nothing in the repository or the answers can change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from grader.model import Evidence
+from grader.profile.model import RepoProfile
+from grader.report.model import GradingReport
+from grader.scoring import walk
+from interviewer.model import InterviewPlan, Topic
+from rubrics.loader import LoadedRubric, leaf_paths
+
+# Which interview dimension a grading criterion's findings feed.
+FINDING_DIMENSION = {
+    "evals": "evaluation_design",
+    "injection": "security",
+    "citations": "retrieval_design",
+    "cost": "cost_latency",
+    "latency": "cost_latency",
+    "engineering": "failure_analysis",
+}
+GENERIC_PROBES = [
+    "What did that cost you — what got slower, pricier or harder?",
+    "Give me a number: how big, how fast, how often?",
+    "What breaks first, and how would you find out?",
+]
+
+
+def build_plan(
+    profile: RepoProfile, rubric: LoadedRubric, report: GradingReport | None = None, max_topics: int = 8
+) -> InterviewPlan:
+    anchor = _anchor(profile)
+    weights = {path: node.weight for path, node in leaf_paths(rubric.rubric)}
+    candidates: list[Topic] = []
+    for builder in BUILDERS:
+        topic = builder(profile, anchor)
+        if topic is not None and topic.dimension in weights:
+            candidates.append(topic)
+    if report is not None:
+        candidates += [t for t in _finding_topics(report, anchor) if t.dimension in weights]
+    for path, node in leaf_paths(rubric.rubric):
+        if not any(topic.dimension == path for topic in candidates):
+            candidates.append(_rubric_topic(path, node.title, rubric.params.get(path), anchor))
+    # The opener frames the problem; after it, heavier dimensions come first.
+    ordered = sorted(
+        candidates, key=lambda topic: (topic.dimension != "problem_framing", -weights.get(topic.dimension, 0.0))
+    )
+    chosen: list[Topic] = []
+    per_dimension: dict[str, int] = {}
+    for topic in ordered:  # every dimension once first, then the heavy ones again
+        if per_dimension.get(topic.dimension, 0) == 0:
+            chosen.append(topic)
+            per_dimension[topic.dimension] = 1
+    for topic in ordered:
+        if len(chosen) >= max_topics:
+            break
+        if topic not in chosen and per_dimension.get(topic.dimension, 0) < 2:
+            chosen.append(topic)
+            per_dimension[topic.dimension] += 1
+    chosen = [topic for topic in chosen if topic.dimension != "communication"][:max_topics]
+    return InterviewPlan(topics=chosen, rubric_id=rubric.rubric.id, dimension_weights=weights)
+
+
+def _anchor(profile: RepoProfile) -> Evidence:
+    """A place every topic can cite when nothing closer exists: the first model call, else the README, else any file."""
+    for usage in profile.uses("llm_sdk") + profile.uses("framework"):
+        for item in usage.evidence:
+            if item.path.endswith(".py") and item.line:
+                return item
+    if profile.readme is not None:
+        return Evidence(profile.readme.path, 1, "")
+    candidates: list[list[Evidence]] = [
+        [route.evidence for route in profile.routes],
+        profile.tests.evidence,
+        profile.prompts,
+    ]
+    for items in candidates:
+        if items:
+            return items[0]
+    return Evidence(".", None, "the repository has no README and no Python entry point")
+
+
+def _failure(profile: RepoProfile, anchor: Evidence) -> Topic:
+    res = profile.resilience
+    if not res.timeouts and not res.retries:
+        return Topic(
+            "provider-down",
+            "failure_analysis",
+            f"{anchor.location} calls the model with no timeout and no retry. What happens to a request when "
+            "the provider is slow or down — what does the user see, and after how long?",
+            "no timeout or retry around model calls",
+            [anchor],
+            ["How would you even notice in production?", *GENERIC_PROBES[:1]],
+        )
+    where = (res.retries or res.timeouts)[0]
+    return Topic(
+        "provider-outage",
+        "failure_analysis",
+        f"You guard model calls at {where.location}. Say the provider is down for ten minutes: how many "
+        "requests pile up, what does the user see, and what does it cost you?",
+        "resilience code exists; probe its limits",
+        [where],
+        GENERIC_PROBES,
+    )
+
+
+def _vector_store(profile: RepoProfile, anchor: Evidence) -> Topic | None:
+    stores = profile.uses("vector_store")
+    if not stores:
+        return None
+    store = stores[0]
+    return Topic(
+        "store-down",
+        "failure_analysis",
+        f"Your app uses {store.name} ({store.evidence[0].location}). What happens when it is unavailable, or "
+        "returns the wrong chunk — how would you find which chunk caused a bad answer?",
+        "vector store is a dependency that fails",
+        store.evidence[:2],
+        GENERIC_PROBES,
+    )
+
+
+def _evals(profile: RepoProfile, anchor: Evidence) -> Topic:
+    sets = [golden for golden in profile.evals.golden_sets if golden.hand_written]
+    if sets:
+        golden = sets[0]
+        return Topic(
+            "golden-set",
+            "evaluation_design",
+            f"Your golden set at {golden.path} has {golden.cases} cases. Where did they come from, and how do "
+            "you decide an answer is correct when it is not an exact string?",
+            "eval data exists; probe how it was built and judged",
+            golden.evidence[:1],
+            ["How was the judge itself checked?", "Which regression did it catch?", *GENERIC_PROBES[1:2]],
+        )
+    return Topic(
+        "no-evals",
+        "evaluation_design",
+        "I found no hand-written golden set. How do you know a prompt or model change did not make answers worse?",
+        "no golden set in the repository",
+        [anchor],
+        GENERIC_PROBES,
+    )
+
+
+def _scale(profile: RepoProfile, anchor: Evidence) -> Topic:
+    usages = profile.uses("vector_store") or profile.uses("llm_sdk")
+    evidence = usages[0].evidence[:1] if usages else [anchor]
+    return Topic(
+        "scale-100x",
+        "tradeoffs",
+        "What breaks first when the corpus or the traffic grows 100x, and what would you change — at what cost?",
+        "scale changes which trade-offs were right",
+        evidence,
+        GENERIC_PROBES,
+    )
+
+
+def _design_choice(profile: RepoProfile, anchor: Evidence) -> Topic:
+    sdks = profile.uses("llm_sdk")
+    sdk = sdks[0] if sdks else None
+    what = sdk.name if sdk else "this design"
+    return Topic(
+        "why-this",
+        "tradeoffs",
+        f"Why {what}, and this architecture, rather than something simpler — a bigger context window, or no "
+        "LLM at all? What did you try and drop?",
+        "trade-off fluency on the core choice",
+        sdk.evidence[:1] if sdk else [anchor],
+        GENERIC_PROBES,
+    )
+
+
+def _cost(profile: RepoProfile, anchor: Evidence) -> Topic:
+    cost = profile.cost
+    if cost.accounting:
+        return Topic(
+            "cost-per-request",
+            "cost_latency",
+            f"You compute cost at {cost.accounting[0].location}. What does one request cost, per 1,000 "
+            "requests, and how would you cut it without losing quality?",
+            "cost is tracked; probe the numbers",
+            cost.accounting[:1],
+            GENERIC_PROBES,
+        )
+    return Topic(
+        "cost-unknown",
+        "cost_latency",
+        "What does one request cost, and how do you know? I see no cost accounting or spending ceiling in the code.",
+        "no cost accounting",
+        [anchor],
+        GENERIC_PROBES,
+    )
+
+
+def _security(profile: RepoProfile, anchor: Evidence) -> Topic:
+    prompt = profile.prompts[0] if profile.prompts else anchor
+    guards = profile.injection.input_guards + profile.injection.output_guards
+    if guards:
+        return Topic(
+            "injection-guards",
+            "security",
+            f"Your guard at {guards[0].location}: what does it miss? Walk me through an indirect injection "
+            "that arrives inside a retrieved document.",
+            "guards exist; probe their gaps",
+            guards[:2],
+            GENERIC_PROBES,
+        )
+    return Topic(
+        "injection-none",
+        "security",
+        f"Your system prompt is at {prompt.location}. What stops a user, or a retrieved document, from making "
+        "the app reveal it or ignore it?",
+        "no injection guard in the code",
+        [prompt],
+        GENERIC_PROBES,
+    )
+
+
+def _retrieval(profile: RepoProfile, anchor: Evidence) -> Topic:
+    fields = profile.citations.response_fields[:1]
+    return Topic(
+        "retrieval",
+        "retrieval_design",
+        "How did you choose how to chunk the documents and how many to retrieve, and how did you measure "
+        "that retrieval finds the right chunk?",
+        "retrieval design",
+        fields or [anchor],
+        GENERIC_PROBES,
+    )
+
+
+def _framing(profile: RepoProfile, anchor: Evidence) -> Topic:
+    evidence = Evidence(profile.readme.path, 1, "") if profile.readme else anchor
+    return Topic(
+        "framing",
+        "problem_framing",
+        "In a minute: who uses this, what problem does it solve for them, and how do you know it works?",
+        "opening question",
+        [evidence],
+        GENERIC_PROBES,
+    )
+
+
+def _finding_topics(report: GradingReport, anchor: Evidence) -> list[Topic]:
+    topics = []
+    for node, _ in walk(report.criteria):
+        if node.children or node.status != "scored" or node.score is None or node.score >= 0.5:
+            continue
+        dimension = FINDING_DIMENSION.get(node.path.split(".")[0])
+        if dimension is None:
+            continue
+        evidence = node.evidence[:1] or [anchor]
+        topics.append(
+            Topic(
+                f"finding-{node.path}",
+                dimension,
+                f"The grading found this about {node.title.lower()}: {node.explanation} Why, and what would "
+                "you change first?",
+                f"grading finding {node.path} scored {node.score:.2f}",
+                evidence,
+                GENERIC_PROBES,
+            )
+        )
+    return topics
+
+
+def _rubric_topic(path: str, title: str, params: object, anchor: Evidence) -> Topic:
+    topics = getattr(params, "topics", []) or [title]
+    return Topic(
+        f"dim-{path}",
+        path,
+        f"Tell me about {title.lower()} in this project: {', '.join(topics[:3])}.",
+        "rubric dimension without a repository-specific topic",
+        [anchor],
+        GENERIC_PROBES,
+    )
+
+
+BUILDERS: list[Callable[[RepoProfile, Evidence], Topic | None]] = [
+    _framing,
+    _failure,
+    _vector_store,
+    _evals,
+    _design_choice,
+    _scale,
+    _cost,
+    _security,
+    _retrieval,
+]

@@ -1,0 +1,116 @@
+"""The interview report: per-dimension ratings with quotes, strengths, gaps, what to study, contradictions,
+the transcript and the cost. JSON (versioned, docs/INTERVIEW.md) and Markdown (everything escaped)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from grader.report.render_markdown import escape_markdown
+from interviewer.model import (
+    INTERVIEW_REPORT_VERSION,
+    RATING_SCORE,
+    DimensionResult,
+    InterviewCost,
+    InterviewReport,
+    Rating,
+)
+from interviewer.session import InterviewSession
+from llm.budget import BudgetBook
+from rubrics.loader import LoadedRubric, leaf_paths
+
+STUDY = {
+    "failure_analysis": "failure handling: timeouts, retries with backoff, fallbacks, and detecting each failure",
+    "tradeoffs": "naming the cost of every choice: latency, money, complexity, quality — with numbers",
+    "evaluation_design": "building and checking an eval suite: golden sets, judging non-exact answers, judge agreement",
+    "cost_latency": "cost per request and per 1,000 requests, where the time goes, caching and routing",
+    "security": "prompt injection (direct and via retrieved documents), leak detection, least privilege for tools",
+    "retrieval_design": "chunking, embedding choice, hybrid search and reranking, measuring recall@k",
+    "problem_framing": "stating who the users are, what success means, and why an LLM is needed at all",
+    "communication": "answering the question asked, concretely, with what you did yourself",
+}
+
+
+def _rating(score: float) -> Rating:
+    return "high" if score >= 0.75 else "medium" if score >= 0.45 else "low"
+
+
+def build_report(
+    session: InterviewSession, rubric: LoadedRubric, book: BudgetBook, account: str, repo: str
+) -> InterviewReport:
+    dimensions = []
+    for path, node in leaf_paths(rubric.rubric):
+        found = [a for a in session.assessments if a.dimension == path]
+        score = sum(RATING_SCORE[a.rating] for a in found) / len(found) if found else None
+        quotes = list(dict.fromkeys(a.quote for a in found if a.quote))[:3]
+        dimensions.append(
+            DimensionResult(
+                path, node.title, node.weight, _rating(score) if score is not None else None, score, quotes, len(found)
+            )
+        )
+    rated = [d for d in dimensions if d.score is not None]
+    total_weight = sum(d.weight for d in rated)
+    overall = sum((d.score or 0) * d.weight for d in rated) / total_weight if total_weight else None
+    records = book.records_for(account)
+    cost = InterviewCost(
+        usd=round(sum(r.cost_usd for r in records), 6),
+        calls=len(records),
+        input_tokens=sum(r.input_tokens for r in records),
+        output_tokens=sum(r.output_tokens for r in records),
+        models=sorted({r.model for r in records}),
+    )
+    return InterviewReport(
+        schema_version=INTERVIEW_REPORT_VERSION,
+        repo=repo,
+        rubric={"id": rubric.rubric.id, "version": rubric.rubric.version, "hash": rubric.content_hash},
+        score=overall,
+        dimensions=dimensions,
+        contradictions=session.contradictions,
+        transcript=session.transcript,
+        cost=cost,
+        strengths=[f"{d.title}: {d.quotes[0]}" if d.quotes else d.title for d in rated if d.rating == "high"],
+        gaps=[d.title for d in rated if d.rating == "low"]
+        + [f"claim not supported by the code: {c.claim}" for c in session.contradictions],
+        study=[STUDY.get(d.id, d.title) for d in rated if d.rating != "high"][:5],
+        injection_attempts=session.injection_attempts,
+        ended=session.ended or "in_progress",
+    )
+
+
+def render_json(report: InterviewReport) -> str:
+    return msgspec.json.format(msgspec.json.encode(report).decode(), indent=2) + "\n"
+
+
+def render_markdown(report: InterviewReport) -> str:
+    score = "n/a" if report.score is None else f"{report.score * 100:.0f}%"
+    lines = [
+        f"# Viva interview — {escape_markdown(report.repo)}",
+        "",
+        f"**Overall: {score}** · ended: {report.ended} · cost ${report.cost.usd:.4f} ({report.cost.calls} model calls)",
+        "",
+        "## Dimensions",
+        "",
+        "| dimension | rating | answers |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {escape_markdown(d.title)} | {d.rating or 'not assessed'} | {d.answers} |" for d in report.dimensions]
+    for d in report.dimensions:
+        if d.quotes:
+            lines += ["", f"### {escape_markdown(d.title)}", ""] + [f"> {escape_markdown(q)}" for q in d.quotes]
+    if report.contradictions:
+        lines += ["", "## Claims the code does not support", ""]
+        lines += [
+            f'- "{escape_markdown(c.claim)}" — {escape_markdown(c.path)}:{c.line or ""}: '
+            f"{escape_markdown(c.explanation)}"
+            for c in report.contradictions
+        ]
+    for title, items in (
+        ("Strengths", report.strengths),
+        ("Gaps", report.gaps),
+        ("Study next", report.study),
+        ("Attempts to instruct the interviewer (recorded, not obeyed)", report.injection_attempts),
+    ):
+        if items:
+            lines += ["", f"## {title}", ""] + [f"- {escape_markdown(item)}" for item in items]
+    lines += ["", "## Transcript", ""]
+    lines += [f"**{turn.role}**: {escape_markdown(turn.text)}" + "\n" for turn in report.transcript]
+    return "\n".join(lines).rstrip() + "\n"

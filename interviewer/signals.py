@@ -1,0 +1,110 @@
+"""Reading an answer with code: numbers, costs, failure modes, specifics, hedges, and attempts to instruct.
+
+These measurements are what a rating rests on, so the candidate cannot talk a model into a score.
+"""
+
+from __future__ import annotations
+
+import re
+
+from interviewer.model import Rating, Signals
+
+_NUMBER = re.compile(
+    r"\b\d+(?:[.,]\d+)?\s*(?:%|ms|s\b|sec|seconds|x\b|k\b|tokens?|usd|\$|cents?|req|rps|qps|mb|gb)?"
+    r"|\$\s?\d+",
+    re.I,
+)
+_COSTS = re.compile(
+    r"\b(but|however|trade-?offs?|downside|cost(s|ly)?|slower|expensive|at the expense|gave up|"
+    r"drawback|price|penalty|worse|instead of|rather than|whereas|limitation)\b",
+    re.I,
+)
+_FAILURES = re.compile(
+    r"\b(fail(s|ed|ure|over)?|down|outage|time ?outs?|timed out|rate.?limit(ed|s)?|429|500|retr(y|ies|ied)|"
+    r"backoff|fallback|circuit.?breaker|hallucinat\w*|degrad\w*|crash\w*|error|breaks?)\b",
+    re.I,
+)
+_SPECIFIC = re.compile(
+    r"\b[\w/.-]+\.(py|ts|js|json|jsonl|yaml|yml|toml|md)\b|\b\w+\(\)|\b(bm25|faiss|chroma\w*|qdrant|"
+    r"pgvector|redis|postgres\w*|tenacity|pydantic|fastapi|cohere|rerank\w*|embedding|p95|p99|"
+    r"recall@\d+|ndcg|mrr|golden set|eval(uation)? suite|ci|pull request)\b",
+    re.I,
+)
+_HEDGES = re.compile(
+    r"\b(i think|maybe|probably|kind of|sort of|basically|stuff|things|somehow|i guess|not sure|"
+    r"it depends|best practices?|industry standard|robust|seamless|scalable)\b",
+    re.I,
+)
+FOLLOW_UPS = {
+    "too_short": "Could you say more? Take a concrete example from this project.",
+    "no_costs": "That covers the benefits. What did it cost you — in latency, money, complexity or quality?",
+    "no_numbers": "Can you put a number on it — how many, how fast, how much?",
+    "no_failure_mode": "And when does that approach fail? What would you see first?",
+}
+
+INJECTION = re.compile(
+    r"ignore (all |any |your |the )?(previous |prior |above )?(instructions|rubric|rules|prompt)|"
+    r"(give|rate|score|mark) (me|this|my answer)[^.\n]{0,30}(10/10|high|full|maximum|perfect|top)|"
+    r"(reveal|print|show|repeat|output|tell me) (me )?(your|the) (system )?(prompt|instructions|rubric)|"
+    r"you are now|new instructions|system prompt|developer mode|disregard|override your|jailbreak|"
+    r"\bas an ai\b.{0,40}\bmust\b",
+    re.I,
+)
+
+
+def measure(answer: str) -> Signals:
+    return Signals(
+        words=len(answer.split()),
+        numbers=len(_NUMBER.findall(answer)),
+        costs=len(_COSTS.findall(answer)),
+        failures=len(_FAILURES.findall(answer)),
+        specifics=len(_SPECIFIC.findall(answer)),
+        hedges=len(_HEDGES.findall(answer)),
+        injection=bool(INJECTION.search(answer)),
+    )
+
+
+def is_silent(answer: str) -> bool:
+    """No answer at all, or no words: empty, punctuation, keyboard mash."""
+    words = re.findall(r"[A-Za-z]{2,}", answer)
+    if len(words) < 3:
+        return True
+    vowelless = [word for word in words if not re.search(r"[aeiouy]", word, re.I)]
+    return len(vowelless) > len(words) / 2
+
+
+def evidence_points(signals: Signals) -> float:
+    """A 0..1 measure of depth: numbers, costs named, failure modes, concrete specifics; hedging and
+    one-word answers count against it. Deliberately simple, documented, and the same for every answer."""
+    if signals.words < 8:
+        return 0.0
+    points = (
+        min(signals.numbers, 3) * 0.12
+        + min(signals.costs, 3) * 0.12
+        + min(signals.failures, 3) * 0.08
+        + min(signals.specifics, 4) * 0.06
+        + min(signals.words, 120) / 120 * 0.1
+        - min(signals.hedges, 4) * 0.06
+    )
+    return max(0.0, min(1.0, points))
+
+
+def rating_from_points(points: float) -> Rating:
+    if points >= 0.6:
+        return "high"
+    if points >= 0.3:
+        return "medium"
+    return "low"
+
+
+def follow_up_reason(signals: Signals) -> str | None:
+    """Why an answer needs a follow-up, or None when it is specific enough."""
+    if signals.words < 8:
+        return "too_short"
+    if signals.costs == 0:
+        return "no_costs"
+    if signals.numbers == 0:
+        return "no_numbers"
+    if signals.failures == 0:
+        return "no_failure_mode"
+    return None
