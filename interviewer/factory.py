@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic_ai.models import Model
+
 from grader.profile.model import RepoProfile
 from grader.report.model import GradingReport
 from grader.scoring import walk
@@ -13,7 +15,8 @@ from interviewer.repo_tools import RepoIndex
 from interviewer.session import InterviewSession
 from llm.budget import BudgetBook
 from llm.metered import MeteredCaller
-from llm.select import ProviderKeys, Router, build_chain
+from llm.select import ModelChoice, ProviderKeys, Router, build_chain
+from llm.spec import ModelSpec
 from rubrics.loader import LoadedRubric
 
 
@@ -29,13 +32,21 @@ def new_session(
     budget_usd: float | None = 1.0,
     report: GradingReport | None = None,
     assessor_model: str | None = None,
+    override: tuple[Model, Model] | None = None,
 ) -> InterviewSession:
+    """`override` replaces the (interviewer, assessor) models outright, for tests and benchmarks."""
     keys = keys or ProviderKeys()
     book = book or BudgetBook()
     account = f"interview:{interview_id}"
     book.open_account(account, budget_usd)
-    interviewer = MeteredCaller(Router(build_chain(model, offline_interviewer, keys)), book)
-    assessor = MeteredCaller(Router(build_chain(assessor_model or model, offline_assessor, keys)), book)
+    if override is not None:
+        interviewer_chain = [ModelChoice(ModelSpec("offline", "override"), override[0])]
+        assessor_chain = [ModelChoice(ModelSpec("offline", "override"), override[1])]
+    else:
+        interviewer_chain = build_chain(model, offline_interviewer, keys)
+        assessor_chain = build_chain(assessor_model or model, offline_assessor, keys)
+    interviewer = MeteredCaller(Router(interviewer_chain), book)
+    assessor = MeteredCaller(Router(assessor_chain), book)
     findings = []
     if report is not None:
         findings = [

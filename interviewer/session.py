@@ -109,14 +109,12 @@ class InterviewSession:
         signals = measure(text)
         if signals.injection:
             self.injection_attempts.append(text[:300])
-        found = [
-            c
-            for c in find_contradictions(text, self.profile)
-            if c.explanation not in {known.explanation for known in self.contradictions}
-        ]
+        claimed = find_contradictions(text, self.profile)  # every unsupported claim in this answer counts against it
+        known = {item.explanation for item in self.contradictions}
+        found = [item for item in claimed if item.explanation not in known]  # the report lists each once
         self.contradictions += found
         try:
-            await self._assess(answer_id, topic, text, found)
+            await self._assess(answer_id, topic, text, claimed)
             directive = self._next_directive(topic, text, found)
             if directive.kind == "close":
                 return await self._end("completed", CLOSING, on_token)

@@ -20,10 +20,12 @@ from grader.pipeline import GradeOptions, grade
 from grader.profile.manifest import manifest_json_schema
 from grader.report.model import GradingReport, report_json_schema
 from grader.report.writer import write_reports
+from llm.errors import LLMError
 from rubrics.errors import RubricError
 from rubrics.loader import load_rubric_file
 from rubrics.registry import builtin_rubrics, resolve_rubric
 from rubrics.schema import rubric_json_schema
+from server import interview_cli
 from server.console import print_rubric, print_rubric_problems, print_summary, stage_progress
 from server.errors import ServerError
 from server.settings import Settings, load_settings
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(env_file=Path(".env"))
         result: int = args.handler(args, settings)
         return result
-    except (CommandFailed, GraderError, RubricError, ServerError, OSError) as error:
+    except (CommandFailed, GraderError, RubricError, ServerError, LLMError, OSError) as error:
         reason = " ".join(str(error).split())
         print(f"viva: {reason}", file=sys.stderr)
         return 1
@@ -83,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd = commands.add_parser("report", help="report tools")
     report_sub = report_cmd.add_subparsers(dest="report_command", required=True)
     report_sub.add_parser("schema", help="print the report.json JSON Schema").set_defaults(handler=_cmd_report_schema)
+
+    interview_cli.add_parser(commands)
 
     manifest_cmd = commands.add_parser("manifest", help="the viva.toml manifest a candidate may write")
     manifest_sub = manifest_cmd.add_subparsers(dest="manifest_command", required=True)

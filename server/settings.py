@@ -19,6 +19,7 @@ import msgspec
 
 from grader.fetch import FetchLimits
 from grader.profile import ProfileLimits
+from llm.select import ProviderKeys
 from server.errors import SettingsError
 
 PREFIX = "VIVA_"
@@ -40,11 +41,30 @@ class GradingSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Check names this deployment switches off; their criteria are `not_run`, never 0."""
 
 
+class InterviewSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How interviews run."""
+
+    model: str | None = None
+    """A model string (llm.spec); None picks offline, or the configured providers with offline last."""
+    rubric: str = "ai-engineer-interview"
+    budget_usd: float = 0.50
+    """Hard ceiling per interview; at the ceiling the interview ends gracefully and an alert is raised."""
+    organisation_budget_usd: float | None = None
+
+
+class AlertSettings(msgspec.Struct, frozen=True, kw_only=True):
+    webhook_url: str | None = None
+    """Budget alerts are POSTed here as JSON, besides the log line and the metric."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     general: GeneralSettings = msgspec.field(default_factory=GeneralSettings)
     grading: GradingSettings = msgspec.field(default_factory=GradingSettings)
     fetch: FetchLimits = msgspec.field(default_factory=FetchLimits)
     profile: ProfileLimits = msgspec.field(default_factory=ProfileLimits)
+    llm: ProviderKeys = msgspec.field(default_factory=ProviderKeys)
+    interview: InterviewSettings = msgspec.field(default_factory=InterviewSettings)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @property
     def data_path(self) -> Path:

@@ -1,0 +1,101 @@
+"""`viva interview TARGET`: a text interview in the terminal, streamed; scripted when stdin is not a terminal
+(one answer per line). Transcript and report are saved as JSON and Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from grader.fetch import fetch
+from grader.profile import build_profile
+from grader.report.model import GradingReport
+from grader.report.render_json import parse_report
+from interviewer.factory import new_session
+from interviewer.report import build_report, render_json, render_markdown
+from interviewer.session import InterviewSession
+from llm.budget import BudgetBook
+from llm.select import default_model_string
+from rubrics.registry import resolve_rubric
+from server.alerts import webhook_hook
+from server.settings import Settings
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser("interview", help="a text interview about a repository, in the terminal")
+    parser.add_argument("target", help="https git URL, owner/name (GitHub), or a local path; optional @ref")
+    parser.add_argument("--model", default=None, help="model string (offline, anthropic:…, openai:…, a,b fallback)")
+    parser.add_argument("--rubric", default=None, help="interview rubric id or file")
+    parser.add_argument("--report", type=Path, default=None, help="a grading report.json whose findings to use")
+    parser.add_argument("--out", type=Path, default=Path("viva-interview"), help="where transcript and report go")
+    parser.add_argument("--budget", type=float, default=None, help="hard ceiling in USD for this interview")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_interview(args, settings))
+
+
+async def _interview(args: argparse.Namespace, settings: Settings) -> int:
+    rubric = resolve_rubric(args.rubric or settings.interview.rubric)
+    model = args.model or settings.interview.model or default_model_string(settings.llm)
+    report = _grading_report(args.report)
+    book = BudgetBook()
+    if settings.alerts.webhook_url:
+        book.alert_hooks.append(webhook_hook(settings.alerts.webhook_url))
+    with tempfile.TemporaryDirectory(prefix="viva-interview-") as scratch:
+        fetched = fetch(args.target, Path(scratch), settings.fetch, allow_local=True)
+        profile = build_profile(Path(fetched.root), settings.profile)
+        session = new_session(
+            Path(fetched.root),
+            profile,
+            rubric,
+            model=model,
+            keys=settings.llm,
+            book=book,
+            budget_usd=args.budget if args.budget is not None else settings.interview.budget_usd,
+            report=report,
+        )
+        await _converse(session, interactive=sys.stdin.isatty())
+    result = build_report(session, rubric, book, "interview:interview", fetched.target)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "interview.json").write_text(render_json(result), encoding="utf-8")
+    (args.out / "interview.md").write_text(render_markdown(result), encoding="utf-8")
+    (args.out / "transcript.json").write_text(
+        json.dumps([{"role": t.role, "text": t.text, "at": t.at} for t in result.transcript], indent=2),
+        encoding="utf-8",
+    )
+    score = "n/a" if result.score is None else f"{result.score * 100:.0f}%"
+    print(f"\nInterview {result.ended}: overall {score}, cost ${result.cost.usd:.4f}; wrote {args.out}/interview.md")
+    return 0
+
+
+async def _converse(session: InterviewSession, *, interactive: bool) -> None:
+    def show(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    show("interviewer: ")
+    await session.start(on_token=show)
+    number = 0
+    while not session.finished:
+        show("\n\nyou: " if interactive else "\n")
+        line = sys.stdin.readline()
+        if not line:  # end of input: the candidate has left
+            session.ended = session.ended or "candidate_left"
+            break
+        number += 1
+        if not interactive:
+            show(f"you: {line.strip()}\n")
+        show("\ninterviewer: ")
+        await session.answer(f"answer-{number}", line.strip(), on_token=show)
+    show("\n")
+
+
+def _grading_report(path: Path | None) -> GradingReport | None:
+    if path is None:
+        return None
+    return parse_report(path.read_bytes())
