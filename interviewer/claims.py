@@ -86,14 +86,39 @@ CHECKS: list[Check] = [
     ),
 ]
 
+# Claims of a mechanism whose name would have to appear in the code if it existed.
+MECHANISMS: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
+    ("circuit_breaker", re.compile(_WE + r"\bcircuit.?breakers?\b", re.I), ("circuit",)),
+    ("reranker", re.compile(_WE + r"\bre-?rank(er|ing|s)?\b", re.I), ("rerank",)),
+    ("cache", re.compile(_WE + r"\b(semantic cache|cach(e|es|ing))\b", re.I), ("cache",)),
+    ("classifier", re.compile(_WE + r"\bclassifier\b", re.I), ("classif",)),
+    ("hybrid_search", re.compile(_WE + r"\b(hybrid search|bm25)\b", re.I), ("bm25", "hybrid")),
+]
+
 _CASE_COUNT = re.compile(
     r"\b(\d{2,6})\s+(?:hand-?written\s+)?(?:eval(?:uation)?|golden|test)\s+(?:cases|examples|questions)", re.I
 )
 
 
-def find_contradictions(answer: str, profile: RepoProfile) -> list[Contradiction]:
-    """Every claim in `answer` that the profile contradicts, with where in the repository it shows."""
+def find_contradictions(answer: str, profile: RepoProfile, code_text: str = "") -> list[Contradiction]:
+    """Every claim in `answer` that the profile (or, for named mechanisms, the lower-cased code text) contradicts,
+    with where in the repository it shows."""
     found: list[Contradiction] = []
+    for name, pattern, terms in MECHANISMS:
+        match = pattern.search(answer)
+        if not match or _negated(match.group(0)) or not code_text or any(term in code_text for term in terms):
+            continue
+        evidence = _fallback_evidence(profile)
+        if evidence is not None:
+            found.append(
+                Contradiction(
+                    claim=match.group(0).strip()[:200],
+                    path=evidence.path,
+                    line=evidence.line,
+                    excerpt=evidence.excerpt,
+                    explanation=f"{name}: nothing named {terms[0]!r} appears in the code",
+                )
+            )
     for name, pattern, supported, where, explanation in CHECKS:
         match = pattern.search(answer)
         if not match or _negated(match.group(0)) or supported(profile):
@@ -131,4 +156,12 @@ def find_contradictions(answer: str, profile: RepoProfile) -> list[Contradiction
 
 
 def _negated(text: str) -> bool:
-    return bool(re.search(r"\b(don't|do not|didn't|did not|no|never|not|without|haven't|lack)\b", text, re.I))
+    """Negated or hypothetical: "we don't retry", "I would add a reranker" are not claims of what exists."""
+    return bool(
+        re.search(
+            r"\b(don't|do not|didn't|did not|no|never|not|without|haven't|lack|would|could|should|"
+            r"might|plan|planning|want|next|if|[a-z]+'d)\b",
+            text,
+            re.I,
+        )
+    )

@@ -57,17 +57,19 @@ class Contradiction(msgspec.Struct, frozen=True):
 
 
 class Assessment(msgspec.Struct, frozen=True):
-    """One answer, judged for one dimension. `rating` is decided by code from the signals; a model may move it
-    by at most one level, and not at all when the answer tried to instruct the interviewer."""
+    """One answer, judged for one dimension. The score is decided by code (interviewer.assess.gate)."""
 
     answer_id: str
     topic_id: str
     dimension: str
     rating: Rating
+    score: float
     quote: str
     signals: Signals
     model_rating: Rating | None = None
     rationale: str = ""
+    contradicted: bool = False
+    """The answer claimed something the code does not show: it scores 0, below any honest answer."""
 
 
 class Turn(msgspec.Struct, frozen=True, omit_defaults=True):

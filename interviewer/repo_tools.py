@@ -54,6 +54,10 @@ class RepoIndex:
             index._bm25.index(tokens, show_progress=False)
         return index
 
+    def code_text(self) -> str:
+        """The lower-cased text of every Python file, for checking that a claimed mechanism exists at all."""
+        return "\n".join(hit.text.lower() for hit in self.chunks if hit.path.endswith(".py"))
+
     def search(self, query: str, k: int = 3) -> list[Hit]:
         if self._bm25 is None or not query.strip():
             return []

@@ -6,13 +6,12 @@ from __future__ import annotations
 import msgspec
 
 from grader.report.render_markdown import escape_markdown
+from interviewer.assess import rating_of
 from interviewer.model import (
     INTERVIEW_REPORT_VERSION,
-    RATING_SCORE,
     DimensionResult,
     InterviewCost,
     InterviewReport,
-    Rating,
 )
 from interviewer.session import InterviewSession
 from llm.budget import BudgetBook
@@ -30,21 +29,23 @@ STUDY = {
 }
 
 
-def _rating(score: float) -> Rating:
-    return "high" if score >= 0.75 else "medium" if score >= 0.45 else "low"
-
-
 def build_report(
     session: InterviewSession, rubric: LoadedRubric, book: BudgetBook, account: str, repo: str
 ) -> InterviewReport:
     dimensions = []
     for path, node in leaf_paths(rubric.rubric):
         found = [a for a in session.assessments if a.dimension == path]
-        score = sum(RATING_SCORE[a.rating] for a in found) / len(found) if found else None
+        score = sum(a.score for a in found) / len(found) if found else None
         quotes = list(dict.fromkeys(a.quote for a in found if a.quote))[:3]
         dimensions.append(
             DimensionResult(
-                path, node.title, node.weight, _rating(score) if score is not None else None, score, quotes, len(found)
+                path,
+                node.title,
+                node.weight,
+                rating_of(score) if score is not None else None,
+                score,
+                quotes,
+                len(found),
             )
         )
     rated = [d for d in dimensions if d.score is not None]

@@ -67,6 +67,12 @@ class InterviewSession:
     _follow_ups: int = 0
     _silent: int = 0
     _probed: set[str] = field(default_factory=set)
+    _code: str | None = None
+
+    def _code_text(self) -> str:
+        if self._code is None:
+            self._code = self.index.code_text()
+        return self._code
 
     @property
     def finished(self) -> bool:
@@ -109,7 +115,9 @@ class InterviewSession:
         signals = measure(text)
         if signals.injection:
             self.injection_attempts.append(text[:300])
-        claimed = find_contradictions(text, self.profile)  # every unsupported claim in this answer counts against it
+        claimed = find_contradictions(
+            text, self.profile, self._code_text()
+        )  # every unsupported claim in this answer counts against it
         known = {item.explanation for item in self.contradictions}
         found = [item for item in claimed if item.explanation not in known]  # the report lists each once
         self.contradictions += found
