@@ -1,11 +1,12 @@
 """The grading flow: fetch → profile → checks → score → report. I/O lives here; the arithmetic does not.
 
 Leaves whose checks this run cannot perform are `not_run` with the reason, never 0: dynamic checks need
-the sandbox, judge checks the LLM judge, and interview checks an interview.
+the sandbox and interview checks an interview. Judge leaves run on the judge model (offline by default).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,8 @@ import msgspec
 
 from grader.checks.static import run_static_check
 from grader.fetch import FetchedRepo, FetchLimits, fetch
+from grader.judge.offline import offline_judge
+from grader.judge.run import judge_leaf
 from grader.model import Score
 from grader.profile import ProfileLimits, RepoProfile, build_profile
 from grader.report.model import (
@@ -32,6 +35,10 @@ from grader.report.model import (
     not_run_items,
 )
 from grader.scoring import score_rubric
+from llm.budget import BudgetBook
+from llm.errors import LLMError
+from llm.metered import MeteredCaller
+from llm.select import ProviderKeys, Router, build_chain
 from rubrics.loader import LoadedRubric, leaf_paths
 
 STAGES = ("fetch", "profile", "checks", "score")
@@ -54,6 +61,11 @@ class GradeOptions:
     static_only: bool = False
     disabled_checks: Sequence[str] = ()
     token: str | None = field(default=None, repr=False)
+    judge_model: str = "offline"
+    """A model string for the LLM judge (llm.spec); a comma-separated list is a fallback chain."""
+    judge_keys: ProviderKeys = field(default_factory=ProviderKeys, repr=False)
+    judge_budget_usd: float | None = 0.50
+    budget_book: BudgetBook | None = None
 
 
 def viva_version() -> str:
@@ -91,12 +103,18 @@ def grade(
     started = time.perf_counter()
     leaves = leaf_paths(rubric.rubric)
     leaf_scores: dict[str, Score] = {}
+    judge_leaves: list[tuple[str, str, Any]] = []
     for done, (path, criterion) in enumerate(leaves, start=1):
         assert criterion.check is not None, "a validated rubric has a check on every leaf"
-        leaf_scores[path] = _score_leaf(
-            criterion.check.kind, criterion.check.name, rubric.params[path], profile, options
-        )
+        kind, name = criterion.check.kind, criterion.check.name
+        if kind == "judge" and name not in options.disabled_checks:
+            judge_leaves.append((path, name, rubric.params[path]))
+            continue
+        leaf_scores[path] = _score_leaf(kind, name, rubric.params[path], profile, options)
         notify("checks", done, len(leaves))
+    if judge_leaves:
+        leaf_scores |= _run_judge(judge_leaves, Path(fetched.root), options)
+    notify("checks", len(leaves), len(leaves))
     timings.append(StageTiming("checks", time.perf_counter() - started))
 
     started = time.perf_counter()
@@ -143,8 +161,27 @@ def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options
             basis="dynamic",
         )
     if kind == "judge":
-        return Score.not_run("The LLM judge is not available in this version of Viva.", basis="judge")
+        return Score.not_run(f"The judge check {name!r} is switched off in this deployment.", basis="judge")
     return Score.not_run("Interview dimensions are rated in an interview, not by grading.", basis="interview")
+
+
+def _run_judge(leaves: list[tuple[str, str, Any]], root: Path, options: GradeOptions) -> dict[str, Score]:
+    """Judge leaves run on the judge model chain (offline by default), metered against the grading run's budget."""
+    book = options.budget_book or BudgetBook()
+    account = "grading:run"
+    book.open_account(account, options.judge_budget_usd)
+    try:
+        chain = build_chain(options.judge_model, offline_judge, options.judge_keys)
+    except LLMError as error:
+        return {
+            path: Score.not_run(f"The judge model is not configured: {error}", basis="judge") for path, _, _ in leaves
+        }
+    voter = MeteredCaller(Router(chain), book)
+
+    async def judge_all() -> dict[str, Score]:
+        return {path: await judge_leaf(name, params, root, [voter], [account]) for path, name, params in leaves}
+
+    return asyncio.run(judge_all())
 
 
 def _repo_ref(fetched: FetchedRepo) -> RepoRef:

@@ -10,8 +10,8 @@ import msgspec
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent, RunContext
 
+from grader.repo_index import RepoIndex, as_data
 from interviewer.guard import fence
-from interviewer.repo_tools import RepoIndex, as_data
 
 INTERVIEWER_INSTRUCTIONS = """\
 You are Viva's technical interviewer. You interview an AI engineer about a project they built, going deep on

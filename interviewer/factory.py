@@ -7,11 +7,11 @@ from pathlib import Path
 from pydantic_ai.models import Model
 
 from grader.profile.model import RepoProfile
+from grader.repo_index import RepoIndex
 from grader.report.model import GradingReport
 from grader.scoring import walk
 from interviewer.offline import offline_assessor, offline_interviewer
 from interviewer.plan import build_plan
-from interviewer.repo_tools import RepoIndex
 from interviewer.session import InterviewSession
 from llm.budget import BudgetBook
 from llm.metered import MeteredCaller

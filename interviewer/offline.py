@@ -10,17 +10,15 @@ from collections.abc import AsyncIterator
 
 from pydantic_ai.messages import (
     ModelMessage,
-    ModelRequest,
     ModelResponse,
     TextPart,
     ToolCallPart,
-    ToolReturnPart,
-    UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from interviewer.agent import Directive, parse_directive
 from interviewer.signals import FOLLOW_UPS, evidence_points, measure, rating_from_points
+from llm.messages import last_user_prompt, tool_returns
 
 ACKNOWLEDGEMENTS = ["Thanks.", "Understood.", "Got it.", "Okay."]
 
@@ -33,23 +31,7 @@ def offline_assessor() -> FunctionModel:
     return FunctionModel(_assessor_reply, model_name="viva-offline-assessor")
 
 
-def last_prompt(messages: list[ModelMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, ModelRequest):
-            for part in message.parts:
-                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
-                    return part.content
-    return ""
-
-
-def tool_returns(messages: list[ModelMessage]) -> list[str]:
-    return [
-        str(part.content)
-        for message in messages
-        if isinstance(message, ModelRequest)
-        for part in message.parts
-        if isinstance(part, ToolReturnPart)
-    ]
+last_prompt = last_user_prompt
 
 
 def candidate_answer(prompt: str) -> str:

@@ -15,6 +15,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
 from grader.profile.model import RepoProfile
+from grader.repo_index import RepoIndex
 from interviewer.agent import (
     INTERVIEWER_INSTRUCTIONS,
     Directive,
@@ -28,7 +29,6 @@ from interviewer.claims import find_contradictions
 from interviewer.errors import InterviewFinished
 from interviewer.guard import fence, leaks
 from interviewer.model import Assessment, Contradiction, InterviewPlan, Topic, Turn
-from interviewer.repo_tools import RepoIndex
 from interviewer.signals import FOLLOW_UPS, follow_up_reason, is_silent, measure
 from llm.errors import BudgetExceeded, NoModelAvailable
 from llm.metered import MeteredCaller

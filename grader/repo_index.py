@@ -1,4 +1,5 @@
-"""The interviewer's view of the candidate's repository: BM25 search (bm25s) and reading a file range.
+"""A searchable view of a fetched repository for the agents (the interviewer's tools, the LLM judge): BM25
+search (bm25s) and reading a file range.
 
 What comes back is data, not instructions: it is wrapped in <repo_data> markers, any marker inside the text
 is neutralised, and lines that address a grader are tagged, so a model reading it is told plainly which text
