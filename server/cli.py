@@ -25,7 +25,7 @@ from rubrics.errors import RubricError
 from rubrics.loader import load_rubric_file
 from rubrics.registry import builtin_rubrics, resolve_rubric
 from rubrics.schema import rubric_json_schema
-from server import interview_cli
+from server import interview_cli, judge_eval_cli
 from server.console import print_rubric, print_rubric_problems, print_summary, stage_progress
 from server.errors import ServerError
 from server.settings import Settings, load_settings
@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     report_sub.add_parser("schema", help="print the report.json JSON Schema").set_defaults(handler=_cmd_report_schema)
 
     interview_cli.add_parser(commands)
+    judge_eval_cli.add_parser(commands)
 
     manifest_cmd = commands.add_parser("manifest", help="the viva.toml manifest a candidate may write")
     manifest_sub = manifest_cmd.add_subparsers(dest="manifest_command", required=True)
