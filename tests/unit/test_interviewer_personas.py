@@ -16,10 +16,13 @@ from interviewer.agent import INTERVIEWER_INSTRUCTIONS, parse_directive
 from interviewer.factory import new_session
 from interviewer.guard import leaks
 from interviewer.model import InterviewReport
-from interviewer.offline import last_prompt
+from interviewer.offline import last_prompt, offline_assessor, offline_interviewer
 from interviewer.report import build_report
-from interviewer.session import WITHHELD
+from interviewer.session import BUDGET_END, WITHHELD
 from llm.budget import BudgetBook
+from llm.metered import MeteredCaller
+from llm.select import ModelChoice, Router
+from llm.spec import ModelSpec
 from rubrics.registry import resolve_rubric
 from tests.fixtures import repos
 from tests.fixtures.personas import PERSONAS
@@ -195,3 +198,29 @@ def test_reconnecting_with_the_same_answer_id_does_not_duplicate(fixture_repos: 
     first, again = asyncio.run(go())
     assert first == again
     assert sum(1 for turn in session.transcript if turn.answer_id == "a1") == 1
+
+
+def test_budget_ceiling_ends_the_interview_gracefully_and_alerts(fixture_repos: dict[str, Path]) -> None:
+    profile = build_profile(fixture_repos["excellent"])
+    book = BudgetBook()
+    alerts = []
+    book.alert_hooks.append(alerts.append)
+    session = new_session(fixture_repos["excellent"], profile, RUBRIC, book=book, budget_usd=None)
+    priced = ModelSpec("openai", "gpt-4o")  # the offline models, priced as gpt-4o, so money moves
+    session.interviewer = MeteredCaller(Router([ModelChoice(priced, offline_interviewer())]), book)
+    session.assessor = MeteredCaller(Router([ModelChoice(priced, offline_assessor())]), book)
+    # room for any single call plus a few calls' real cost: the ceiling trips part-way through
+    book.open_account("interview:interview", session.interviewer.worst_case_usd(4000) + 0.003)
+
+    async def go() -> None:
+        await session.start()
+        for number in range(20):
+            if session.finished:
+                break
+            await session.answer(f"a{number}", PERSONAS["strong"][number % 7])
+
+    asyncio.run(go())
+    assert session.ended == "budget"
+    assert session.transcript[-1].text == BUDGET_END
+    assert alerts and alerts[0].account == "interview:interview"
+    assert book.spent("interview:interview") <= book.accounts["interview:interview"].ceiling_usd
