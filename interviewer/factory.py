@@ -33,12 +33,20 @@ def new_session(
     report: GradingReport | None = None,
     assessor_model: str | None = None,
     override: tuple[Model, Model] | None = None,
+    index: RepoIndex | None = None,
+    organisation: str | None = None,
+    organisation_budget_usd: float | None = None,
 ) -> InterviewSession:
-    """`override` replaces the (interviewer, assessor) models outright, for tests and benchmarks."""
+    """`override` replaces the (interviewer, assessor) models outright, for tests and benchmarks; `index` reuses
+    a repository index already built; `organisation` adds the organisation's account as a second payer."""
     keys = keys or ProviderKeys()
     book = book or BudgetBook()
     account = f"interview:{interview_id}"
     book.open_account(account, budget_usd)
+    payers = [account]
+    if organisation is not None:
+        payers.append(f"org:{organisation}")
+        book.open_account(f"org:{organisation}", organisation_budget_usd)
     if override is not None:
         interviewer_chain = [ModelChoice(ModelSpec("offline", "override"), override[0])]
         assessor_chain = [ModelChoice(ModelSpec("offline", "override"), override[1])]
@@ -57,9 +65,9 @@ def new_session(
     return InterviewSession(
         plan=build_plan(profile, rubric, report),
         profile=profile,
-        index=RepoIndex.build(root),
+        index=index or RepoIndex.build(root),
         interviewer=interviewer,
         assessor=assessor,
-        payers=[account],
+        payers=payers,
         findings=findings,
     )

@@ -58,6 +58,8 @@ async def _interview(args: argparse.Namespace, settings: Settings) -> int:
             book=book,
             budget_usd=args.budget if args.budget is not None else settings.interview.budget_usd,
             report=report,
+            organisation="local",
+            organisation_budget_usd=settings.interview.organisation_budget_usd,
         )
         await _converse(session, interactive=sys.stdin.isatty())
     result = build_report(session, rubric, book, "interview:interview", fetched.target)
