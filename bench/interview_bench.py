@@ -54,7 +54,9 @@ async def _session_loop(
         overheads.append((wall - in_models) * 1000)
 
 
-async def _model_alone(calls: int, concurrency: int) -> list[float]:
+async def _model_alone(calls: int, concurrency: int, time_scale: float, rng: random.Random) -> list[float]:
+    """The offline model called alone, twice per turn (an interview turn makes two calls), with the same think
+    times between turns as the sessions have: the same load, without Viva's work around the calls."""
     agent: Agent[None, str] = Agent(offline_interviewer())
     prompt = (
         '<directive>\n{"kind":"ask","question":"Why?"}\n</directive>\n<candidate_answer>\nbecause\n</candidate_answer>'
@@ -63,7 +65,9 @@ async def _model_alone(calls: int, concurrency: int) -> list[float]:
 
     async def one() -> None:
         for _ in range(calls):
+            await asyncio.sleep(rng.uniform(1.0, 5.0) * time_scale)
             started = time.perf_counter()
+            await agent.run(prompt)
             await agent.run(prompt)
             timings.append((time.perf_counter() - started) * 1000)
 
@@ -97,7 +101,7 @@ def run(mode: str) -> bool:
 
         asyncio.run(everyone())
         elapsed = time.perf_counter() - started
-        alone = asyncio.run(_model_alone(turns, sessions))
+        alone = asyncio.run(_model_alone(turns, sessions, time_scale, random.Random(sessions)))
         print(
             f"{sessions:>4} sessions: turn p50 {p(walls, 50):6.2f} ms p95 {p(walls, 95):6.2f} ms | "
             f"overhead p50 {p(overheads, 50):6.2f} ms p95 {p(overheads, 95):6.2f} ms | "
