@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import msgspec
+
 from grader.fetch import fetch
 from grader.profile import build_profile
 from grader.report.model import GradingReport
@@ -42,13 +44,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _interview(args: argparse.Namespace, settings: Settings) -> int:
     rubric = resolve_rubric(args.rubric or settings.interview.rubric)
     model = args.model or settings.interview.model or default_model_string(settings.llm)
-    report = _grading_report(args.report)
     book = BudgetBook()
     if settings.alerts.webhook_url:
         book.alert_hooks.append(webhook_hook(settings.alerts.webhook_url))
     with tempfile.TemporaryDirectory(prefix="viva-interview-") as scratch:
         fetched = fetch(args.target, Path(scratch), settings.fetch, allow_local=True)
         profile = build_profile(Path(fetched.root), settings.profile)
+        report = _grading_report(args.report, fetched.target)
+        if report is not None:
+            print(f"(using the grading findings of {report.repo.target} at commit {report.repo.commit or 'n/a'})")
         session = new_session(
             Path(fetched.root),
             profile,
@@ -97,7 +101,17 @@ async def _converse(session: InterviewSession, *, interactive: bool) -> None:
     show("\n")
 
 
-def _grading_report(path: Path | None) -> GradingReport | None:
-    if path is None:
+DEFAULT_REPORT = Path("viva-report/report.json")
+
+
+def _grading_report(path: Path | None, target: str) -> GradingReport | None:
+    """The report named by --report, else the one `viva grade` left in ./viva-report when it graded this target."""
+    if path is not None:
+        return parse_report(path.read_bytes())
+    if not DEFAULT_REPORT.is_file():
         return None
-    return parse_report(path.read_bytes())
+    try:
+        found = parse_report(DEFAULT_REPORT.read_bytes())
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return found if found.repo.target == target else None

@@ -24,9 +24,15 @@ def test_scripted_interview_from_stdin(tmp_path: Path) -> None:
     repos.make_excellent_repo(repo)
     viva = Path(sys.executable).with_name("viva")
     answers = "\n".join(STRONG[:4]) + "\n"
-    result = subprocess.run([str(viva), "interview", str(repo), "--out", str(tmp_path / "out")], input=answers,
-                            capture_output=True, text=True, check=False, timeout=120,
-                            env={**os.environ, "VIVA_INTERVIEW_MODEL": "offline"})
+    result = subprocess.run(
+        [str(viva), "interview", str(repo), "--out", str(tmp_path / "out")],
+        input=answers,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "VIVA_INTERVIEW_MODEL": "offline"},
+    )
     assert result.returncode == 0, result.stderr
     assert "interviewer: In a minute: who uses this" in result.stdout
     assert result.stdout.count("you: ") == 4
@@ -65,3 +71,32 @@ def test_budget_alert_is_posted_to_a_webhook() -> None:
     finally:
         server.shutdown()
     assert received and received[0]["account"] == "org:acme" and received[0]["ceiling_usd"] == 0.01
+
+
+def test_interview_uses_the_grading_report_left_by_viva_grade(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    repos.make_middling_repo(repo)
+    viva = Path(sys.executable).with_name("viva")
+    env = {**os.environ, "VIVA_INTERVIEW_MODEL": "offline"}
+    graded = subprocess.run(
+        [str(viva), "grade", str(repo), "--static-only"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert graded.returncode == 0, graded.stderr
+    result = subprocess.run(
+        [str(viva), "interview", str(repo)],
+        cwd=tmp_path,
+        input=STRONG[0] + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"using the grading findings of {repo}" in result.stdout
