@@ -11,6 +11,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import pytest
+
 from llm.budget import BudgetBook
 from llm.errors import BudgetExceeded
 from server.alerts import webhook_hook
@@ -49,7 +51,7 @@ def test_budget_alert_is_posted_to_a_webhook() -> None:
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server naming scheme
+        def do_POST(self) -> None:
             received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
             self.send_response(204)
             self.end_headers()
@@ -64,10 +66,8 @@ def test_budget_alert_is_posted_to_a_webhook() -> None:
         book = BudgetBook()
         book.alert_hooks.append(webhook_hook(f"http://127.0.0.1:{server.server_port}/alerts"))
         book.open_account("org:acme", 0.01)
-        try:
+        with pytest.raises(BudgetExceeded):
             book.reserve(["org:acme"], 0.02)
-        except BudgetExceeded:
-            pass
     finally:
         server.shutdown()
     assert received and received[0]["account"] == "org:acme" and received[0]["ceiling_usd"] == 0.01
