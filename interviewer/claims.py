@@ -30,42 +30,38 @@ def _fallback_evidence(profile: RepoProfile) -> Evidence | None:
     return None
 
 
-Check = tuple[str, re.Pattern[str], Callable[[RepoProfile], bool], Callable[[RepoProfile], Evidence | None], str]
+Check = tuple[str, re.Pattern[str], Callable[[RepoProfile], bool], str]
+"""(name, the claim's wording, whether the profile supports it, what the code lacks when it does not)"""
 
 CHECKS: list[Check] = [
     (
         "retries",
         re.compile(_WE + r"\b(retr(y|ies|ying)|back ?off)\b", re.I),
         lambda p: bool(p.resilience.retries),
-        _fallback_evidence,
         "no retry or backoff around model calls appears in the code",
     ),
     (
         "timeouts",
         re.compile(_WE + r"\btime ?outs?\b", re.I),
         lambda p: bool(p.resilience.timeouts),
-        _fallback_evidence,
         "no timeout is passed to any client in the code",
     ),
     (
         "fallback",
         re.compile(_WE + r"\b(fall ?back|fail ?over)\b", re.I),
         lambda p: bool(p.resilience.fallbacks),
-        _fallback_evidence,
         "no fallback model or provider appears in the code",
     ),
     (
         "ceiling",
         re.compile(_WE + r"\b(hard (cap|ceiling|limit)|budget (cap|ceiling|limit)|spending (cap|limit))", re.I),
         lambda p: bool(p.cost.ceilings or p.cost.alerts_only),
-        _fallback_evidence,
         "no comparison of spend against a limit appears in the code",
     ),
     (
         "citation_validation",
         re.compile(_WE + r"\b(validat\w*|verif\w*|check\w*)\b[^.?!\n]{0,40}\bcitations?\b", re.I),
         lambda p: bool(p.citations.validation),
-        _fallback_evidence,
         "no code checks cited ids against the retrieved chunks",
     ),
     (
@@ -74,14 +70,12 @@ CHECKS: list[Check] = [
             _WE + r"\b(sanitiz\w*|filter\w*|guard\w*|detect\w*|block\w*)\b[^.?!\n]{0,40}\b(injection|prompts?)", re.I
         ),
         lambda p: bool(p.injection.input_guards or p.injection.output_guards or p.uses("guardrail")),
-        _fallback_evidence,
         "no injection guard appears in the code",
     ),
     (
         "evals_in_ci",
         re.compile(_WE + r"\b(on every (pr|pull request)|in ci\b|every pull request)", re.I),
         lambda p: any(workflow.eval_steps for workflow in p.workflows),
-        _fallback_evidence,
         "no CI workflow runs an eval suite",
     ),
 ]
@@ -119,11 +113,11 @@ def find_contradictions(answer: str, profile: RepoProfile, code_text: str = "") 
                     explanation=f"{name}: nothing named {terms[0]!r} appears in the code",
                 )
             )
-    for name, pattern, supported, where, explanation in CHECKS:
+    for name, pattern, supported, explanation in CHECKS:
         match = pattern.search(answer)
         if not match or _negated(match.group(0)) or supported(profile):
             continue
-        evidence = where(profile)
+        evidence = _fallback_evidence(profile)
         if evidence is None:
             continue
         found.append(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from grader.errors import FetchLimitExceeded
 from grader.fetch.model import FetchLimits, SkippedFile
+from grader.tree import iter_entries
 
 MAX_LINK_HOPS = 8
 SKIPPED_DIRS = {".git"}
@@ -88,26 +89,15 @@ def _follow(link: str, target: str, listing: TreeListing) -> tuple[str | None, s
 def list_local_dir(root: Path, limits: FetchLimits) -> TreeListing:
     """List a plain directory without following symlinks; stops counting as soon as the file limit is passed."""
     listing = TreeListing()
-    stack = [""]
-    while stack:
-        relative = stack.pop()
-        with os.scandir(root / relative if relative else root) as entries:
-            for entry in entries:
-                path = f"{relative}/{entry.name}" if relative else entry.name
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode):
-                    if entry.name not in SKIPPED_DIRS:
-                        stack.append(path)
-                elif stat.S_ISLNK(info.st_mode):
-                    listing.links[path] = os.readlink(entry.path)
-                elif stat.S_ISREG(info.st_mode):
-                    listing.files[path] = info.st_size
-                else:
-                    listing.skipped.append(SkippedFile(path, "not a regular file (device, socket or pipe)"))
-                if len(listing.files) + len(listing.links) > limits.max_files:
-                    raise FetchLimitExceeded(
-                        f"directory has more than {limits.max_files:,} files (VIVA_FETCH_MAX_FILES)"
-                    )
+    for path, entry, info in iter_entries(root, SKIPPED_DIRS):
+        if stat.S_ISLNK(info.st_mode):
+            listing.links[path] = os.readlink(entry.path)
+        elif stat.S_ISREG(info.st_mode):
+            listing.files[path] = info.st_size
+        else:
+            listing.skipped.append(SkippedFile(path, "not a regular file (device, socket or pipe)"))
+        if len(listing.files) + len(listing.links) > limits.max_files:
+            raise FetchLimitExceeded(f"directory has more than {limits.max_files:,} files (VIVA_FETCH_MAX_FILES)")
     return listing
 
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.tree import iter_entries
+
 SKIPPED_DIRS = {
     ".git",
     "node_modules",
@@ -51,24 +53,14 @@ class Skipped:
 
 
 def walk_files(root: Path, max_file_bytes: int) -> Iterator[RawFile | Skipped]:
-    stack = [""]
-    while stack:
-        relative = stack.pop()
-        try:
-            entries = sorted(os.scandir(root / relative if relative else root), key=lambda entry: entry.name)
-        except OSError as error:
-            yield Skipped(relative or ".", 0, f"directory could not be listed: {error.strerror}")
-            continue
-        for entry in entries:
-            path = f"{relative}/{entry.name}" if relative else entry.name
-            info = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode):
-                if entry.name not in SKIPPED_DIRS:
-                    stack.append(path)
-            elif stat.S_ISLNK(info.st_mode):
+    try:
+        for path, entry, info in iter_entries(root, SKIPPED_DIRS):
+            if stat.S_ISLNK(info.st_mode):
                 yield Skipped(path, 0, "symlink not followed")
             elif stat.S_ISREG(info.st_mode):
                 yield _read(entry.path, path, info.st_size, max_file_bytes)
+    except OSError as error:
+        yield Skipped(".", 0, f"a directory could not be listed: {error.strerror}")
 
 
 def _read(absolute: str, path: str, size: int, max_file_bytes: int) -> RawFile | Skipped:
