@@ -61,8 +61,9 @@ class GradeOptions:
     static_only: bool = False
     disabled_checks: Sequence[str] = ()
     token: str | None = field(default=None, repr=False)
-    judge_model: str = "offline"
-    """A model string for the LLM judge (llm.spec); a comma-separated list is a fallback chain."""
+    judge_models: Sequence[str] = ("offline",)
+    """Model strings for the LLM judge (llm.spec), one per voter; each may be a comma-separated fallback chain.
+    A judge leaf with `votes: N` asks the voters in turn and keeps what most of them verified."""
     judge_keys: ProviderKeys = field(default_factory=ProviderKeys, repr=False)
     judge_budget_usd: float | None = 0.50
     budget_book: BudgetBook | None = None
@@ -166,20 +167,22 @@ def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options
 
 
 def _run_judge(leaves: list[tuple[str, str, Any]], root: Path, options: GradeOptions) -> dict[str, Score]:
-    """Judge leaves run on the judge model chain (offline by default), metered against the grading run's budget."""
+    """Judge leaves run on the judge voters (offline by default), metered against the grading run's budget."""
     book = options.budget_book or BudgetBook()
     account = "grading:run"
     book.open_account(account, options.judge_budget_usd)
     try:
-        chain = build_chain(options.judge_model, offline_judge, options.judge_keys)
+        voters = [
+            MeteredCaller(Router(build_chain(text, offline_judge, options.judge_keys)), book)
+            for text in options.judge_models
+        ]
     except LLMError as error:
         return {
             path: Score.not_run(f"The judge model is not configured: {error}", basis="judge") for path, _, _ in leaves
         }
-    voter = MeteredCaller(Router(chain), book)
 
     async def judge_all() -> dict[str, Score]:
-        return {path: await judge_leaf(name, params, root, [voter], [account]) for path, name, params in leaves}
+        return {path: await judge_leaf(name, params, root, voters, [account]) for path, name, params in leaves}
 
     return asyncio.run(judge_all())
 

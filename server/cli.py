@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="name of an environment variable holding a token for a private repository (never pass the token itself)",
     )
+    grade_cmd.add_argument(
+        "--judge-model",
+        action="append",
+        default=None,
+        metavar="MODEL",
+        help="model string for the LLM judge (default: offline); repeat for several voting judges",
+    )
     grade_cmd.set_defaults(handler=_cmd_grade)
 
     rubric_cmd = commands.add_parser("rubric", help="validate, list, show rubrics; print the rubric JSON Schema")
@@ -106,6 +113,8 @@ def _cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
         static_only=args.static_only,
         disabled_checks=settings.grading.disabled_checks,
         token=token,
+        judge_models=args.judge_model or ["offline"],
+        judge_keys=settings.llm,
     )
     with tempfile.TemporaryDirectory(prefix="viva-grade-") as scratch, stage_progress() as progress:
         report: GradingReport = grade(args.target, rubric, Path(scratch), options, progress=progress)

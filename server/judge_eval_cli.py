@@ -16,7 +16,12 @@ from server.settings import Settings
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser("judge-eval", help="measure the grader against human labels (QWK first)")
     parser.add_argument("labels", type=Path, help="LABELS.json")
-    parser.add_argument("--judge-model", default="offline", help="model string for the LLM judge")
+    parser.add_argument(
+        "--judge-model",
+        action="append",
+        default=None,
+        help="model string for the LLM judge; repeat for several voting judges (default: offline)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the full result as JSON here")
     parser.set_defaults(handler=run)
 
@@ -32,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         profile_limits=settings.profile,
         allow_local=True,
         static_only=True,
-        judge_model=args.judge_model,
+        judge_models=args.judge_model or ["offline"],
         judge_keys=settings.llm,
     )
     result = evaluate(labels, args.labels.parent, resolve_rubric(labels.rubric), options)

@@ -230,3 +230,49 @@ def test_valid_rubric_file_is_accepted(tmp_path: Path, capsys: pytest.CaptureFix
         1.0,
         1.0,
     )
+
+
+def test_judge_models_voters_and_a_misconfigured_judge(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    repos.make_excellent_repo(repo)
+    assert (
+        grade(
+            repo,
+            tmp_path / "a",
+            "--static-only",
+            "--format",
+            "json",
+            "--judge-model",
+            "offline",
+            "--judge-model",
+            "offline",
+        )
+        == 0
+    )
+    clarity = _node(load(tmp_path / "a")["criteria"], "engineering.clarity")
+    assert (clarity["status"], clarity["score"], clarity["basis"]) == ("scored", 1.0, ["judge"])
+    assert (
+        grade(
+            repo,
+            tmp_path / "b",
+            "--static-only",
+            "--format",
+            "json",
+            "--judge-model",
+            "anthropic:claude-3-5-haiku-latest",
+        )
+        == 0
+    )
+    broken = _node(load(tmp_path / "b")["criteria"], "engineering.clarity")
+    assert broken["status"] == "not_run" and "VIVA_LLM_ANTHROPIC_API_KEY" in broken["explanation"]
+
+
+def _node(nodes: list[dict], path: str) -> dict:
+    for node in nodes:
+        if node["path"] == path:
+            return node
+        found = _node(node.get("children", []), path) if node.get("children") else None
+        if found:
+            return found
+    return {}
