@@ -9,7 +9,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.viva-installed
 BENCH_MODE ?= smoke
 
-.PHONY: run test setup lint typecheck pytest bench bench-smoke clean
+.PHONY: run test setup system-deps sandbox-base lint typecheck pytest bench bench-smoke clean
 
 $(STAMP): pyproject.toml scripts/ensure-venv.sh
 	@bash scripts/ensure-venv.sh $(VENV)
@@ -26,6 +26,13 @@ run: setup
 
 test: setup lint typecheck pytest bench-smoke
 
+# The sandbox tests need a Docker engine and the offline base image (debootstrap + docker import, once).
+system-deps:
+	@bash scripts/system-deps.sh
+
+sandbox-base: setup system-deps
+	$(VENV)/bin/viva sandbox build-base --if-missing
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -33,7 +40,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-pytest: setup
+pytest: setup sandbox-base
 	$(VENV)/bin/pytest
 
 bench: setup

@@ -25,7 +25,8 @@ from rubrics.errors import RubricError
 from rubrics.loader import load_rubric_file
 from rubrics.registry import builtin_rubrics, resolve_rubric
 from rubrics.schema import rubric_json_schema
-from server import interview_cli, judge_eval_cli
+from sandboxes.errors import SandboxError
+from server import interview_cli, judge_eval_cli, sandbox_cli
 from server.console import print_rubric, print_rubric_problems, print_summary, stage_progress
 from server.errors import ServerError
 from server.settings import Settings, load_settings
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(env_file=Path(".env"))
         result: int = args.handler(args, settings)
         return result
-    except (CommandFailed, GraderError, RubricError, ServerError, LLMError, OSError) as error:
+    except (CommandFailed, GraderError, RubricError, ServerError, LLMError, SandboxError, OSError) as error:
         reason = " ".join(str(error).split())
         print(f"viva: {reason}", file=sys.stderr)
         return 1
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     interview_cli.add_parser(commands)
     judge_eval_cli.add_parser(commands)
+    sandbox_cli.add_parser(commands)
 
     manifest_cmd = commands.add_parser("manifest", help="the viva.toml manifest a candidate may write")
     manifest_sub = manifest_cmd.add_subparsers(dest="manifest_command", required=True)

@@ -20,6 +20,7 @@ import msgspec
 from grader.fetch import FetchLimits
 from grader.profile import ProfileLimits
 from llm.select import ProviderKeys
+from sandboxes.settings import SandboxSettings
 from server.errors import SettingsError
 
 PREFIX = "VIVA_"
@@ -65,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm: ProviderKeys = msgspec.field(default_factory=ProviderKeys)
     interview: InterviewSettings = msgspec.field(default_factory=InterviewSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    sandbox: SandboxSettings = msgspec.field(default_factory=SandboxSettings)
 
     @property
     def data_path(self) -> Path:

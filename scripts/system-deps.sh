@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# What Viva's tests need beyond Python: a running Docker engine, and debootstrap to build the offline base image.
+# Installs (Debian, as root) and starts what is missing; otherwise says what to run. Idempotent and quick when
+# everything is already there.
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "Viva's sandbox tests need ${need[*]}: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "starting dockerd" >&2
+    (setsid dockerd >/tmp/viva-dockerd.log 2>&1 &)
+    for _ in $(seq 1 60); do
+      docker info >/dev/null 2>&1 && break
+      sleep 1
+    done
+  fi
+  docker info >/dev/null 2>&1 || {
+    echo "no Docker engine is running (sudo systemctl start docker; log: /tmp/viva-dockerd.log)" >&2
+    exit 1
+  }
+fi
