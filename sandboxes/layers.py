@@ -1,0 +1,138 @@
+"""The per-repository dependency layer: wheels downloaded on the host (only wheels: no build backend of the
+candidate's runs here), installed in a network-less, non-root build container with `pip install --no-index`,
+and committed as an image keyed by the requirements and the base image, so a second grading skips it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import docker.errors
+import msgspec
+import requests.exceptions
+
+from sandboxes.deps import ParsedRequirements
+from sandboxes.errors import SandboxUnavailable
+
+VENV = "/var/tmp/viva-venv"  # noqa: S108 - a path inside the image
+"""Inside the image: a directory of the root filesystem (a tmpfs would not be committed), read-only at run time."""
+PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"]
+
+
+class DependencyLayer(msgspec.Struct, frozen=True):
+    image: str
+    cached: bool
+    requirements: list[str]
+    missing_wheels: list[str]
+    """Requirements no wheel could be found for; the install fails on them and the log says so."""
+    install_ok: bool
+    log_tail: str
+    seconds: float
+
+
+def image_python(client: docker.DockerClient, image: str) -> str:
+    """`3.11` or the like: the base image's Python, which the wheels must match."""
+    try:
+        output = client.containers.run(
+            image,
+            ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            network_mode="none",
+            user="1000:1000",
+            remove=True,
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise SandboxUnavailable(f"could not ask the base image for its Python version: {error}") from None
+    return bytes(output).decode().strip()
+
+
+def download_wheels(requirements: ParsedRequirements, wheelhouse: Path, python: str) -> tuple[list[str], str]:
+    """`pip download --only-binary=:all:` for the image's Python and platform, one requirement at a time so one
+    without a wheel does not hide the others. Returns (requirements without a wheel, pip's last words)."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    missing: list[str] = []
+    last = ""
+    for requirement in requirements.requirements:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
+            *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
+            "-d",
+            str(wheelhouse),
+            requirement,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+        if result.returncode != 0:
+            missing.append(requirement)
+            last = (result.stderr.strip().splitlines() or [""])[-1][:300]
+    return missing, last
+
+
+def dependency_layer(
+    client: docker.DockerClient, base_image: str, requirements: ParsedRequirements, cache_dir: Path
+) -> DependencyLayer:
+    started = time.monotonic()
+    base_id = str(client.images.get(base_image).id)
+    key = requirements.cache_key(base_id)
+    tag = f"viva-deps:{key}"
+    try:
+        client.images.get(tag)
+        return DependencyLayer(tag, True, requirements.requirements, [], True, "", time.monotonic() - started)
+    except docker.errors.ImageNotFound:
+        pass
+    wheelhouse = cache_dir / "wheelhouse" / key
+    missing, pip_said = download_wheels(requirements, wheelhouse, image_python(client, base_image))
+    (wheelhouse / "requirements.txt").write_text("\n".join(requirements.requirements) + "\n")
+    for path in [wheelhouse, *wheelhouse.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    script = (
+        f"python3 -m venv {VENV} && {VENV}/bin/pip install --quiet --no-index --disable-pip-version-check "
+        f"--find-links /wheels -r /wheels/requirements.txt"
+    )
+    container = None
+    try:
+        container = client.containers.run(
+            base_image,
+            ["sh", "-c", script],
+            detach=True,
+            user="1000:1000",
+            network_mode="none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit="2g",
+            pids_limit=512,
+            volumes={str(wheelhouse.resolve()): {"bind": "/wheels", "mode": "ro"}},
+            labels={"viva.owner": "viva-layer"},
+        )
+        status = container.wait(timeout=900)
+        log = container.logs().decode(errors="replace")
+        ok = status.get("StatusCode") == 0
+        if ok:
+            container.commit(repository="viva-deps", tag=key)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise SandboxUnavailable(f"the dependency layer could not be built: {error}") from None
+    finally:
+        if container is not None:
+            container.remove(force=True)
+    tail = "\n".join(log.strip().splitlines()[-20:])
+    if missing:
+        tail = f"no wheel for: {', '.join(missing)} ({pip_said})\n" + tail
+    return DependencyLayer(
+        tag if ok else base_image, False, requirements.requirements, missing, ok, tail, time.monotonic() - started
+    )
+
+
+def clear_wheelhouse(cache_dir: Path) -> None:
+    shutil.rmtree(cache_dir / "wheelhouse", ignore_errors=True)

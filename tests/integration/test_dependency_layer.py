@@ -1,0 +1,54 @@
+"""The dependency layer: wheels fetched on the host (from the package registry), installed in a network-less
+container, committed as an image; a second grading of the same requirements reuses it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from sandboxes.deps import parse_requirements
+from sandboxes.docker_backend import DockerSandbox, docker_client
+from sandboxes.images import build_offline_base
+from sandboxes.layers import VENV, dependency_layer
+from sandboxes.settings import SandboxSettings
+
+pytestmark = pytest.mark.docker
+IMAGE = SandboxSettings().offline_image
+
+
+@pytest.fixture(scope="module")
+def client():
+    found = docker_client()
+    try:
+        found.images.get(IMAGE)
+    except Exception:
+        build_offline_base(found, IMAGE)
+    return found
+
+
+def test_cold_then_warm_and_the_app_can_import_it(client, tmp_path: Path) -> None:
+    requirements = parse_requirements("six==1.16.0\n")
+    for image in client.images.list(name="viva-deps"):
+        if requirements.cache_key(str(client.images.get(IMAGE).id)) in " ".join(image.tags):
+            client.images.remove(image.id, force=True)
+    cold = dependency_layer(client, IMAGE, requirements, tmp_path)
+    assert cold.install_ok and not cold.cached, cold.log_tail
+    warm = dependency_layer(client, IMAGE, requirements, tmp_path)
+    assert warm.cached and warm.image == cold.image
+    assert warm.seconds < cold.seconds / 3
+
+    async def check() -> str:
+        async with DockerSandbox(cold.image) as sandbox:
+            result = await sandbox.exec([f"{VENV}/bin/python", "-c", "import six; print(six.__version__)"])
+            return result.stdout
+
+    assert asyncio.run(check()) == "1.16.0\n"
+
+
+def test_a_requirement_without_a_wheel_is_reported(client, tmp_path: Path) -> None:
+    layer = dependency_layer(client, IMAGE, parse_requirements("viva-no-such-package-xyz==0.0.1\n"), tmp_path)
+    assert not layer.install_ok
+    assert layer.missing_wheels == ["viva-no-such-package-xyz==0.0.1"]
+    assert "no wheel for" in layer.log_tail
