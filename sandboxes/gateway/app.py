@@ -1,0 +1,403 @@
+"""The gateway's HTTP surface, as a plain ASGI app: OpenAI chat completions (JSON and streaming), the Responses
+API, embeddings and /v1/models; Anthropic messages (JSON and streaming). Each call is recorded and priced."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+from llm.pricing import price_usd
+from sandboxes.gateway import responder
+
+Fault = Literal["rate_limit", "server_error", "timeout", "slow_stream", "truncated_stream", "malformed_json"]
+Send = Callable[[dict[str, Any]], Any]
+
+
+class GatewayConfig(msgspec.Struct, kw_only=True):
+    """How the gateway behaves; tests and the grader change it between probes."""
+
+    gullible: bool = False
+    faults: list[Fault] = msgspec.field(default_factory=list)
+    """Consumed one per call, first in first out."""
+    time_to_first_token_s: float = 0.4
+    tokens_per_second: float = 80.0
+    time_scale: float = 1.0
+    """Multiplies every modelled delay: 0 in tests, 1 to feel like a real provider."""
+    retry_after_s: float = 2.0
+    timeout_s: float = 120.0
+
+
+class GatewayCall(msgspec.Struct, frozen=True):
+    protocol: Literal["openai", "anthropic"]
+    endpoint: str
+    model: str
+    system: str
+    messages: list[str]
+    input_tokens: int
+    output_tokens: int
+    modelled_latency_s: float
+    price_usd: float
+    fault: str = ""
+    output: str = ""
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig | None = None) -> None:
+        self.config = config or GatewayConfig()
+        self.calls: list[GatewayCall] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if method == "GET" and path.rstrip("/").endswith("/models"):
+            await _json(send, 200, {"object": "list", "data": [{"id": "viva-offline", "object": "model"}]})
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            await _json(send, 400, {"error": {"message": "request body is not JSON", "type": "invalid_request_error"}})
+            return
+        if path.endswith("/chat/completions"):
+            await self._chat(body, send)
+        elif path.endswith("/responses"):
+            await self._responses(body, send)
+        elif path.endswith("/embeddings"):
+            await self._embeddings(body, send)
+        elif path.endswith("/messages"):
+            await self._messages(body, send)
+        else:
+            await _json(send, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
+
+    # --- behaviour shared by every endpoint ---------------------------------------------------------------
+
+    def _next_fault(self) -> str:
+        return self.config.faults.pop(0) if self.config.faults else ""
+
+    async def _fail(self, fault: str, send: Send, protocol: str) -> bool:
+        """Play a fault that ends the call before any answer; True when one was played."""
+        if fault == "rate_limit":
+            await _json(
+                send,
+                429,
+                _error(protocol, "rate_limit_error", "rate limited by the gateway"),
+                {"retry-after": f"{self.config.retry_after_s:g}"},
+            )
+            return True
+        if fault == "server_error":
+            await _json(send, 500, _error(protocol, "api_error", "the gateway played a server error"))
+            return True
+        if fault == "timeout":
+            await asyncio.sleep(self.config.timeout_s * self.config.time_scale)
+            await _json(send, 504, _error(protocol, "timeout", "the gateway played a timeout"))
+            return True
+        if fault == "malformed_json":
+            await _raw(send, 200, b'{"id": "x", "choices": [ {"message": ', "application/json")
+            return True
+        return False
+
+    def _record(  # noqa: PLR0917 - one internal call shape for every endpoint
+        self,
+        protocol: Literal["openai", "anthropic"],
+        endpoint: str,
+        model: str,
+        system: str,
+        messages: list[str],
+        output: str,
+        fault: str,
+    ) -> GatewayCall:
+        input_tokens = responder.count_tokens(system + " ".join(messages))
+        output_tokens = responder.count_tokens(output) if output else 0
+        latency = self.config.time_to_first_token_s + output_tokens / max(self.config.tokens_per_second, 1e-6)
+        call = GatewayCall(
+            protocol,
+            endpoint,
+            model,
+            system,
+            messages,
+            input_tokens,
+            output_tokens,
+            latency,
+            price_usd("anthropic" if protocol == "anthropic" else "openai", model, input_tokens, output_tokens),
+            fault,
+            output,
+        )
+        self.calls.append(call)
+        return call
+
+    async def _model_delay(self, call: GatewayCall) -> None:
+        if self.config.time_scale > 0:
+            await asyncio.sleep(call.modelled_latency_s * self.config.time_scale)
+
+    # --- OpenAI ---------------------------------------------------------------------------------------------
+
+    async def _chat(self, body: dict[str, Any], send: Send) -> None:
+        system, messages = _openai_messages(body.get("messages", []))
+        fault = self._next_fault()
+        text = (
+            ""
+            if fault in ("rate_limit", "server_error", "timeout", "malformed_json")
+            else responder.answer(system, messages[-1] if messages else "", self.config.gullible)
+        )
+        call = self._record("openai", "chat.completions", str(body.get("model", "")), system, messages, text, fault)
+        if await self._fail(fault, send, "openai"):
+            return
+        await self._model_delay(call)
+        if body.get("stream"):
+            await self._chat_stream(body, call, fault, send)
+            return
+        await _json(
+            send,
+            200,
+            {
+                "id": "chatcmpl-" + uuid.uuid4().hex,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": call.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": call.input_tokens,
+                    "completion_tokens": call.output_tokens,
+                    "total_tokens": call.input_tokens + call.output_tokens,
+                },
+            },
+        )
+
+    async def _chat_stream(self, body: dict[str, Any], call: GatewayCall, fault: str, send: Send) -> None:
+        base = {
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": call.model,
+        }
+        await _start_stream(send)
+        pieces = call.output.split(" ")
+        if fault == "truncated_stream":
+            pieces = pieces[: max(1, len(pieces) // 2)]
+        for number, piece in enumerate(pieces):
+            delta = {"content": piece + (" " if number < len(pieces) - 1 else "")}
+            await _event(send, {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            if fault == "slow_stream":
+                await asyncio.sleep(2.0 * self.config.time_scale)
+        if fault == "truncated_stream":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await _event(send, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await _event(
+                send,
+                {
+                    **base,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": call.input_tokens,
+                        "completion_tokens": call.output_tokens,
+                        "total_tokens": call.input_tokens + call.output_tokens,
+                    },
+                },
+            )
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _responses(self, body: dict[str, Any], send: Send) -> None:
+        raw_input = body.get("input", "")
+        items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else raw_input
+        system, messages = _openai_messages(items)
+        system = "\n".join(filter(None, [str(body.get("instructions") or ""), system]))
+        fault = self._next_fault()
+        text = "" if fault else responder.answer(system, messages[-1] if messages else "", self.config.gullible)
+        call = self._record("openai", "responses", str(body.get("model", "")), system, messages, text, fault)
+        if await self._fail(fault, send, "openai"):
+            return
+        await self._model_delay(call)
+        await _json(
+            send,
+            200,
+            {
+                "id": "resp_" + uuid.uuid4().hex,
+                "object": "response",
+                "created_at": int(time.time()),
+                "status": "completed",
+                "model": call.model,
+                "output": [
+                    {
+                        "type": "message",
+                        "id": "msg_" + uuid.uuid4().hex,
+                        "role": "assistant",
+                        "status": "completed",
+                        "content": [{"type": "output_text", "text": text, "annotations": []}],
+                    }
+                ],
+                "usage": {
+                    "input_tokens": call.input_tokens,
+                    "output_tokens": call.output_tokens,
+                    "total_tokens": call.input_tokens + call.output_tokens,
+                },
+            },
+        )
+
+    async def _embeddings(self, body: dict[str, Any], send: Send) -> None:
+        texts = body.get("input", [])
+        texts = [texts] if isinstance(texts, str) else [str(text) for text in texts]
+        fault = self._next_fault()
+        call = self._record("openai", "embeddings", str(body.get("model", "")), "", texts, "", fault)
+        if await self._fail(fault, send, "openai"):
+            return
+        await _json(
+            send,
+            200,
+            {
+                "object": "list",
+                "model": call.model,
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": responder.embed(text)}
+                    for i, text in enumerate(texts)
+                ],
+                "usage": {"prompt_tokens": call.input_tokens, "total_tokens": call.input_tokens},
+            },
+        )
+
+    # --- Anthropic --------------------------------------------------------------------------------------------
+
+    async def _messages(self, body: dict[str, Any], send: Send) -> None:
+        system = body.get("system", "")
+        if isinstance(system, list):
+            system = " ".join(part.get("text", "") for part in system if isinstance(part, dict))
+        messages = [_text_of(message.get("content")) for message in body.get("messages", [])]
+        fault = self._next_fault()
+        text = (
+            ""
+            if fault in ("rate_limit", "server_error", "timeout", "malformed_json")
+            else responder.answer(str(system), messages[-1] if messages else "", self.config.gullible)
+        )
+        call = self._record("anthropic", "messages", str(body.get("model", "")), str(system), messages, text, fault)
+        if await self._fail(fault, send, "anthropic"):
+            return
+        await self._model_delay(call)
+        if body.get("stream"):
+            await self._messages_stream(call, fault, send)
+            return
+        await _json(
+            send,
+            200,
+            {
+                "id": "msg_" + uuid.uuid4().hex,
+                "type": "message",
+                "role": "assistant",
+                "model": call.model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": call.input_tokens, "output_tokens": call.output_tokens},
+            },
+        )
+
+    async def _messages_stream(self, call: GatewayCall, fault: str, send: Send) -> None:
+        async def event(name: str, data: dict[str, Any]) -> None:
+            payload = f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+            await send({"type": "http.response.body", "body": payload, "more_body": True})
+
+        await _start_stream(send)
+        await event(
+            "message_start",
+            {
+                "message": {
+                    "id": "msg_" + uuid.uuid4().hex,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": call.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": call.input_tokens, "output_tokens": 1},
+                }
+            },
+        )
+        await event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+        pieces = call.output.split(" ")
+        if fault == "truncated_stream":
+            pieces = pieces[: max(1, len(pieces) // 2)]
+        for number, piece in enumerate(pieces):
+            await event(
+                "content_block_delta",
+                {
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": piece + (" " if number < len(pieces) - 1 else "")},
+                },
+            )
+            if fault == "slow_stream":
+                await asyncio.sleep(2.0 * self.config.time_scale)
+        if fault != "truncated_stream":
+            await event("content_block_stop", {"index": 0})
+            await event(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": call.output_tokens},
+                },
+            )
+            await event("message_stop", {})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _openai_messages(items: list[Any]) -> tuple[str, list[str]]:
+    system = " ".join(
+        _text_of(m.get("content")) for m in items if isinstance(m, dict) and m.get("role") in ("system", "developer")
+    )
+    others = [
+        _text_of(m.get("content"))
+        for m in items
+        if isinstance(m, dict) and m.get("role") not in ("system", "developer")
+    ]
+    return system, others
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def _error(protocol: str, kind: str, message: str) -> dict[str, Any]:
+    if protocol == "anthropic":
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"message": message, "type": kind, "code": kind}}
+
+
+async def _json(send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    await _raw(send, status, json.dumps(payload).encode(), "application/json", headers)
+
+
+async def _raw(send: Send, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    extra = [(key.encode(), value.encode()) for key, value in (headers or {}).items()]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type.encode()), *extra]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _start_stream(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+        }
+    )
+
+
+async def _event(send: Send, payload: dict[str, Any]) -> None:
+    await send({"type": "http.response.body", "body": f"data: {json.dumps(payload)}\n\n".encode(), "more_body": True})

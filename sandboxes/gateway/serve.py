@@ -1,0 +1,61 @@
+"""Serving the gateway on a Unix socket (for a sandbox) and the forwarder that runs inside the container."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from sandboxes.gateway.app import Gateway, GatewayConfig
+
+SOCKET_NAME = "gateway.sock"
+FORWARD_PORT = 18080
+
+# Runs inside the network-less container: 127.0.0.1:18080 → /sock/gateway.sock. Standard library only.
+FORWARDER = """
+import asyncio, sys
+PORT, SOCK = int(sys.argv[1]), sys.argv[2]
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+async def handle(client_reader, client_writer):
+    upstream_reader, upstream_writer = await asyncio.open_unix_connection(SOCK)
+    await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer),
+                         return_exceptions=True)
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", PORT)
+    print("forwarding", flush=True)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+@contextmanager
+def serve_gateway(socket_dir: Path, config: GatewayConfig | None = None) -> Iterator[Gateway]:
+    """Serve a gateway on socket_dir/gateway.sock for the duration of the block (a background thread)."""
+    socket_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(socket_dir, 0o755)  # noqa: S103 - the sandbox user must reach the socket inside
+    path = socket_dir / SOCKET_NAME
+    gateway = Gateway(config)
+    server = uvicorn.Server(uvicorn.Config(gateway, uds=str(path), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not (server.started and path.exists()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.chmod(path, 0o666)  # noqa: S103 - the sandbox user (uid 1000) connects through it
+    try:
+        yield gateway
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
