@@ -30,6 +30,14 @@ class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: float = 120.0
     """Default wall-clock limit per exec."""
 
+    def capped_by(self, *caps: SandboxLimits | None) -> SandboxLimits:
+        """These limits, lowered by a grading's or an organisation's caps: the smallest value of each field wins."""
+        fields = {name: getattr(self, name) for name in self.__struct_fields__}
+        for cap in caps:
+            if cap is not None:
+                fields = {name: min(value, getattr(cap, name)) for name, value in fields.items()}
+        return SandboxLimits(**fields)
+
 
 class ExecResult(msgspec.Struct, frozen=True):
     returncode: int

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
+import httpx
 import msgspec
 
 from llm.pricing import price_usd
@@ -31,6 +32,10 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     """Multiplies every modelled delay: 0 in tests, 1 to feel like a real provider."""
     retry_after_s: float = 2.0
     timeout_s: float = 120.0
+    proxy_openai_url: str | None = None
+    """When set, chat completions are forwarded to this OpenAI-compatible base URL with `proxy_openai_key`, which
+    stays on the host: the sandbox only ever sees the gateway."""
+    proxy_openai_key: str | None = None
 
 
 class GatewayCall(msgspec.Struct, frozen=True):
@@ -145,6 +150,13 @@ class Gateway:
 
     async def _chat(self, body: dict[str, Any], send: Send) -> None:
         system, messages = _openai_messages(body.get("messages", []))
+        if self.config.proxy_openai_url:
+            await self._proxy_chat(body, system, messages, send)
+            return
+        forced = _forced_tool(body)
+        if forced is not None:
+            await self._chat_tool_call(body, system, messages, forced, send)
+            return
         fault = self._next_fault()
         text = (
             ""
@@ -174,6 +186,108 @@ class Gateway:
                 },
             },
         )
+
+    async def _chat_tool_call(
+        self, body: dict[str, Any], system: str, messages: list[str], tool: tuple[str, dict[str, Any]], send: Send
+    ) -> None:
+        """The app required a tool call: call it, with arguments made from its JSON schema and the question."""
+        name, schema = tool
+        arguments = json.dumps(_arguments_for(schema, messages[-1] if messages else ""))
+        call = self._record(
+            "openai", "chat.completions", str(body.get("model", "")), system, messages, f"{name}({arguments})", ""
+        )
+        await self._model_delay(call)
+        tool_call = {
+            "id": "call_" + uuid.uuid4().hex[:12],
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        usage = {
+            "prompt_tokens": call.input_tokens,
+            "completion_tokens": call.output_tokens,
+            "total_tokens": call.input_tokens + call.output_tokens,
+        }
+        if not body.get("stream"):
+            await _json(
+                send,
+                200,
+                {
+                    "id": "chatcmpl-" + uuid.uuid4().hex,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": call.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                    "usage": usage,
+                },
+            )
+            return
+        base = {
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": call.model,
+        }
+        await _start_stream(send)
+        first = {**tool_call, "index": 0, "function": {"name": name, "arguments": ""}}
+        await _event(
+            send,
+            {
+                **base,
+                "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]}, "finish_reason": None}],
+            },
+        )
+        await _event(
+            send,
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]},
+                        "finish_reason": None,
+                    }
+                ],
+            },
+        )
+        await _event(send, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await _event(send, {**base, "choices": [], "usage": usage})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _proxy_chat(self, body: dict[str, Any], system: str, messages: list[str], send: Send) -> None:
+        """Forward to a real provider with the host's key; record what came back. Streaming is answered whole."""
+        url = str(self.config.proxy_openai_url).rstrip("/") + "/chat/completions"
+        headers = {"authorization": f"Bearer {self.config.proxy_openai_key or ''}"}
+        started = time.perf_counter()
+        async with httpx.AsyncClient(timeout=self.config.timeout_s) as client:
+            upstream = await client.post(url, json={**body, "stream": False}, headers=headers)
+        payload = upstream.json() if upstream.headers.get("content-type", "").startswith("application/json") else {}
+        usage = payload.get("usage") or {}
+        text = ((payload.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+        model = str(body.get("model", ""))
+        self.calls.append(
+            GatewayCall(
+                "openai",
+                "chat.completions",
+                model,
+                system,
+                messages,
+                int(usage.get("prompt_tokens", 0)),
+                int(usage.get("completion_tokens", 0)),
+                time.perf_counter() - started,
+                price_usd("openai", model, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+                "" if upstream.status_code == 200 else f"upstream {upstream.status_code}",
+                text,
+            )
+        )
+        passed = {key: value for key, value in upstream.headers.items() if key.lower() == "retry-after"}
+        await _raw(send, upstream.status_code, upstream.content, "application/json", passed)
 
     async def _chat_stream(self, body: dict[str, Any], call: GatewayCall, fault: str, send: Send) -> None:
         base = {
@@ -349,6 +463,43 @@ class Gateway:
             )
             await event("message_stop", {})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The tool the request requires ("required" or a named function), with its parameter schema."""
+    tools = [tool.get("function", {}) for tool in body.get("tools") or [] if isinstance(tool, dict)]
+    choice = body.get("tool_choice")
+    if not tools or choice in (None, "auto", "none"):
+        return None
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        tools = [tool for tool in tools if tool.get("name") == wanted] or tools
+    return str(tools[0].get("name", "tool")), dict(tools[0].get("parameters") or {})
+
+
+def _arguments_for(schema: dict[str, Any], question: str) -> dict[str, Any]:
+    """Required arguments of a tool, filled deterministically: strings get the question, numbers 1, flags true."""
+    filled: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        if name not in (schema.get("required") or []):
+            continue
+        kind = prop.get("type")
+        filled[name] = (
+            prop["enum"][0]
+            if "enum" in prop
+            else 1
+            if kind == "integer"
+            else 1.0
+            if kind == "number"
+            else True
+            if kind == "boolean"
+            else []
+            if kind == "array"
+            else {}
+            if kind == "object"
+            else question[:200]
+        )
+    return filled
 
 
 def _openai_messages(items: list[Any]) -> tuple[str, list[str]]:

@@ -4,6 +4,7 @@ inside a network-less sandbox through the forwarder — the sandboxed app's only
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sandboxes.gateway.serve import FORWARD_PORT, FORWARDER, SOCKET_NAME, serve_
 from sandboxes.images import build_offline_base
 from sandboxes.layers import VENV, dependency_layer
 from sandboxes.settings import SandboxSettings
+from tests.providers.fake_server import echo_script, serve_fake_provider
 
 SYSTEM = "You answer from the numbered context only. Cite the chunk id in brackets after each sentence."
 CONTEXT = (
@@ -199,3 +201,69 @@ def test_real_sdks_from_inside_a_network_less_sandbox(tmp_path: Path) -> None:
     assert "ANTHROPIC" in output and "eight minutes" in output.split("ANTHROPIC", 1)[1], output
     assert [call.protocol for call in gateway.calls] == ["openai", "anthropic"]
     assert gateway.calls[0].system == SYSTEM
+
+
+def test_required_tool_calls_json_and_stream(tmp_path: Path) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "search_notes",
+            "parameters": {
+                "type": "object",
+                "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
+                "required": ["query", "k"],
+            },
+        },
+    }
+    with serve_gateway(tmp_path, GatewayConfig(time_scale=0)):
+        oai, _ = clients(tmp_path / SOCKET_NAME)
+        ask = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "deploy time?"}],
+            "tools": [tool],
+            "tool_choice": "required",
+        }
+        called = oai.chat.completions.create(**ask).choices[0].message.tool_calls[0]
+        chunks = list(oai.chat.completions.create(**ask, stream=True))
+        plain = oai.chat.completions.create(**{**ask, "tool_choice": "auto"})
+    assert called.function.name == "search_notes"
+    assert json.loads(called.function.arguments) == {"query": "deploy time?", "k": 1}
+    streamed = "".join(
+        c.choices[0].delta.tool_calls[0].function.arguments or ""
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+    )
+    assert json.loads(streamed) == {"query": "deploy time?", "k": 1}
+    assert plain.choices[0].message.tool_calls is None
+
+
+def test_proxy_mode_keeps_the_key_on_the_host(tmp_path: Path) -> None:
+    with (
+        serve_fake_provider(echo_script) as upstream,
+        serve_gateway(
+            tmp_path,
+            GatewayConfig(time_scale=0, proxy_openai_url=upstream.base_url + "/v1", proxy_openai_key="sk-host-only"),
+        ) as gateway,
+    ):
+        oai, _ = clients(tmp_path / SOCKET_NAME)
+        reply = oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "echo: hi"
+    assert gateway.calls[0].output == "echo: hi" and gateway.calls[0].input_tokens == 120
+    assert len(upstream.requests) == 1
+
+
+def test_slow_stream_and_timeout_faults_follow_the_time_scale(tmp_path: Path) -> None:
+    config = GatewayConfig(time_scale=0.01, time_to_first_token_s=0, faults=["slow_stream", "timeout"], timeout_s=100)
+    with serve_gateway(tmp_path, config):
+        oai, _ = clients(tmp_path / SOCKET_NAME)
+        ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": CONTEXT}]}
+        started = time.perf_counter()
+        chunks = list(oai.chat.completions.create(**ask, stream=True))
+        slow = time.perf_counter() - started
+        started = time.perf_counter()
+        with pytest.raises(openai.APIStatusError) as timed_out:
+            oai.chat.completions.create(**ask)
+        waited = time.perf_counter() - started
+    words = sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
+    assert slow >= words * 0.02 * 0.9  # 2 s per chunk, scaled by 0.01
+    assert timed_out.value.status_code == 504 and 0.9 <= waited < 5  # 100 s, scaled by 0.01

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sandboxes.base import SandboxLimits
 from sandboxes.deps import parse_requirements
 
 
@@ -54,3 +55,9 @@ def test_continuations_and_cache_key() -> None:
     same = parse_requirements("httpx==0.28.1\nfastapi==0.115.6; python_version >= '3.8'\n")
     assert parsed.cache_key("sha256:img") == same.cache_key("sha256:img")
     assert parsed.cache_key("sha256:img") != parsed.cache_key("sha256:other")
+
+
+def test_limits_are_lowered_by_grading_and_organisation_caps() -> None:
+    base = SandboxLimits(memory_mb=2048, timeout_s=300)
+    capped = base.capped_by(SandboxLimits(memory_mb=512), None, SandboxLimits(timeout_s=60, cpus=4))
+    assert (capped.memory_mb, capped.timeout_s, capped.cpus) == (512, 60, 1.0)
