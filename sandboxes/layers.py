@@ -1,9 +1,13 @@
 """The per-repository dependency layer: wheels downloaded on the host (only wheels: no build backend of the
-candidate's runs here), installed in a network-less, non-root build container with `pip install --no-index`,
-and committed as an image keyed by the requirements and the base image, so a second grading skips it."""
+candidate's runs here); a pinned requirement with no wheel has its source archive fetched as a plain file
+(checked against the index's sha256) and built inside the sandbox; everything is installed in a network-less,
+non-root build container with `pip install --no-index`, and committed as an image keyed by the requirements
+and the base image, so a second grading skips it."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -12,8 +16,10 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import httpx
 import msgspec
 import requests.exceptions
+from packaging.requirements import Requirement
 
 from sandboxes.deps import ParsedRequirements
 from sandboxes.errors import SandboxUnavailable
@@ -49,6 +55,43 @@ def image_python(client: docker.DockerClient, image: str) -> str:
     return bytes(output).decode().strip()
 
 
+BUILD_TOOLS = ["setuptools>=68", "wheel"]
+"""Wheels put beside any source archive, so pip can build it inside the sandbox with no index."""
+
+
+def fetch_sdist(requirement: str, wheelhouse: Path, index_url: str) -> bool:
+    """Download a pinned requirement's source archive as a plain file from the package index's simple page
+    (PEP 503), checked against the sha256 the index gives; nothing of it runs here. False when the requirement is
+    not pinned to one version or the release has no source archive."""
+    parsed = Requirement(requirement)
+    pins = [spec.version for spec in parsed.specifier if spec.operator in ("==", "===")]
+    if len(pins) != 1:
+        return False
+    project = re.sub(r"[-_.]+", "-", parsed.name).lower()
+    try:
+        page = httpx.get(f"{index_url.rstrip('/')}/{project}/", timeout=30, follow_redirects=True)
+        page.raise_for_status()
+    except httpx.HTTPError:
+        return False
+    stem = re.sub(r"[-_.]+", "[-_.]", re.escape(project).replace("\\-", "-"))
+    wanted = re.compile(rf"^{stem}-{re.escape(pins[0])}\.(tar\.gz|zip)$", re.I)
+    for url, name in re.findall(r'<a[^>]+href="([^"]+)"[^>]*>([^<]+)</a>', page.text):
+        if not wanted.match(name.strip()):
+            continue
+        address, _, fragment = url.partition("#")
+        try:
+            archive = httpx.get(address, timeout=120, follow_redirects=True)
+            archive.raise_for_status()
+        except httpx.HTTPError:
+            return False
+        digest = dict(part.split("=", 1) for part in fragment.split("&") if "=" in part).get("sha256")
+        if digest is not None and digest != hashlib.sha256(archive.content).hexdigest():
+            return False
+        (wheelhouse / Path(name.strip()).name).write_bytes(archive.content)
+        return True
+    return False
+
+
 def download_wheels(requirements: ParsedRequirements, wheelhouse: Path, python: str) -> tuple[list[str], str]:
     """`pip download --only-binary=:all:` for the image's Python and platform, one requirement at a time so one
     without a wheel does not hide the others. Returns (requirements without a wheel, pip's last words)."""
@@ -81,7 +124,11 @@ def download_wheels(requirements: ParsedRequirements, wheelhouse: Path, python: 
 
 
 def dependency_layer(
-    client: docker.DockerClient, base_image: str, requirements: ParsedRequirements, cache_dir: Path
+    client: docker.DockerClient,
+    base_image: str,
+    requirements: ParsedRequirements,
+    cache_dir: Path,
+    index_url: str = "https://pypi.org/simple",
 ) -> DependencyLayer:
     started = time.monotonic()
     base_id = str(client.images.get(base_image).id)
@@ -93,7 +140,11 @@ def dependency_layer(
     except docker.errors.ImageNotFound:
         pass
     wheelhouse = cache_dir / "wheelhouse" / key
-    missing, pip_said = download_wheels(requirements, wheelhouse, image_python(client, base_image))
+    python = image_python(client, base_image)
+    missing, pip_said = download_wheels(requirements, wheelhouse, python)
+    if missing:
+        missing = [item for item in missing if not fetch_sdist(item, wheelhouse, index_url)]
+        download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python)
     (wheelhouse / "requirements.txt").write_text("\n".join(requirements.requirements) + "\n")
     for path in [wheelhouse, *wheelhouse.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -52,3 +52,19 @@ def test_a_requirement_without_a_wheel_is_reported(client, tmp_path: Path) -> No
     assert not layer.install_ok
     assert layer.missing_wheels == ["viva-no-such-package-xyz==0.0.1"]
     assert "no wheel for" in layer.log_tail
+
+
+def test_a_package_with_no_wheel_is_built_inside_the_sandbox(client, tmp_path: Path) -> None:  # noqa: ANN001
+    """docopt 0.6.2 exists only as a source archive: it is fetched as a file and built in the build container."""
+    layer = dependency_layer(client, IMAGE, parse_requirements("docopt==0.6.2\n"), tmp_path)
+    assert layer.install_ok, layer.log_tail
+    assert layer.missing_wheels == []
+    archives = list((tmp_path / "wheelhouse").rglob("docopt-0.6.2.tar.gz"))
+    assert archives, "the source archive is downloaded as a plain file"
+
+    async def check() -> str:
+        async with DockerSandbox(layer.image) as sandbox:
+            result = await sandbox.exec([f"{VENV}/bin/python", "-c", "import docopt; print(docopt.__version__)"])
+            return result.stdout
+
+    assert asyncio.run(check()) == "0.6.2\n"
