@@ -36,6 +36,9 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     """When set, chat completions are forwarded to this OpenAI-compatible base URL with `proxy_openai_key`, which
     stays on the host: the sandbox only ever sees the gateway."""
     proxy_openai_key: str | None = None
+    proxy_anthropic_url: str | None = None
+    """The same for Anthropic messages, with `proxy_anthropic_key` sent as x-api-key from the host."""
+    proxy_anthropic_key: str | None = None
 
 
 class GatewayCall(msgspec.Struct, frozen=True):
@@ -389,6 +392,9 @@ class Gateway:
         if isinstance(system, list):
             system = " ".join(part.get("text", "") for part in system if isinstance(part, dict))
         messages = [_text_of(message.get("content")) for message in body.get("messages", [])]
+        if self.config.proxy_anthropic_url:
+            await self._proxy_messages(body, str(system), messages, send)
+            return
         fault = self._next_fault()
         text = (
             ""
@@ -416,6 +422,36 @@ class Gateway:
                 "usage": {"input_tokens": call.input_tokens, "output_tokens": call.output_tokens},
             },
         )
+
+    async def _proxy_messages(self, body: dict[str, Any], system: str, messages: list[str], send: Send) -> None:
+        """Forward to Anthropic (or a compatible endpoint) with the host's key; streaming is answered whole."""
+        url = str(self.config.proxy_anthropic_url).rstrip("/") + "/v1/messages"
+        headers = {"x-api-key": self.config.proxy_anthropic_key or "", "anthropic-version": "2023-06-01"}
+        started = time.perf_counter()
+        async with httpx.AsyncClient(timeout=self.config.timeout_s) as client:
+            upstream = await client.post(url, json={**body, "stream": False}, headers=headers)
+        payload = upstream.json() if upstream.headers.get("content-type", "").startswith("application/json") else {}
+        usage = payload.get("usage") or {}
+        text = " ".join(part.get("text", "") for part in payload.get("content") or [] if isinstance(part, dict))
+        model = str(body.get("model", ""))
+        tokens_in, tokens_out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        self.calls.append(
+            GatewayCall(
+                "anthropic",
+                "messages",
+                model,
+                system,
+                messages,
+                tokens_in,
+                tokens_out,
+                time.perf_counter() - started,
+                price_usd("anthropic", model, tokens_in, tokens_out),
+                "" if upstream.status_code == 200 else f"upstream {upstream.status_code}",
+                text,
+            )
+        )
+        passed = {key: value for key, value in upstream.headers.items() if key.lower() == "retry-after"}
+        await _raw(send, upstream.status_code, upstream.content, "application/json", passed)
 
     async def _messages_stream(self, call: GatewayCall, fault: str, send: Send) -> None:
         async def event(name: str, data: dict[str, Any]) -> None:

@@ -30,9 +30,7 @@ def client():
 
 def test_cold_then_warm_and_the_app_can_import_it(client, tmp_path: Path) -> None:
     requirements = parse_requirements("six==1.16.0\n")
-    for image in client.images.list(name="viva-deps"):
-        if requirements.cache_key(str(client.images.get(IMAGE).id)) in " ".join(image.tags):
-            client.images.remove(image.id, force=True)
+    _forget_layer(client, requirements)
     cold = dependency_layer(client, IMAGE, requirements, tmp_path)
     assert cold.install_ok and not cold.cached, cold.log_tail
     warm = dependency_layer(client, IMAGE, requirements, tmp_path)
@@ -54,9 +52,11 @@ def test_a_requirement_without_a_wheel_is_reported(client, tmp_path: Path) -> No
     assert "no wheel for" in layer.log_tail
 
 
-def test_a_package_with_no_wheel_is_built_inside_the_sandbox(client, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_package_with_no_wheel_is_built_inside_the_sandbox(client, tmp_path: Path) -> None:
     """docopt 0.6.2 exists only as a source archive: it is fetched as a file and built in the build container."""
-    layer = dependency_layer(client, IMAGE, parse_requirements("docopt==0.6.2\n"), tmp_path)
+    requirements = parse_requirements("docopt==0.6.2\n")
+    _forget_layer(client, requirements)
+    layer = dependency_layer(client, IMAGE, requirements, tmp_path)
     assert layer.install_ok, layer.log_tail
     assert layer.missing_wheels == []
     archives = list((tmp_path / "wheelhouse").rglob("docopt-0.6.2.tar.gz"))
@@ -68,3 +68,21 @@ def test_a_package_with_no_wheel_is_built_inside_the_sandbox(client, tmp_path: P
             return result.stdout
 
     assert asyncio.run(check()) == "0.6.2\n"
+
+
+def test_option_and_path_lines_never_reach_pip(client, tmp_path: Path) -> None:
+    """A requirements file that points pip at another index or a local path: those lines are refused with a
+    reason, and the layer installs only what was parsed as a requirement."""
+    parsed = parse_requirements("six==1.16.0\n--index-url http://127.0.0.1:9/simple\n--find-links /etc\n./local_pkg\n")
+    assert parsed.requirements == ["six==1.16.0"]
+    assert [refused.line for refused in parsed.refused] == [2, 3, 4]
+    layer = dependency_layer(client, IMAGE, parsed, tmp_path)
+    assert layer.install_ok and layer.requirements == ["six==1.16.0"]
+
+
+def _forget_layer(client, requirements) -> None:
+    """Remove a cached layer so the next build is cold."""
+    key = requirements.cache_key(str(client.images.get(IMAGE).id))
+    for image in client.images.list(name="viva-deps"):
+        if any(tag.endswith(key) for tag in image.tags):
+            client.images.remove(image.id, force=True)
