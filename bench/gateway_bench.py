@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from sandboxes.gateway.app import GatewayConfig
+from sandboxes.gateway.app import GatewayConfig, read_body
 from sandboxes.gateway.serve import SOCKET_NAME, serve_gateway
 
 BODY = {
@@ -34,12 +34,7 @@ BODY = {
 async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 

@@ -197,7 +197,7 @@ def _repo_ref(fetched: FetchedRepo) -> RepoRef:
         source_kind=fetched.source_kind,
         commit=fetched.commit,
         ref=fetched.ref,
-        dirty=getattr(fetched, "dirty", False),
+        dirty=fetched.dirty,
         web_url=web_url,
     )
 

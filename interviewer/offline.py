@@ -100,7 +100,7 @@ def best_sentence(answer: str) -> str:
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", answer) if s.strip()]
     if not sentences:
         return answer.strip()[:300]
-    return max(sentences, key=lambda s: (evidence_points(measure(s + " " * 0)), len(s)))[:300]
+    return max(sentences, key=lambda s: (evidence_points(measure(s)), len(s)))[:300]
 
 
 def _assessor_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:

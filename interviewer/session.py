@@ -128,9 +128,9 @@ class InterviewSession:
                 return await self._end("completed", CLOSING, on_token)
             return await self._say(directive, text, on_token)
         except BudgetExceeded:
-            return await self._end("budget", BUDGET_END, on_token, call_model=False)
+            return await self._end("budget", BUDGET_END, on_token)
         except NoModelAvailable:
-            return await self._end("model_unavailable", OUTAGE_END, on_token, call_model=False)
+            return await self._end("model_unavailable", OUTAGE_END, on_token)
 
     def _next_directive(self, topic: Topic, text: str, found: list[Contradiction]) -> Directive:
         fresh = [c for c in found if c.explanation not in self._probed]
@@ -216,7 +216,7 @@ class InterviewSession:
         self.transcript.append(Turn("interviewer", text, self.clock(), topic.id if topic else None))
         return text
 
-    async def _end(self, reason: str, message: str, on_token: TokenSink | None, call_model: bool = True) -> str:
+    async def _end(self, reason: str, message: str, on_token: TokenSink | None) -> str:
         self.ended = reason
         if on_token:
             on_token(message)

@@ -67,12 +67,7 @@ class Gateway:
         if method == "GET" and path.rstrip("/").endswith("/models"):
             await _json(send, 200, {"object": "list", "data": [{"id": "viva-offline", "object": "model"}]})
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await read_body(receive)
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -264,27 +259,46 @@ class Gateway:
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
     async def _proxy_chat(self, body: dict[str, Any], system: str, messages: list[str], send: Send) -> None:
-        """Forward to a real provider with the host's key; record what came back. Streaming is answered whole."""
+        def read(payload: dict[str, Any]) -> tuple[str, int, int]:
+            usage = payload.get("usage") or {}
+            text = ((payload.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+            return text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+
         url = str(self.config.proxy_openai_url).rstrip("/") + "/chat/completions"
         headers = {"authorization": f"Bearer {self.config.proxy_openai_key or ''}"}
+        await self._proxy("openai", "chat.completions", url, headers, body, system, messages, read, send)
+
+    async def _proxy(  # noqa: PLR0917 - one internal call shape for both providers
+        self,
+        protocol: Literal["openai", "anthropic"],
+        endpoint: str,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        system: str,
+        messages: list[str],
+        read: Callable[[dict[str, Any]], tuple[str, int, int]],
+        send: Send,
+    ) -> None:
+        """Forward to a real provider with the host's key (it never enters the sandbox) and record what came back.
+        Streaming requests are answered whole."""
         started = time.perf_counter()
         async with httpx.AsyncClient(timeout=self.config.timeout_s) as client:
             upstream = await client.post(url, json={**body, "stream": False}, headers=headers)
-        payload = upstream.json() if upstream.headers.get("content-type", "").startswith("application/json") else {}
-        usage = payload.get("usage") or {}
-        text = ((payload.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+        json_reply = upstream.headers.get("content-type", "").startswith("application/json")
+        text, tokens_in, tokens_out = read(upstream.json() if json_reply else {})
         model = str(body.get("model", ""))
         self.calls.append(
             GatewayCall(
-                "openai",
-                "chat.completions",
+                protocol,
+                endpoint,
                 model,
                 system,
                 messages,
-                int(usage.get("prompt_tokens", 0)),
-                int(usage.get("completion_tokens", 0)),
+                tokens_in,
+                tokens_out,
                 time.perf_counter() - started,
-                price_usd("openai", model, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+                price_usd(protocol, model, tokens_in, tokens_out),
                 "" if upstream.status_code == 200 else f"upstream {upstream.status_code}",
                 text,
             )
@@ -424,34 +438,14 @@ class Gateway:
         )
 
     async def _proxy_messages(self, body: dict[str, Any], system: str, messages: list[str], send: Send) -> None:
-        """Forward to Anthropic (or a compatible endpoint) with the host's key; streaming is answered whole."""
+        def read(payload: dict[str, Any]) -> tuple[str, int, int]:
+            usage = payload.get("usage") or {}
+            text = " ".join(part.get("text", "") for part in payload.get("content") or [] if isinstance(part, dict))
+            return text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+
         url = str(self.config.proxy_anthropic_url).rstrip("/") + "/v1/messages"
         headers = {"x-api-key": self.config.proxy_anthropic_key or "", "anthropic-version": "2023-06-01"}
-        started = time.perf_counter()
-        async with httpx.AsyncClient(timeout=self.config.timeout_s) as client:
-            upstream = await client.post(url, json={**body, "stream": False}, headers=headers)
-        payload = upstream.json() if upstream.headers.get("content-type", "").startswith("application/json") else {}
-        usage = payload.get("usage") or {}
-        text = " ".join(part.get("text", "") for part in payload.get("content") or [] if isinstance(part, dict))
-        model = str(body.get("model", ""))
-        tokens_in, tokens_out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
-        self.calls.append(
-            GatewayCall(
-                "anthropic",
-                "messages",
-                model,
-                system,
-                messages,
-                tokens_in,
-                tokens_out,
-                time.perf_counter() - started,
-                price_usd("anthropic", model, tokens_in, tokens_out),
-                "" if upstream.status_code == 200 else f"upstream {upstream.status_code}",
-                text,
-            )
-        )
-        passed = {key: value for key, value in upstream.headers.items() if key.lower() == "retry-after"}
-        await _raw(send, upstream.status_code, upstream.content, "application/json", passed)
+        await self._proxy("anthropic", "messages", url, headers, body, system, messages, read, send)
 
     async def _messages_stream(self, call: GatewayCall, fault: str, send: Send) -> None:
         async def event(name: str, data: dict[str, Any]) -> None:
@@ -499,6 +493,16 @@ class Gateway:
             )
             await event("message_stop", {})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def read_body(receive: Callable[..., Any]) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    raw = b""
+    while True:
+        message = await receive()
+        raw += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return raw
 
 
 def _forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

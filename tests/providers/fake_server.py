@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import uvicorn
 
+from sandboxes.gateway.app import read_body
+
 Protocol = Literal["openai", "anthropic"]
 
 
@@ -113,12 +115,7 @@ class FakeProvider:
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await read_body(receive)
         body = json.loads(raw or b"{}")
         path = scope["path"]
         protocol: Protocol = "anthropic" if path.endswith("/messages") else "openai"
