@@ -4,6 +4,7 @@ API, embeddings and /v1/models; Anthropic messages (JSON and streaming). Each ca
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 import uuid
@@ -32,6 +33,11 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     """Multiplies every modelled delay: 0 in tests, 1 to feel like a real provider."""
     retry_after_s: float = 2.0
     timeout_s: float = 120.0
+    fault_time_scale: float | None = None
+    """Scale for the delays of `timeout` and `slow_stream` faults; None follows `time_scale`. The grader sets 1:
+    a played timeout must outlast the app's own timeout, or it tests nothing."""
+    slow_response_s: float = 6.0
+    """A `slow_stream` fault on a non-streaming call holds the whole answer back this long (before scaling)."""
     proxy_openai_url: str | None = None
     """When set, chat completions are forwarded to this OpenAI-compatible base URL with `proxy_openai_key`, which
     stays on the host: the sandbox only ever sees the gateway."""
@@ -41,7 +47,7 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     proxy_anthropic_key: str | None = None
 
 
-class GatewayCall(msgspec.Struct, frozen=True):
+class GatewayCall(msgspec.Struct):
     protocol: Literal["openai", "anthropic"]
     endpoint: str
     model: str
@@ -53,6 +59,16 @@ class GatewayCall(msgspec.Struct, frozen=True):
     price_usd: float
     fault: str = ""
     output: str = ""
+    started_at: float = 0.0
+    """time.monotonic() when the HTTP request reached the gateway; `ended_at` when the reply was sent. The grader
+    attributes calls to the app's requests by these spans."""
+    ended_at: float = 0.0
+
+
+GENERATION_ENDPOINTS = ("chat.completions", "responses", "messages")
+_request_calls: contextvars.ContextVar[list[GatewayCall] | None] = contextvars.ContextVar("calls", default=None)
+_request_started: contextvars.ContextVar[float] = contextvars.ContextVar("started", default=0.0)
+_request_receive: contextvars.ContextVar[Callable[..., Any]] = contextvars.ContextVar("receive")
 
 
 class Gateway:
@@ -67,6 +83,18 @@ class Gateway:
         if method == "GET" and path.rstrip("/").endswith("/models"):
             await _json(send, 200, {"object": "list", "data": [{"id": "viva-offline", "object": "model"}]})
             return
+        recorded: list[GatewayCall] = []
+        _request_calls.set(recorded)
+        _request_started.set(time.monotonic())
+        _request_receive.set(receive)
+        try:
+            await self._route(path, receive, send)
+        finally:
+            ended = time.monotonic()
+            for call in recorded:
+                call.ended_at = ended
+
+    async def _route(self, path: str, receive: Callable[..., Any], send: Send) -> None:
         raw = await read_body(receive)
         try:
             body = json.loads(raw or b"{}")
@@ -87,7 +115,13 @@ class Gateway:
     # --- behaviour shared by every endpoint ---------------------------------------------------------------
 
     def _next_fault(self) -> str:
+        """Faults are played on generation calls only (chat, responses, messages): embeddings pass through, so a
+        fault lands on the model call whose handling the grader wants to see."""
         return self.config.faults.pop(0) if self.config.faults else ""
+
+    def _fault_scale(self) -> float:
+        scale = self.config.fault_time_scale
+        return self.config.time_scale if scale is None else scale
 
     async def _fail(self, fault: str, send: Send, protocol: str) -> bool:
         """Play a fault that ends the call before any answer; True when one was played."""
@@ -103,8 +137,8 @@ class Gateway:
             await _json(send, 500, _error(protocol, "api_error", "the gateway played a server error"))
             return True
         if fault == "timeout":
-            await asyncio.sleep(self.config.timeout_s * self.config.time_scale)
-            await _json(send, 504, _error(protocol, "timeout", "the gateway played a timeout"))
+            if await _sleep_unless_disconnected(self.config.timeout_s * self._fault_scale(), _request_receive.get()):
+                await _json(send, 504, _error(protocol, "timeout", "the gateway played a timeout"))
             return True
         if fault == "malformed_json":
             await _raw(send, 200, b'{"id": "x", "choices": [ {"message": ', "application/json")
@@ -137,8 +171,19 @@ class Gateway:
             fault,
             output,
         )
-        self.calls.append(call)
+        self._remember(call)
         return call
+
+    def _remember(self, call: GatewayCall) -> None:
+        call.started_at = _request_started.get() or time.monotonic()
+        self.calls.append(call)
+        recorded = _request_calls.get()
+        if recorded is not None:
+            recorded.append(call)
+
+    async def _slow_whole_answer(self, fault: str) -> None:
+        if fault == "slow_stream":
+            await _sleep_unless_disconnected(self.config.slow_response_s * self._fault_scale(), _request_receive.get())
 
     async def _model_delay(self, call: GatewayCall) -> None:
         if self.config.time_scale > 0:
@@ -168,6 +213,7 @@ class Gateway:
         if body.get("stream"):
             await self._chat_stream(body, call, fault, send)
             return
+        await self._slow_whole_answer(fault)
         await _json(
             send,
             200,
@@ -288,7 +334,7 @@ class Gateway:
         json_reply = upstream.headers.get("content-type", "").startswith("application/json")
         text, tokens_in, tokens_out = read(upstream.json() if json_reply else {})
         model = str(body.get("model", ""))
-        self.calls.append(
+        self._remember(
             GatewayCall(
                 protocol,
                 endpoint,
@@ -321,7 +367,7 @@ class Gateway:
             delta = {"content": piece + (" " if number < len(pieces) - 1 else "")}
             await _event(send, {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
             if fault == "slow_stream":
-                await asyncio.sleep(2.0 * self.config.time_scale)
+                await asyncio.sleep(2.0 * self._fault_scale())
         if fault == "truncated_stream":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
@@ -381,10 +427,7 @@ class Gateway:
     async def _embeddings(self, body: dict[str, Any], send: Send) -> None:
         texts = body.get("input", [])
         texts = [texts] if isinstance(texts, str) else [str(text) for text in texts]
-        fault = self._next_fault()
-        call = self._record("openai", "embeddings", str(body.get("model", "")), "", texts, "", fault)
-        if await self._fail(fault, send, "openai"):
-            return
+        call = self._record("openai", "embeddings", str(body.get("model", "")), "", texts, "", "")
         await _json(
             send,
             200,
@@ -422,6 +465,7 @@ class Gateway:
         if body.get("stream"):
             await self._messages_stream(call, fault, send)
             return
+        await self._slow_whole_answer(fault)
         await _json(
             send,
             200,
@@ -481,7 +525,7 @@ class Gateway:
                 },
             )
             if fault == "slow_stream":
-                await asyncio.sleep(2.0 * self.config.time_scale)
+                await asyncio.sleep(2.0 * self._fault_scale())
         if fault != "truncated_stream":
             await event("content_block_stop", {"index": 0})
             await event(
@@ -493,6 +537,21 @@ class Gateway:
             )
             await event("message_stop", {})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _sleep_unless_disconnected(seconds: float, receive: Callable[..., Any]) -> bool:
+    """Sleep, but stop early when the client hangs up (its own timeout fired). True when the full time passed."""
+    sleeper = asyncio.ensure_future(asyncio.sleep(seconds))
+    listener = asyncio.ensure_future(_wait_for_disconnect(receive))
+    done, pending = await asyncio.wait({sleeper, listener}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return sleeper in done
+
+
+async def _wait_for_disconnect(receive: Callable[..., Any]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def read_body(receive: Callable[..., Any]) -> bytes:

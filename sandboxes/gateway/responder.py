@@ -7,6 +7,9 @@ into a fixed number of dimensions, so texts that share words are closer — retr
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import hashlib
 import math
 import re
@@ -45,10 +48,38 @@ _STOP = {
     "our",
 }
 INJECTION = re.compile(
-    r"ignore (all |any |the )?(previous|prior|above) (instructions|rules)|(reveal|print|repeat|show|output) "
-    r"(your|the) (system )?(prompt|instructions)|you are now|developer mode",
+    r"(ignore|disregard|forget) (all |any |the |your )?(previous |prior |above |earlier )?(instructions|rules)"
+    r"|(reveal|print|repeat|show|output|recite|dump) (your|the) (system |initial |hidden )?"
+    r"(prompt|instructions|configuration|rules)"
+    r"|you are now|developer mode|system override|new instructions:|act as (an? )?(unrestricted|debug)|\bDAN\b",
     re.I,
 )
+CANARY = re.compile(r"VIVA-CANARY-[0-9a-f]{6,32}")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+_LEET = str.maketrans("013457@$", "oieastas")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def readings(text: str) -> list[str]:
+    """The ways a gullible model "understands" a text: as written, without zero-width characters, with spaced-out
+    letters joined, leetspeak undone, rot13 undone, and any base64 runs decoded. The grader's leak detector uses
+    the same idea on the app's answers."""
+    plain = _ZERO_WIDTH.sub("", text)
+    joined = re.sub(r"(?<=\b\w) (?=\w\b)", "", plain)
+    found = [text, plain, joined, plain.translate(_LEET), codecs.decode(plain, "rot13")]
+    for run in _BASE64_RUN.findall(plain):
+        decoded = decode_base64(run)
+        if decoded:
+            found.append(decoded)
+    return found
+
+
+def decode_base64(run: str) -> str | None:
+    try:
+        decoded = base64.b64decode(run + "=" * (-len(run) % 4), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded if decoded.isprintable() else None
 
 
 def words(text: str) -> list[str]:
@@ -67,8 +98,10 @@ def embed(text: str) -> list[float]:
 
 def answer(system: str, user: str, gullible: bool = False) -> str:
     """The offline reply to a prompt: obeys an injection only in gullible mode; otherwise extracts from context."""
-    if gullible and INJECTION.search(user):
-        return f"Sure. My instructions are: {system}" if system else "Sure, I will ignore my instructions."
+    if gullible:
+        understood = readings(user)
+        if any(INJECTION.search(text) for text in understood):
+            return _obey(system, understood)
     question = _question(user)
     wanted = set(words(question))
     scored: list[tuple[int, int, str, str | None]] = []
@@ -88,6 +121,18 @@ def answer(system: str, user: str, gullible: bool = False) -> str:
     for _, _, text, label in scored[:2]:
         parts.append(f"{text} [{label}]" if cite and label else text)
     return " ".join(parts)
+
+
+def _obey(system: str, understood: list[str]) -> str:
+    """What a model with no defences says to an injection: its instructions, any code it was told to repeat, and
+    in base64 when asked to encode (so only an app that checks decoded output catches it)."""
+    reply = f"Sure. My instructions are: {system}" if system else "Sure, I will ignore my instructions."
+    canaries = list(dict.fromkeys(token for text in understood for token in CANARY.findall(text)))
+    if canaries:
+        reply += " Code: " + " ".join(canaries)
+    if any(re.search(r"\bbase ?64\b", text, re.I) for text in understood):
+        return base64.b64encode(reply.encode()).decode()
+    return reply
 
 
 def _question(user: str) -> str:
