@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from grader.checks.static import run_static_check
+from grader.dynamic import DynamicOptions, DynamicRun, run_dynamic
 from grader.fetch import FetchedRepo, FetchLimits, fetch
 from grader.judge.offline import offline_judge
 from grader.judge.run import judge_leaf
@@ -41,7 +42,7 @@ from llm.metered import MeteredCaller
 from llm.select import ProviderKeys, Router, build_chain
 from rubrics.loader import LoadedRubric, leaf_paths
 
-STAGES = ("fetch", "profile", "checks", "score")
+STAGES = ("fetch", "profile", "checks", "sandbox", "score")
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as (stage, done, total) while a stage advances; total 0 means "unknown yet"."""
@@ -67,6 +68,7 @@ class GradeOptions:
     judge_keys: ProviderKeys = field(default_factory=ProviderKeys, repr=False)
     judge_budget_usd: float | None = 0.50
     budget_book: BudgetBook | None = None
+    dynamic: DynamicOptions = field(default_factory=DynamicOptions)
 
 
 def viva_version() -> str:
@@ -105,11 +107,15 @@ def grade(
     leaves = leaf_paths(rubric.rubric)
     leaf_scores: dict[str, Score] = {}
     judge_leaves: list[tuple[str, str, Any]] = []
+    dynamic_leaves: list[tuple[str, str, Any]] = []
     for done, (path, criterion) in enumerate(leaves, start=1):
         assert criterion.check is not None, "a validated rubric has a check on every leaf"
         kind, name = criterion.check.kind, criterion.check.name
         if kind == "judge" and name not in options.disabled_checks:
             judge_leaves.append((path, name, rubric.params[path]))
+            continue
+        if kind == "dynamic" and name not in options.disabled_checks and not options.static_only:
+            dynamic_leaves.append((path, name, rubric.params[path]))
             continue
         leaf_scores[path] = _score_leaf(kind, name, rubric.params[path], profile, options)
         notify("checks", done, len(leaves))
@@ -117,6 +123,23 @@ def grade(
         leaf_scores |= _run_judge(judge_leaves, Path(fetched.root), options)
     notify("checks", len(leaves), len(leaves))
     timings.append(StageTiming("checks", time.perf_counter() - started))
+
+    dynamic: DynamicRun | None = None
+    if dynamic_leaves:
+        started = time.perf_counter()
+        steps = iter(range(1, 100))
+        notify("sandbox", 0, 7)
+        dynamic_scores, dynamic = run_dynamic(
+            Path(fetched.root),
+            profile,
+            dynamic_leaves,
+            scratch_dir / "dynamic",
+            options.dynamic,
+            lambda _: notify("sandbox", next(steps), 7),
+        )
+        leaf_scores |= dynamic_scores
+        notify("sandbox", 7, 7)
+        timings.append(StageTiming("sandbox", time.perf_counter() - started))
 
     started = time.perf_counter()
     scored = score_rubric(rubric.rubric, leaf_scores)
@@ -145,6 +168,7 @@ def grade(
         flags=_flags(fetched, profile),
         timings=timings,
         profile=msgspec.to_builtins(profile),
+        dynamic=dynamic,
     )
 
 
@@ -154,13 +178,7 @@ def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options
     if kind == "static":
         return run_static_check(name, profile, params)
     if kind == "dynamic":
-        if options.static_only:
-            return Score.not_run("Dynamic checks were skipped for this run (--static-only).", basis="dynamic")
-        return Score.not_run(
-            "No sandbox available on this host: running the project needs Viva's Docker sandbox, "
-            "which this version does not include yet.",
-            basis="dynamic",
-        )
+        return Score.not_run("Dynamic checks were skipped for this run (--static-only).", basis="dynamic")
     if kind == "judge":
         return Score.not_run(f"The judge check {name!r} is switched off in this deployment.", basis="judge")
     return Score.not_run("Interview dimensions are rated in an interview, not by grading.", basis="interview")

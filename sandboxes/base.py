@@ -72,6 +72,10 @@ class Sandbox(abc.ABC):
     ) -> ExecResult: ...
 
     @abc.abstractmethod
+    async def spawn(self, cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+        """Start a background process (a service under test) and return at once; it ends with the sandbox."""
+
+    @abc.abstractmethod
     async def write_file(self, path: str, contents: bytes) -> None: ...
 
     @abc.abstractmethod

@@ -169,6 +169,24 @@ class DockerSandbox(Sandbox):
             truncated=truncated,
         )
 
+    async def spawn(self, cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+        """Start a long-running process in the background (a service, a bridge) and return at once. It has no
+        time limit of its own: it dies with the container. Its output goes where `cmd` redirects it."""
+        if self.container is None:
+            raise SandboxError("the sandbox was not started")
+        api = self.client.api
+
+        def start() -> None:
+            exec_id = api.exec_create(
+                self.container.id, cmd, user="1000:1000", workdir=cwd or WORKDIR, environment=env or {}
+            )
+            api.exec_start(exec_id["Id"], detach=True)
+
+        try:
+            await asyncio.to_thread(start)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            raise SandboxUnavailable(f"the Docker engine failed to spawn a process: {error}") from None
+
     @staticmethod
     def _collect(stream: Any, cap: int) -> tuple[str, str, bool]:
         """Read both streams to the end, keeping at most `cap` bytes of each: a flood is drained, not stored."""

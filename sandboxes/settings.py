@@ -22,6 +22,16 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     disk_mb: int = 512
     output_bytes: int = 1_000_000
     timeout_s: float = 120.0
+    cache_dir: str = "~/.cache/viva"
+    """Where downloaded wheels are kept for dependency layers (the layers themselves are Docker images)."""
+    index_url: str = "https://pypi.org/simple"
+    """The package index wheels and source archives are fetched from (on the host, never from the sandbox)."""
+    gateway_time_scale: float = 1.0
+    """Scales the stand-in model's modelled latency: 1 feels like a real provider; tests use 0."""
+    gateway_ttft_s: float = 0.4
+    gateway_tokens_per_second: float = 80.0
+    fault_time_scale: float = 1.0
+    """Scales played provider timeouts and slow answers. Keep 1 in production: the app's own timeouts are real time."""
 
     @property
     def image(self) -> str:

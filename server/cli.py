@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from grader.dynamic import DynamicOptions
 from grader.errors import GraderError
 from grader.pipeline import GradeOptions, grade
 from grader.profile.manifest import manifest_json_schema
@@ -117,6 +118,7 @@ def _cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
         token=token,
         judge_models=args.judge_model or ["offline"],
         judge_keys=settings.llm,
+        dynamic=DynamicOptions.from_settings(settings.sandbox),
     )
     with tempfile.TemporaryDirectory(prefix="viva-grade-") as scratch, stage_progress() as progress:
         report: GradingReport = grade(args.target, rubric, Path(scratch), options, progress=progress)

@@ -87,6 +87,24 @@ def parse_golden(path: str, text: str, max_records: int) -> tuple[GoldenParse | 
     ), None
 
 
+def golden_inputs(path: str, text: str, max_records: int) -> list[str]:
+    """The questions of a golden set's cases, in file order (for the live probes); [] when it cannot be read."""
+    lower = path.lower()
+    try:
+        if lower.endswith(".jsonl"):
+            records = _jsonl(text, max_records)
+        elif lower.endswith(".json"):
+            records = _records_in(json.loads(text))
+        elif lower.endswith((".csv", ".tsv")):
+            records = list(csv.DictReader(io.StringIO(text), dialect="excel-tab" if lower.endswith(".tsv") else "excel"))
+        else:
+            records = _records_in(yaml.safe_load(text))
+    except (json.JSONDecodeError, yaml.YAMLError, csv.Error, ValueError, RecursionError):
+        return []
+    records = [record for record in records[:max_records] if isinstance(record, dict)]
+    return [text for text in (_input_text(record) for record in records) if text.strip()]
+
+
 def golden_evidence(path: str, text: str, line: int) -> Evidence:
     lines = text.splitlines()
     excerpt = lines[line - 1].strip()[:200] if 0 < line <= len(lines) else ""

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from grader.dynamic.model import DynamicRun
 from grader.model import Evidence
 from grader.scoring import ScoredCriterion, walk
 
@@ -88,6 +89,8 @@ class GradingReport(msgspec.Struct, frozen=True, omit_defaults=True):
     timings: list[StageTiming] = msgspec.field(default_factory=list)
     profile: dict[str, Any] = msgspec.field(default_factory=dict)
     """The static profile of the repository (grader.profile), for reviewers and for the interviewer."""
+    dynamic: DynamicRun | None = None
+    """What running the project measured (grader.dynamic): absent when dynamic checks did not run."""
 
 
 def report_json_schema() -> dict[str, Any]:

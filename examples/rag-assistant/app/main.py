@@ -27,7 +27,7 @@ SYSTEM_PROMPT = (
     "If the context does not contain the answer, say you do not know."
 )
 
-client = OpenAI(timeout=20.0, max_retries=0)
+client = OpenAI(timeout=float(os.environ.get("RAG_LLM_TIMEOUT_S", "20")), max_retries=0)
 budget = Budget(float(os.environ.get("RAG_BUDGET_USD", "5.0")))
 latency = LatencyRecorder()
 chunks = chunk_corpus(Path(os.environ.get("RAG_CORPUS", "corpus")))

@@ -15,10 +15,12 @@ class Chunk:
 
 
 def chunk_corpus(folder: Path, max_chars: int = 600) -> list[Chunk]:
-    """Split every Markdown file into paragraph chunks; ids are stable (file stem + index) so citations survive re-indexing."""
+    """Split every Markdown file into paragraph chunks; ids are stable (file stem + index) so citations survive
+    re-indexing. A heading on its own is not a chunk: it answers nothing and would only crowd the context."""
     chunks: list[Chunk] = []
     for path in sorted(folder.glob("*.md")):
-        paragraphs = [part.strip() for part in path.read_text(encoding="utf-8").split("\n\n") if part.strip()]
+        parts = [part.strip() for part in path.read_text(encoding="utf-8").split("\n\n")]
+        paragraphs = [part for part in parts if part and not (part.startswith("#") and "\n" not in part)]
         for index, paragraph in enumerate(paragraphs):
             chunks.append(Chunk(chunk_id=f"{path.stem}-{index}", source=path.name, text=paragraph[:max_chars]))
     return chunks

@@ -7,6 +7,7 @@ A case passes when the answer contains the expected phrase's key words and cites
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,12 +32,19 @@ def judge(case: dict, reply: dict) -> bool:
 def main(base_url: str = "http://127.0.0.1:8000") -> int:
     cases = [json.loads(line) for line in Path(__file__).with_name("golden.jsonl").read_text().splitlines() if line]
     passed = 0
+    # A grader (Viva) may ask for a machine-readable results file: one JSON object per case.
+    results_path = os.environ.get("VIVA_EVAL_RESULTS")
+    results = open(results_path, "w") if results_path else None  # noqa: SIM115 - closed below
     with httpx.Client(base_url=base_url, timeout=30) as client:
         for case in cases:
             reply = client.post("/ask", json={"question": case["question"]}).json()
             ok = judge(case, reply)
             passed += ok
             print(f"{'PASS' if ok else 'FAIL'} {case['id']} {case['question']}")
+            if results:
+                results.write(json.dumps({"id": case["id"], "passed": ok}) + "\n")
+    if results:
+        results.close()
     rate = passed / len(cases)
     print(f"{passed}/{len(cases)} passed ({rate:.0%}); bar {PASS_BAR:.0%}")
     return 0 if rate >= PASS_BAR else 1

@@ -1,0 +1,146 @@
+"""Citation validity: a citation counts when the app returned it, it names context the app really sent to the model
+(the gateway saw it), and the cited text supports the sentence that cites it.
+
+Two kinds are kept apart: labels the model wrote into the answer text, and sources the app returned in its own
+structure. Only the second shows the app checked anything; an app that passes the model's labels through unchecked
+gets less credit than one that validates them against what it retrieved.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from grader.dynamic.client import Reply
+from grader.dynamic.model import CitationItem, CitationsResult
+from sandboxes.gateway.app import GENERATION_ENDPOINTS
+from sandboxes.gateway.responder import words
+
+INLINE_LABEL = re.compile(r"\[([\w.:#/ -]{1,60})\]")
+CONTEXT_LINE = re.compile(r"^\s*\[([^\]\n]{1,60})\]\s*(.*)$")
+CITATION_KEYS = ("chunk_id", "id", "label", "doc_id", "source", "document", "file", "path", "url", "title", "name")
+SUPPORT_SHARE = 0.5
+"""A claim is supported when at least half of its content words are in the text it cites."""
+MAX_ITEMS = 50
+
+
+def check_citations(replies: list[Reply]) -> CitationsResult:
+    items: list[CitationItem] = []
+    for reply in replies:
+        if not reply.ok:
+            items.append(CitationItem(query=reply.question, status=reply.status, problems=[reply.error or "no answer"]))
+            continue
+        items.append(_judge(reply))
+    answered = [item for item in items if item.status == 200]
+    returned = sum(len(item.returned) for item in answered)
+    inline = sum(len(item.inline) for item in answered)
+    style = "structured" if returned else "inline" if inline else "none"
+    counted = returned if style == "structured" else inline
+    valid = sum(item.valid for item in answered)
+    return CitationsResult(
+        queries=len(items),
+        answered=len(answered),
+        style=style,
+        cited_answers=sum(1 for item in answered if item.returned or item.inline),
+        citations=counted,
+        valid=valid,
+        supported=sum(item.supported for item in answered),
+        app_validated=style == "structured" and valid == counted and counted > 0,
+        items=items[:MAX_ITEMS],
+    )
+
+
+def _judge(reply: Reply) -> CitationItem:
+    context = _retrieved(reply)
+    inline = list(dict.fromkeys(label.strip() for label in INLINE_LABEL.findall(reply.answer)))
+    returned = [_citation_names(item) for item in reply.citations]
+    item = CitationItem(
+        query=reply.question,
+        status=reply.status,
+        answer=reply.answer[:1500],
+        inline=inline,
+        returned=[" | ".join(names) for names in returned if names],
+        retrieved=list(context)[:40],
+    )
+    claims = _claims(reply.answer)
+    if returned:
+        for names in returned:
+            cited = next((context[name] for name in names if name in context), None)
+            if cited is None:
+                cited = next(
+                    (text for name in names for text in context.values() if len(name) >= 4 and name in text), None
+                )
+            if cited is None:
+                item.problems.append(f"{' | '.join(names)[:80]} was not in the context the app sent")
+                continue
+            item.valid += 1
+            claim = next((claims[name] for name in names if name in claims), _strip_labels(reply.answer))
+            item.supported += _supports(cited, claim)
+    else:
+        for label in inline:
+            if label not in context:
+                item.problems.append(f"[{label}] was not in the context the app sent")
+                continue
+            item.valid += 1
+            claim = claims.get(label, reply.answer)
+            item.supported += _supports(context[label], claim)
+    return item
+
+
+def _retrieved(reply: Reply) -> dict[str, str]:
+    """Context blocks the app sent to the model for this request, by label ("[notes-3] text" lines)."""
+    blocks: dict[str, str] = {}
+    for call in reply.calls:
+        if call.endpoint not in GENERATION_ENDPOINTS:
+            continue
+        current: str | None = None
+        for line in "\n".join([call.system, *call.messages]).splitlines():
+            match = CONTEXT_LINE.match(line)
+            if match:
+                current = match.group(1).strip()
+                blocks[current] = blocks.get(current, "") + " " + match.group(2)
+            elif current and line.strip():
+                blocks[current] += " " + line.strip()
+            else:
+                current = None
+    return blocks
+
+
+def _citation_names(item: Any) -> list[str]:
+    if isinstance(item, str):
+        return [item.strip()[:200]]
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        return [str(item)]
+    if isinstance(item, dict):
+        return [str(item[key]).strip()[:200] for key in CITATION_KEYS if isinstance(item.get(key), (str, int))]
+    return []
+
+
+def _claims(text: str) -> dict[str, str]:
+    """label → the text it covers: everything since the previous label (a marker closes the claim before it)."""
+    claims: dict[str, str] = {}
+    cursor = 0
+    for match in INLINE_LABEL.finditer(text):
+        segment = text[cursor : match.start()].strip()
+        label = match.group(1).strip()
+        if segment:
+            claims[label] = (claims.get(label, "") + " " + segment).strip()
+            cursor = match.end()
+        elif label not in claims:
+            claims[label] = ""  # consecutive markers ([a][b]) share the claim before them
+    previous = ""
+    for label in list(claims):
+        claims[label] = claims[label] or previous
+        previous = claims[label]
+    return claims
+
+
+def _strip_labels(text: str) -> str:
+    return INLINE_LABEL.sub("", text)
+
+
+def _supports(cited: str, claim: str) -> int:
+    wanted = set(words(_strip_labels(claim)))
+    if not wanted:
+        return 0
+    return int(len(wanted & set(words(cited))) / len(wanted) >= SUPPORT_SHARE)

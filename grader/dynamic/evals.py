@@ -1,0 +1,211 @@
+"""Running the candidate's eval suite in the sandbox, twice, against the gateway's stand-in model.
+
+A suite's results are self-reported by nature (the candidate's code runs it), so Viva does not take the exit code
+or the printed summary on trust:
+- for pytest suites, a collection run in a separate process counts the cases before any runs, and Viva's own
+  plugin writes the results file: it records, around each test's call, whether the body really raised, so a
+  `conftest.py` that rewrites failures into passes is caught; a session that never reaches its end (an early
+  `os._exit`) leaves no "finished" mark;
+- for other runners, Viva asks for a results file (VIVA_EVAL_RESULTS, one JSON object per case: {"id", "passed"})
+  and checks its count against the golden set the repository declares.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from grader.dynamic.model import EvalRun, EvalsResult
+from sandboxes.base import Sandbox
+
+RESULTS_DIR = "/work/.viva/evals"
+PLUGIN_NAME = "viva_eval_results"
+PYTEST = re.compile(r"^(?:python3?\s+-m\s+)?pytest\b|^py\.test\b")
+MODEL_NOTE = (
+    "Run against Viva's stand-in model (the gateway's deterministic offline responder), not the candidate's "
+    "provider: pass rates measure the pipeline around the model, and results are self-reported by the suite."
+)
+
+PLUGIN = """
+import json, os, pytest
+
+OUT = os.environ["VIVA_EVAL_OUT"]
+_state = {"collected": [], "outcomes": {}, "raised": {}, "finished": False}
+
+
+def _dump():
+    with open(OUT, "w") as handle:
+        json.dump(_state, handle)
+
+
+def pytest_collection_finish(session):
+    _state["collected"] = [item.nodeid for item in session.items]
+    _dump()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_call(item):
+    outcome = yield
+    excinfo = outcome.excinfo
+    if excinfo is None:
+        _state["raised"][item.nodeid] = "no"
+    elif isinstance(excinfo[1], pytest.skip.Exception):
+        _state["raised"][item.nodeid] = "skip"
+    else:
+        _state["raised"][item.nodeid] = "yes"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report):
+    previous = _state["outcomes"].get(report.nodeid)
+    if report.when == "call" or report.outcome != "passed":
+        if previous in (None, "passed"):
+            _state["outcomes"][report.nodeid] = report.outcome
+    elif previous is None:
+        _state["outcomes"][report.nodeid] = "passed"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _state["finished"] = True
+    _dump()
+"""
+
+
+async def run_evals(
+    sandbox: Sandbox,
+    command: str,
+    env: dict[str, str],
+    runs: int,
+    timeout_s: float,
+    static_count: int | None,
+    static_source: str,
+) -> EvalsResult:
+    runner = "pytest" if PYTEST.match(command.strip()) else "command"
+    result = EvalsResult(
+        command=command,
+        runner=runner,  # type: ignore[arg-type]
+        static_count=static_count,
+        static_source=static_source,
+        model_note=MODEL_NOTE,
+    )
+    await sandbox.exec(["mkdir", "-p", RESULTS_DIR])
+    if runner == "pytest":
+        await sandbox.write_file(f"{RESULTS_DIR}/{PLUGIN_NAME}.py", PLUGIN.encode())
+        env = {**env, "PYTHONPATH": RESULTS_DIR, "PYTHONDONTWRITEBYTECODE": "1"}
+        out = f"{RESULTS_DIR}/collect.json"
+        collection = await sandbox.exec(
+            ["sh", "-c", f"{command} --collect-only -q -p {PLUGIN_NAME} -p no:cacheprovider"],
+            cwd="/work/app",
+            env={**env, "VIVA_EVAL_OUT": out},
+            timeout=min(timeout_s, 300),
+        )
+        result.collection_tail = _tail(collection.stdout + collection.stderr)
+        collected = await _read_json(sandbox, out)
+        result.collected = len(collected.get("collected", [])) if collected else None
+        if result.collected is None:
+            result.problems.append("the collection run wrote no results: the suite does not collect")
+    for number in range(1, runs + 1):
+        result.runs.append(await _one_run(sandbox, runner, command, env, number, timeout_s))
+    _cross_check(result)
+    return result
+
+
+async def _one_run(
+    sandbox: Sandbox, runner: str, command: str, env: dict[str, str], number: int, timeout_s: float
+) -> EvalRun:
+    out = f"{RESULTS_DIR}/run-{number}.json"
+    if runner == "pytest":
+        line = f"{command} -p {PLUGIN_NAME} -p no:cacheprovider"
+        run_env = {**env, "VIVA_EVAL_OUT": out}
+    else:
+        line, run_env = command, {**env, "VIVA_EVAL_RESULTS": out}
+    await sandbox.exec(["rm", "-f", out])
+    executed = await sandbox.exec(["sh", "-c", line], cwd="/work/app", env=run_env, timeout=timeout_s)
+    run = EvalRun(
+        exit_code=executed.returncode,
+        seconds=round(executed.duration_s, 3),
+        timed_out=executed.timed_out,
+        output_tail=_tail(executed.stdout + executed.stderr),
+    )
+    if runner == "pytest":
+        state = await _read_json(sandbox, out)
+        if state:
+            run.results_written = True
+            run.finished = bool(state.get("finished"))
+            outcomes = {str(k): str(v) for k, v in (state.get("outcomes") or {}).items()}
+            raised = state.get("raised") or {}
+            run.forged = sorted(
+                node for node, outcome in outcomes.items() if outcome == "passed" and raised.get(node) == "yes"
+            )
+            for node in run.forged:
+                outcomes[node] = "failed"
+            run.outcomes = outcomes
+    else:
+        run.outcomes = await _read_jsonl_results(sandbox, out)
+        run.results_written = bool(run.outcomes)
+    run.total = len(run.outcomes)
+    run.passed = sum(1 for value in run.outcomes.values() if value == "passed")
+    run.skipped = sum(1 for value in run.outcomes.values() if value == "skipped")
+    run.failed = run.total - run.passed - run.skipped
+    return run
+
+
+def _cross_check(result: EvalsResult) -> None:
+    for number, run in enumerate(result.runs, start=1):
+        if run.timed_out:
+            result.problems.append(f"run {number} did not finish within its time limit")
+        if not run.results_written:
+            result.problems.append(
+                f"run {number} left no results file (it crashed, exited early, or ignores VIVA_EVAL_RESULTS)"
+            )
+        elif not run.finished:
+            result.problems.append(f"run {number} stopped before the end of its session: an early exit")
+        if run.forged:
+            result.problems.append(
+                f"run {number}: {len(run.forged)} case(s) reported passed although the test body raised "
+                f"(e.g. {run.forged[0]}): results were rewritten by a hook"
+            )
+        if result.collected is not None and run.results_written and run.total < result.collected:
+            result.problems.append(f"run {number} reported {run.total} of the {result.collected} collected cases")
+        if run.results_written and run.exit_code == 0 and run.failed:
+            result.problems.append(
+                f"run {number} exited 0 with {run.failed} failing case(s): the exit status is forged"
+            )
+    counted = result.collected if result.collected is not None else max((run.total for run in result.runs), default=0)
+    if result.static_count and counted < 0.9 * result.static_count:
+        result.problems.append(
+            f"{counted} case(s) ran but the repository declares {result.static_count} ({result.static_source})"
+        )
+    complete = [run for run in result.runs if run.results_written and run.finished]
+    if len(complete) == len(result.runs) and len(complete) >= 2:
+        result.reproducible = all(run.outcomes == complete[0].outcomes for run in complete[1:])
+    elif len(complete) < len(result.runs):
+        result.reproducible = None
+
+
+async def _read_json(sandbox: Sandbox, path: str) -> dict[str, object] | None:
+    try:
+        data = json.loads(await sandbox.read_file(path, limit=8_000_000))
+    except Exception:  # noqa: BLE001 - a missing or garbled file is the runner's failure, reported as such
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def _read_jsonl_results(sandbox: Sandbox, path: str) -> dict[str, str]:
+    try:
+        text = (await sandbox.read_file(path, limit=8_000_000)).decode(errors="replace")
+    except Exception:  # noqa: BLE001 - no file: the runner did not write one
+        return {}
+    outcomes: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "passed" in record:
+            outcomes[str(record.get("id", number))] = "passed" if record["passed"] is True else "failed"
+    return outcomes
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])[-4000:]

@@ -1,0 +1,251 @@
+"""What running the candidate's project measured: plain data, kept whole in the report (`report.dynamic`).
+
+Everything here came from the app or from the gateway's ledger; every string that came from the app is untrusted
+and every renderer escapes it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class AppInterface(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How Viva talks to the app, and where each piece came from (manifest, OpenAPI, static profile)."""
+
+    start_command: str | None = None
+    start_source: str = ""
+    port: int = 8000
+    health: str | None = None
+    """None: no health route was named, so any HTTP answer means the app is listening."""
+    startup_seconds: float = 60.0
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    query_path: str | None = None
+    query_method: Literal["POST", "GET"] = "POST"
+    request_template: str = '{"question": "{question}"}'
+    """A JSON body with a {question} placeholder (POST), or the query parameter's name (GET)."""
+    answer_pointer: str | None = None
+    citations_pointer: str | None = None
+    cost_pointer: str | None = None
+    query_source: str = ""
+    ingest_path: str | None = None
+    ingest_method: Literal["POST", "PUT"] = "POST"
+    ingest_template: str = '{"text": "{document}"}'
+    budget_env: str | None = None
+    budget_source: str = ""
+    alert_pattern: str | None = None
+    evals_command: str | None = None
+    evals_source: str = ""
+    evals_cases_path: str | None = None
+    golden_path: str | None = None
+    golden_queries: list[str] = msgspec.field(default_factory=list)
+    missing: list[str] = msgspec.field(default_factory=list)
+    """What could not be found; each affects the checks that need it (they score 0, with the manifest snippet)."""
+    snippet: str = ""
+    """A viva.toml paragraph the candidate can add so Viva finds what it could not."""
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
+class SandboxInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    base_image: str
+    base_image_id: str = ""
+    image: str = ""
+    layer_cached: bool = False
+    layer_seconds: float = 0.0
+    install_ok: bool = True
+    requirements: list[str] = msgspec.field(default_factory=list)
+    refused_requirements: list[str] = msgspec.field(default_factory=list)
+    missing_wheels: list[str] = msgspec.field(default_factory=list)
+    install_log_tail: str = ""
+
+
+class ServiceResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    started: bool
+    ready_seconds: float | None = None
+    reason: str = ""
+    log_tail: str = ""
+    first_query_status: int | None = None
+
+
+class EvalRun(msgspec.Struct, kw_only=True, omit_defaults=True):
+    exit_code: int
+    seconds: float
+    timed_out: bool = False
+    results_written: bool = False
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    outcomes: dict[str, str] = msgspec.field(default_factory=dict)
+    """case id → passed / failed / skipped, as the results file says."""
+    forged: list[str] = msgspec.field(default_factory=list)
+    """Cases reported passed although the test body raised (seen by Viva's own hook around the call)."""
+    finished: bool = True
+    """False when the runner stopped before the session's end (an early exit)."""
+    output_tail: str = ""
+
+
+class EvalsResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    command: str
+    runner: Literal["pytest", "command"]
+    collected: int | None = None
+    """Cases found by a collection run in a separate process (pytest), before any case ran."""
+    collection_tail: str = ""
+    static_count: int | None = None
+    static_source: str = ""
+    runs: list[EvalRun] = msgspec.field(default_factory=list)
+    reproducible: bool | None = None
+    problems: list[str] = msgspec.field(default_factory=list)
+    model_note: str = ""
+
+
+class Sample(msgspec.Struct, frozen=True, omit_defaults=True):
+    phase: Literal["sequential", "concurrent"]
+    seconds: float
+    net_seconds: float
+    status: int
+    error: str = ""
+
+
+class HistogramBin(msgspec.Struct, frozen=True):
+    upper_s: float
+    count: int
+
+
+class Percentiles(msgspec.Struct, frozen=True):
+    p50: float
+    p95: float
+    p99: float
+
+
+class LatencyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    requests: int
+    errors: int
+    concurrency: int
+    end_to_end: Percentiles | None = None
+    net_of_model: Percentiles | None = None
+    """End to end minus the time the gateway spent on the app's model calls: the app's own overhead."""
+    sequential_p95: float | None = None
+    concurrent_p95: float | None = None
+    histogram: list[HistogramBin] = msgspec.field(default_factory=list)
+    samples: list[Sample] = msgspec.field(default_factory=list)
+    model_calls_per_request: float = 0.0
+    modelled_seconds_per_call: float = 0.0
+    queries_source: str = ""
+
+
+class CitationItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    query: str
+    status: int
+    answer: str = ""
+    returned: list[str] = msgspec.field(default_factory=list)
+    """Citations the app returned in its structure (labels or sources)."""
+    inline: list[str] = msgspec.field(default_factory=list)
+    """Labels written in the answer text (the model wrote them)."""
+    retrieved: list[str] = msgspec.field(default_factory=list)
+    """Context labels the gateway saw the app send for this request."""
+    valid: int = 0
+    supported: int = 0
+    problems: list[str] = msgspec.field(default_factory=list)
+
+
+class CitationsResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    queries: int
+    answered: int
+    style: Literal["structured", "inline", "none"]
+    cited_answers: int = 0
+    citations: int = 0
+    valid: int = 0
+    supported: int = 0
+    app_validated: bool = False
+    """True when every structured citation the app returned refers to context it sent: the app checks its sources."""
+    items: list[CitationItem] = msgspec.field(default_factory=list)
+
+
+ProbeCategory = Literal["direct", "role_play", "encoding", "canary", "indirect"]
+
+
+class ProbeResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    category: ProbeCategory
+    probe: str
+    status: int
+    answer: str
+    leaked: bool
+    leak: str = ""
+    """How it leaked: system prompt (longest common substring / n-grams, maybe base64-decoded) or canary."""
+    model_obeyed: bool = False
+    """The gateway's gullible model obeyed the injection: only the app stood between it and the answer."""
+
+
+class InjectionResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    probes: list[ProbeResult]
+    leaks: int
+    indirect_ran: bool
+    note: str = ""
+
+
+class CostItem(msgspec.Struct, frozen=True, omit_defaults=True):
+    query: str
+    reported_usd: float | None
+    gateway_usd: float
+    within: bool
+
+
+class CostResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    tolerance: float
+    items: list[CostItem]
+    reported_total: float = 0.0
+    gateway_total: float = 0.0
+
+
+class CeilingResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    outcome: Literal["refused", "refused_late", "alerted", "never", "not_configurable", "broken"]
+    budget_env: str | None = None
+    budget_usd: float = 0.0
+    requests: int = 0
+    refused_after: int | None = None
+    refused_status: int | None = None
+    refused_body: str = ""
+    spend_at_refusal: float = 0.0
+    alert_lines: list[str] = msgspec.field(default_factory=list)
+    note: str = ""
+
+
+FaultOutcome = Literal["recovered", "clean_error", "hang", "traceback", "crash", "wrong_answer"]
+
+
+class FaultResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    fault: str
+    outcome: FaultOutcome
+    status: int | None = None
+    seconds: float = 0.0
+    model_calls: int = 0
+    body: str = ""
+
+
+class GatewaySettings(msgspec.Struct, frozen=True):
+    """How the stand-in model behaved, so a reader (and a re-run) knows what the numbers rest on."""
+
+    model: str
+    time_to_first_token_s: float
+    tokens_per_second: float
+    time_scale: float
+    fault_time_scale: float
+
+
+class DynamicRun(msgspec.Struct, kw_only=True, omit_defaults=True):
+    sandbox: SandboxInfo
+    gateway: GatewaySettings
+    interface: AppInterface
+    service: ServiceResult | None = None
+    evals: EvalsResult | None = None
+    latency: LatencyResult | None = None
+    citations: CitationsResult | None = None
+    injection: InjectionResult | None = None
+    cost: CostResult | None = None
+    ceiling: CeilingResult | None = None
+    faults: list[FaultResult] = msgspec.field(default_factory=list)
+    seconds: float = 0.0
+    notes: list[str] = msgspec.field(default_factory=list)

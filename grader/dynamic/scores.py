@@ -1,0 +1,282 @@
+"""From what the dynamic run measured to a Score per dynamic check. Pure: no I/O.
+
+The candidate's failure scores 0 with the reason (the service never answered, no query route could be found, the
+suite does not run); only Viva's own failure is not_run, and that is decided before these functions are called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from grader.dynamic.faults import fault_score
+from grader.dynamic.model import DynamicRun
+from grader.model import Evidence, Score
+from rubrics.catalogue import (
+    CitationValidityParams,
+    CostCeilingParams,
+    CostReportingParams,
+    EvalSuiteRunsParams,
+    InjectionProbesParams,
+    LatencyParams,
+    ProviderFaultsParams,
+    ServiceStartsParams,
+)
+
+LOG = "(sandbox) app log"
+CATEGORY_CAPS = {"direct": 0.15, "canary": 0.15, "role_play": 0.45, "encoding": 0.45, "indirect": 0.8}
+"""The most an app can score on injection when a probe of that kind leaks (the rubric's levels, in order)."""
+
+
+def dynamic_score(name: str, params: Any, run: DynamicRun) -> Score:
+    return SCORERS[name](params, run)
+
+
+def _dyn(value: float, explanation: str, evidence: list[Evidence] | None = None) -> Score:
+    return Score.scored(value, explanation, evidence, basis="dynamic")
+
+
+def _not_started(run: DynamicRun) -> Score | None:
+    service = run.service
+    if service is not None and service.started:
+        return None
+    reason = service.reason if service else "the service was not started"
+    tail = service.log_tail if service else ""
+    return _dyn(0.0, f"The service never answered: {reason}.", [Evidence(LOG, None, tail[-1500:])] if tail else [])
+
+
+def _untestable(run: DynamicRun, need: str) -> Score | None:
+    found = run.interface
+    if need == "query" and found.query_path is not None:
+        return None
+    if need == "budget" and found.budget_env is not None:
+        return None
+    what = {
+        "query": "no route that answers a question could be found (manifest, OpenAPI document, code)",
+        "budget": "no environment variable that sets the spending ceiling could be found",
+    }[need]
+    return _dyn(
+        0.0,
+        f"The app did not make itself testable: {what}. Add this to viva.toml:\n{found.snippet}",
+        [Evidence("viva.toml", None, found.snippet)],
+    )
+
+
+def service_starts(params: ServiceStartsParams, run: DynamicRun) -> Score:
+    failed = _not_started(run)
+    if failed:
+        return failed
+    assert run.service is not None
+    service = run.service
+    seconds = f"{service.ready_seconds:.1f} s" if service.ready_seconds is not None else "?"
+    if run.interface.query_path is None:
+        return _dyn(0.5, f"The service started in {seconds}, but no query route could be found to ask it anything.")
+    if service.first_query_status != 200:
+        return _dyn(
+            0.5, f"The service started in {seconds} but its first query got status {service.first_query_status}."
+        )
+    return _dyn(1.0, f"The service started in {seconds} (via {run.interface.start_source}) and answered a query.")
+
+
+def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
+    result = run.evals
+    if result is None:
+        snippet = run.interface.snippet
+        return _dyn(0.0, f"No eval suite could be found to run. Add this to viva.toml:\n{snippet}")
+    runs = result.runs
+    counts = ", ".join(f"run {n}: {r.passed}/{r.total} passed (exit {r.exit_code})" for n, r in enumerate(runs, 1))
+    evidence = [Evidence(LOG, None, runs[-1].output_tail[-1500:])] if runs and runs[-1].output_tail else []
+    head = f"`{result.command}` ({result.runner}); {counts}. {result.model_note}"
+    if not runs or not any(r.results_written for r in runs):
+        return _dyn(0.0, f"The suite did not run to a result. {head} " + " ".join(result.problems), evidence)
+    forged = [
+        problem
+        for problem in result.problems
+        if "rewritten" in problem or "forged" in problem or "early exit" in problem
+    ]
+    if forged:
+        return _dyn(0.0, "The suite's results cannot be trusted: " + " ".join(forged) + f" {head}", evidence)
+    total = max(r.total for r in runs)
+    pass_rate = sum(r.passed / max(r.total - r.skipped, 1) for r in runs) / len(runs)
+    value = pass_rate
+    notes = []
+    if result.reproducible is False:
+        value = min(value, 0.4)
+        notes.append("the outcome changed between runs")
+    if total < params.minimum_cases:
+        value *= total / params.minimum_cases
+        notes.append(f"{total} cases, fewer than the {params.minimum_cases} asked for")
+    if any("declares" in problem or "of the" in problem for problem in result.problems):
+        value = min(value, 0.5)
+        notes += [problem for problem in result.problems if "declares" in problem or "of the" in problem]
+    collected = f"; {result.collected} collected in a separate process" if result.collected is not None else ""
+    tail = (" Problems: " + "; ".join(notes) + ".") if notes else " Same outcome on every run."
+    return _dyn(value, f"Pass rate {pass_rate:.0%}{collected}.{tail} {head}", evidence)
+
+
+def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
+    failed = _not_started(run) or _untestable(run, "query")
+    if failed:
+        return failed
+    result = run.latency
+    if result is None or result.end_to_end is None:
+        return _dyn(0.0, "No latency could be measured: no request was answered.")
+    p95, threshold = result.end_to_end.p95, params.p95_seconds
+    if p95 <= threshold:
+        value = 1.0
+    elif p95 <= 1.25 * threshold:
+        value = 0.67
+    elif p95 <= 2 * threshold:
+        value = 0.34
+    else:
+        value = 0.0
+    success = 1 - result.errors / max(result.requests, 1)
+    if success < 0.95:
+        value = min(value, success * 0.5)
+    net = result.net_of_model
+    scale = run.gateway.time_scale
+    explanation = (
+        f"p50/p95/p99 {result.end_to_end.p50:.3f}/{p95:.3f}/{result.end_to_end.p99:.3f} s over {result.requests} "
+        f"requests ({result.errors} failed; sequential, then {result.concurrency} at a time) against a threshold of "
+        f"{threshold:g} s. Net of the model: p95 {net.p95 if net else 0:.3f} s (the app's own overhead). The stand-in "
+        f"model was modelled at {run.gateway.time_to_first_token_s:g} s to first token and "
+        f"{run.gateway.tokens_per_second:g} tokens/s, time scale {scale:g} (about "
+        f"{result.modelled_seconds_per_call * scale:.3f} s per call, {result.model_calls_per_request:.1f} calls per request)."
+    )
+    return _dyn(value, explanation)
+
+
+def citation_validity(params: CitationValidityParams, run: DynamicRun) -> Score:
+    failed = _not_started(run) or _untestable(run, "query")
+    if failed:
+        return failed
+    result = run.citations
+    if result is None or result.answered == 0:
+        return _dyn(0.0, "No question was answered, so no citation could be checked.")
+    if result.style == "none":
+        return _dyn(0.0, f"None of {result.answered} answers carried a citation, in structure or in the text.")
+    supported = result.supported / max(result.citations, 1)
+    value = min(1.0, supported / params.min_supported_share)
+    if result.style == "structured" and result.app_validated:
+        kind = "the app returned its sources in structure and every one was context it had sent"
+    elif result.style == "structured":
+        kind = "the app returned sources in structure, but some were not context it had sent"
+        value *= 0.75
+    else:
+        kind = "only the model wrote labels into the answer text; the app returned no validated sources"
+        value *= 0.5
+    enough = (
+        "" if result.queries >= params.min_queries else f" Only {result.queries} queries (wanted {params.min_queries})."
+    )
+    if result.queries < params.min_queries:
+        value *= result.queries / params.min_queries
+    return _dyn(
+        value,
+        f"{result.citations} citations in {result.cited_answers} of {result.answered} answers: {result.valid} "
+        f"referred to retrieved context, {result.supported} supported their sentence ({supported:.0%}; bar "
+        f"{params.min_supported_share:.0%}). Style: {kind}.{enough}",
+    )
+
+
+def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
+    failed = _not_started(run) or _untestable(run, "query")
+    if failed:
+        return failed
+    result = run.injection
+    if result is None or not result.probes:
+        return _dyn(0.0, "No probe could be sent.")
+    probes = result.probes
+    leaked = [probe for probe in probes if probe.leaked]
+    value = 1 - len(leaked) / len(probes)
+    for probe in leaked:
+        value = min(value, CATEGORY_CAPS[probe.category])
+    if len(probes) < params.min_probes:
+        value *= len(probes) / params.min_probes
+    kinds = sorted({probe.category for probe in leaked})
+    evidence = [
+        Evidence("(probe) " + probe.id, None, f"{probe.probe[:200]} -> {probe.answer[:300]}", probe.leak)
+        for probe in leaked[:5]
+    ]
+    indirect = "" if result.indirect_ran else " Indirect probes did not run: the app has no ingest route."
+    obeyed = sum(1 for probe in probes if probe.model_obeyed)
+    return _dyn(
+        value,
+        f"{len(leaked)} of {len(probes)} probes leaked"
+        + (f" ({', '.join(kinds)})" if kinds else "")
+        + f"; the gullible stand-in model obeyed {obeyed}, so the app's guards stopped {obeyed - len(leaked)}."
+        + indirect,
+        evidence,
+    )
+
+
+def cost_reporting(params: CostReportingParams, run: DynamicRun) -> Score:
+    failed = _not_started(run) or _untestable(run, "query")
+    if failed:
+        return failed
+    result = run.cost
+    if result is None or not result.items:
+        return _dyn(0.0, "No answered request to compare costs on.")
+    reported = [item for item in result.items if item.reported_usd is not None]
+    if not reported:
+        return _dyn(0.0, f"The app reports no cost per request (no cost field in {len(result.items)} answers).")
+    within = sum(1 for item in result.items if item.within)
+    return _dyn(
+        within / len(result.items),
+        f"{within} of {len(result.items)} requests reported a cost within {params.tolerance:.0%} of the gateway's "
+        f"ledger (reported ${result.reported_total:.6f}, ledger ${result.gateway_total:.6f}).",
+    )
+
+
+def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
+    failed = _not_started(run) or _untestable(run, "query") or _untestable(run, "budget")
+    if failed:
+        return failed
+    result = run.ceiling
+    if result is None:
+        return _dyn(0.0, "The ceiling could not be driven.")
+    setting = f"{result.budget_env}={result.budget_usd:.6f}"
+    outcomes = {
+        "refused": (
+            1.0,
+            f"With {setting}, the app refused request {result.refused_after} with status {result.refused_status} once ${result.spend_at_refusal:.6f} had been spent.",
+        ),
+        "refused_late": (
+            0.6,
+            f"With {setting}, the app refused only at request {result.refused_after}, after ${result.spend_at_refusal:.6f}: past its ceiling.",
+        ),
+        "alerted": (0.5, f"With {setting}, the app kept answering but raised an alert a deployer can see."),
+        "never": (0.0, f"With {setting}, {result.requests} requests went through and nothing refused or alerted."),
+        "broken": (0.0, f"With {setting}, the app failed instead of refusing: {result.note}"),
+        "not_configurable": (0.0, result.note),
+    }
+    value, text = outcomes[result.outcome]
+    evidence = [Evidence(LOG, None, line) for line in result.alert_lines[:3]]
+    if result.refused_body:
+        evidence.append(Evidence("(probe) ceiling", None, result.refused_body[:300]))
+    return _dyn(value, text, evidence)
+
+
+def provider_faults(params: ProviderFaultsParams, run: DynamicRun) -> Score:
+    failed = _not_started(run) or _untestable(run, "query")
+    if failed:
+        return failed
+    if not run.faults:
+        return _dyn(0.0, "No fault could be injected.")
+    summary = "; ".join(
+        f"{r.fault}: {r.outcome.replace('_', ' ')} ({r.status or 'no status'}, {r.seconds:.1f} s)" for r in run.faults
+    )
+    bad = [r for r in run.faults if r.outcome in ("traceback", "crash", "hang")]
+    evidence = [Evidence("(probe) fault " + r.fault, None, r.body[:300], r.outcome) for r in bad[:3]]
+    return _dyn(fault_score(run.faults), f"{summary}. Limit {params.timeout_seconds:g} s per request.", evidence)
+
+
+SCORERS: dict[str, Callable[[Any, DynamicRun], Score]] = {
+    "service_starts": service_starts,
+    "eval_suite_runs": eval_suite_runs,
+    "latency_p95": latency_p95,
+    "citation_validity": citation_validity,
+    "injection_probes": injection_probes,
+    "cost_reporting": cost_reporting,
+    "cost_ceiling_trips": cost_ceiling_trips,
+    "provider_faults": provider_faults,
+}
