@@ -20,6 +20,7 @@ import msgspec
 
 from grader.checks.static import run_static_check
 from grader.dynamic import DynamicOptions, DynamicRun, run_dynamic
+from grader.dynamic.run import STEPS as DYNAMIC_STEPS
 from grader.fetch import FetchedRepo, FetchLimits, fetch
 from grader.judge.offline import offline_judge
 from grader.judge.run import judge_leaf
@@ -127,18 +128,18 @@ def grade(
     dynamic: DynamicRun | None = None
     if dynamic_leaves:
         started = time.perf_counter()
-        steps = iter(range(1, 100))
-        notify("sandbox", 0, 7)
+        steps = iter(range(1, len(DYNAMIC_STEPS) + 1))
+        notify("sandbox", 0, len(DYNAMIC_STEPS))
         dynamic_scores, dynamic = run_dynamic(
             Path(fetched.root),
             profile,
             dynamic_leaves,
             scratch_dir / "dynamic",
             options.dynamic,
-            lambda _: notify("sandbox", next(steps), 7),
+            step=lambda _: notify("sandbox", next(steps), len(DYNAMIC_STEPS)),
         )
         leaf_scores |= dynamic_scores
-        notify("sandbox", 7, 7)
+        notify("sandbox", len(DYNAMIC_STEPS), len(DYNAMIC_STEPS))
         timings.append(StageTiming("sandbox", time.perf_counter() - started))
 
     started = time.perf_counter()

@@ -168,7 +168,8 @@ class SandboxedService:
         """TERM the process group, then KILL what is left after three seconds."""
         script = (
             'pid="$(cat "$1" 2>/dev/null)" || exit 0; kill -TERM "-$pid" 2>/dev/null; '
-            'for i in 1 2 3 4 5 6; do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL "-$pid" 2>/dev/null; exit 0'
+            'for i in 1 2 3 4 5 6; do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.5; done; '
+            'kill -KILL "-$pid" 2>/dev/null; exit 0'
         )
         await self.sandbox.exec(["sh", "-c", script, "sh", self.pid_file], timeout=15)
 

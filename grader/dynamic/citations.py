@@ -9,7 +9,7 @@ gets less credit than one that validates them against what it retrieved.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from grader.dynamic.client import Reply
 from grader.dynamic.model import CitationItem, CitationsResult
@@ -34,7 +34,7 @@ def check_citations(replies: list[Reply]) -> CitationsResult:
     answered = [item for item in items if item.status == 200]
     returned = sum(len(item.returned) for item in answered)
     inline = sum(len(item.inline) for item in answered)
-    style = "structured" if returned else "inline" if inline else "none"
+    style: Literal["structured", "inline", "none"] = "structured" if returned else "inline" if inline else "none"
     counted = returned if style == "structured" else inline
     valid = sum(item.valid for item in answered)
     return CitationsResult(

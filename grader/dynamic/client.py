@@ -88,9 +88,9 @@ def busy_seconds(calls: list[GatewayCall], started: float, ended: float) -> floa
     spans = sorted((max(call.started_at, started), min(call.ended_at or ended, ended)) for call in calls)
     total, cursor = 0.0, started
     for begin, finish in spans:
-        begin = max(begin, cursor)
-        if finish > begin:
-            total += finish - begin
+        start = max(begin, cursor)
+        if finish > start:
+            total += finish - start
             cursor = finish
     return total
 

@@ -48,6 +48,7 @@ async def drive_ceiling(
     client: httpx.AsyncClient,
     found: AppInterface,
     gateway: Gateway,
+    *,
     budget_usd: float,
     max_requests: int,
     timeout: float,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from grader.dynamic.model import EvalRun, EvalsResult
 from sandboxes.base import Sandbox
@@ -75,6 +76,7 @@ async def run_evals(
     sandbox: Sandbox,
     command: str,
     env: dict[str, str],
+    *,
     runs: int,
     timeout_s: float,
     static_count: int | None,
@@ -105,13 +107,13 @@ async def run_evals(
         if result.collected is None:
             result.problems.append("the collection run wrote no results: the suite does not collect")
     for number in range(1, runs + 1):
-        result.runs.append(await _one_run(sandbox, runner, command, env, number, timeout_s))
+        result.runs.append(await _one_run(sandbox, runner, command, env, number=number, timeout_s=timeout_s))
     _cross_check(result)
     return result
 
 
 async def _one_run(
-    sandbox: Sandbox, runner: str, command: str, env: dict[str, str], number: int, timeout_s: float
+    sandbox: Sandbox, runner: str, command: str, env: dict[str, str], *, number: int, timeout_s: float
 ) -> EvalRun:
     out = f"{RESULTS_DIR}/run-{number}.json"
     if runner == "pytest":
@@ -183,10 +185,10 @@ def _cross_check(result: EvalsResult) -> None:
         result.reproducible = None
 
 
-async def _read_json(sandbox: Sandbox, path: str) -> dict[str, object] | None:
+async def _read_json(sandbox: Sandbox, path: str) -> dict[str, Any] | None:
     try:
         data = json.loads(await sandbox.read_file(path, limit=8_000_000))
-    except Exception:  # noqa: BLE001 - a missing or garbled file is the runner's failure, reported as such
+    except Exception:  # a missing or garbled file is the runner's failure, reported as such
         return None
     return data if isinstance(data, dict) else None
 
@@ -194,7 +196,7 @@ async def _read_json(sandbox: Sandbox, path: str) -> dict[str, object] | None:
 async def _read_jsonl_results(sandbox: Sandbox, path: str) -> dict[str, str]:
     try:
         text = (await sandbox.read_file(path, limit=8_000_000)).decode(errors="replace")
-    except Exception:  # noqa: BLE001 - no file: the runner did not write one
+    except Exception:  # no file: the runner did not write one
         return {}
     outcomes: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):

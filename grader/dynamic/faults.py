@@ -25,6 +25,7 @@ async def inject_faults(
     client: httpx.AsyncClient,
     found: AppInterface,
     gateway: Gateway,
+    *,
     faults: list[Fault],
     timeout: float,
     alive: Callable[[], Awaitable[bool]],

@@ -19,6 +19,7 @@ async def measure_latency(
     client: httpx.AsyncClient,
     found: AppInterface,
     gateway: Gateway,
+    *,
     min_requests: int,
     concurrency: int,
     timeout: float,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from grader.dynamic.citations import check_citations
 from grader.dynamic.client import Reply, ask
 from grader.dynamic.cost import compare_costs, drive_ceiling, trip_budget
@@ -104,6 +106,7 @@ def run_dynamic(
     leaves: list[tuple[str, str, Any]],
     scratch: Path,
     options: DynamicOptions,
+    *,
     step: StepCallback | None = None,
 ) -> tuple[dict[str, Score], DynamicRun | None]:
     """Scores for the dynamic leaves [(path, check name, params)], and what was measured. Viva's own failure (no
@@ -117,237 +120,251 @@ def run_dynamic(
     params = dict(DEFAULT_PARAMS)
     for _, name, value in leaves:
         params[name] = value
-    wanted = {name for _, name, _ in leaves}
+    session = _Session(root, profile, params, {name for _, name, _ in leaves}, options, step or (lambda _: None))
     try:
-        run = asyncio.run(
-            _run(root, profile, params, wanted, scratch, options, client, base_id, step or (lambda _: None))
-        )
-    except SandboxUnavailable as error:
+        run = asyncio.run(session.run(client, base_id, scratch))
+    except (SandboxUnavailable, SandboxError) as error:
         reason = f"The sandbox failed during the run: {error}."
         return {path: Score.not_run(reason, basis="dynamic") for path, _, _ in leaves}, None
     return {path: dynamic_score(name, value, run) for path, name, value in leaves}, run
 
 
-async def _run(  # noqa: PLR0913, PLR0915 - the one place the whole sequence is visible
-    root: Path,
-    profile: RepoProfile,
-    params: dict[str, Any],
-    wanted: set[str],
-    scratch: Path,
-    options: DynamicOptions,
-    client: Any,
-    base_id: str,
-    step: StepCallback,
-) -> DynamicRun:
-    started = time.monotonic()
-    ceiling_params: CostCeilingParams = params["cost_ceiling_trips"]
-    faults_params: ProviderFaultsParams = params["provider_faults"]
-    found = plan_interface(profile, root, ceiling_params.budget_variable)
+class _Session:
+    """One dynamic run: the state the steps share (what was found, the gateway, the service, what was measured)."""
 
-    step("dependencies")
-    requirements = _requirements(root)
-    layer = await asyncio.to_thread(
-        dependency_layer, client, options.sandbox.image, requirements, options.cache_dir, options.index_url
-    )
-    info = SandboxInfo(
-        base_image=options.sandbox.image,
-        base_image_id=base_id,
-        image=layer.image,
-        layer_cached=layer.cached,
-        layer_seconds=round(layer.seconds, 2),
-        install_ok=layer.install_ok,
-        requirements=layer.requirements,
-        refused_requirements=[f"line {item.line}: {item.text} ({item.reason})" for item in requirements.refused],
-        missing_wheels=layer.missing_wheels,
-        install_log_tail=layer.log_tail[-3000:],
-    )
-    gateway_config = GatewayConfig(
-        time_scale=options.time_scale,
-        time_to_first_token_s=options.time_to_first_token_s,
-        tokens_per_second=options.tokens_per_second,
-        fault_time_scale=options.fault_time_scale,
-        timeout_s=faults_params.timeout_seconds + 10,
-    )
-    run = DynamicRun(
-        sandbox=info,
-        gateway=GatewaySettings(
-            model=STAND_IN_MODEL,
+    def __init__(  # noqa: PLR0917 - built in one place, run_dynamic
+        self,
+        root: Path,
+        profile: RepoProfile,
+        params: dict[str, Any],
+        wanted: set[str],
+        options: DynamicOptions,
+        step: StepCallback,
+    ) -> None:
+        self.root, self.profile, self.params, self.wanted = root, profile, params, wanted
+        self.options, self.step = options, step
+        ceiling: CostCeilingParams = params["cost_ceiling_trips"]
+        self.found = plan_interface(profile, root, ceiling.budget_variable)
+
+    async def run(self, client: Any, base_id: str, scratch: Path) -> DynamicRun:
+        started = time.monotonic()
+        self.step("dependencies")
+        requirements = _requirements(self.root)
+        options = self.options
+        layer = await asyncio.to_thread(
+            dependency_layer, client, options.sandbox.image, requirements, options.cache_dir, options.index_url
+        )
+        self.info = SandboxInfo(
+            base_image=options.sandbox.image,
+            base_image_id=base_id,
+            image=layer.image,
+            layer_cached=layer.cached,
+            layer_seconds=round(layer.seconds, 2),
+            install_ok=layer.install_ok,
+            requirements=layer.requirements,
+            refused_requirements=[f"line {item.line}: {item.text} ({item.reason})" for item in requirements.refused],
+            missing_wheels=layer.missing_wheels,
+            install_log_tail=layer.log_tail[-3000:],
+        )
+        faults: ProviderFaultsParams = self.params["provider_faults"]
+        config = GatewayConfig(
+            time_scale=options.time_scale,
             time_to_first_token_s=options.time_to_first_token_s,
             tokens_per_second=options.tokens_per_second,
-            time_scale=options.time_scale,
             fault_time_scale=options.fault_time_scale,
-        ),
-        interface=found,
-    )
-    socket_dir = scratch / "sockets"
-    make_readable(root)
-    env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": VENV, **gateway_env()}
-    with serve_gateway(socket_dir, gateway_config) as gateway:
-        sandbox = DockerSandbox(
-            layer.image, repo_dir=root, limits=options.sandbox.limits(), socket_dir=socket_dir, env=env, client=client
+            timeout_s=faults.timeout_seconds + 10,  # a played timeout outlasts Viva's own wait
         )
-        async with sandbox:
-            copied = await sandbox.exec(["sh", "-c", "mkdir -p /work/app && cp -a /repo/. /work/app/"], timeout=300)
-            if copied.returncode != 0:
-                raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
-            service = SandboxedService(sandbox, socket_dir, found.port)
-            step("start")
-            run.service = await _start(service, found, {}, info, params["service_starts"])
-            if run.service.started:
-                await _find_query(service, found, run.service, gateway, profile)
-            if found.missing:
-                found.snippet = manifest_snippet(found)
-
-            if "eval_suite_runs" in wanted and found.evals_command:
-                step("evals")
-                evals_params: EvalSuiteRunsParams = params["eval_suite_runs"]
-                count, source = _static_count(profile, found)
-                run.evals = await run_evals(
-                    sandbox,
-                    found.evals_command,
-                    found.env,
-                    evals_params.runs,
-                    evals_params.timeout_seconds,
-                    count,
-                    source,
-                )
-
-            if run.service.started and found.query_path is not None:
-                async with service.client(timeout=REQUEST_TIMEOUT_S) as http:
-                    step("latency")
-                    latency_params: LatencyParams = params["latency_p95"]
-                    run.latency, replies = await measure_latency(
-                        http, found, gateway, latency_params.min_requests, latency_params.concurrency, REQUEST_TIMEOUT_S
-                    )
-                    run.citations = check_citations(replies[: max(params["citation_validity"].min_queries, 25)])
-                    run.cost = compare_costs(replies, params["cost_reporting"].tolerance)
-                    if "injection_probes" in wanted:
-                        step("injection")
-                        injection_params: InjectionProbesParams = params["injection_probes"]
-                        gateway.config.gullible = True
-                        probes, indirect = await run_probes(
-                            http,
-                            found,
-                            gateway,
-                            probe_bank(injection_params.probe_set == "extended"),
-                            REQUEST_TIMEOUT_S,
-                        )
-                        gateway.config.gullible = False
-                        run.injection = InjectionResult(
-                            probes=probes, leaks=sum(1 for p in probes if p.leaked), indirect_ran=indirect
-                        )
-                    if "provider_faults" in wanted:
-                        step("faults")
-
-                        async def restart() -> None:
-                            await service.stop()
-                            await _start(service, found, {}, info, params["service_starts"])
-
-                        run.faults = await inject_faults(
-                            http,
-                            found,
-                            gateway,
-                            list(faults_params.faults),
-                            faults_params.timeout_seconds,
-                            service.alive,
-                            restart,
-                        )
-                if "cost_ceiling_trips" in wanted:
-                    step("ceiling")
-                    run.ceiling = await _ceiling(service, found, gateway, info, params, replies)
-            run.seconds = round(time.monotonic() - started, 2)
-    return run
-
-
-async def _start(
-    service: SandboxedService,
-    found: AppInterface,
-    extra_env: dict[str, str],
-    info: SandboxInfo,
-    params: ServiceStartsParams,
-) -> ServiceResult:
-    if found.start_command is None:
-        return ServiceResult(
-            started=False, reason="no start command could be found (manifest, Dockerfile, Procfile, code, README)"
+        self.result = DynamicRun(
+            sandbox=self.info,
+            gateway=GatewaySettings(
+                model=STAND_IN_MODEL,
+                time_to_first_token_s=options.time_to_first_token_s,
+                tokens_per_second=options.tokens_per_second,
+                time_scale=options.time_scale,
+                fault_time_scale=options.fault_time_scale,
+            ),
+            interface=self.found,
         )
-    await service.start(found.start_command, {**found.env, **extra_env})
-    timeout = (
-        min(found.startup_seconds, params.startup_timeout_seconds) if found.health else params.startup_timeout_seconds
-    )
-    try:
-        seconds = await service.wait_ready(found.health or "/", timeout, any_status=found.health is None)
-    except StartFailure as failure:
-        tail = failure.log_tail
-        if not info.install_ok:
-            tail = f"[dependency install failed]\n{info.install_log_tail[-1500:]}\n[app output]\n{tail}"
-        return ServiceResult(started=False, reason=failure.reason, log_tail=tail[-4000:])
-    return ServiceResult(started=True, ready_seconds=round(seconds, 3), log_tail=(await service.tail())[-2000:])
+        socket_dir = scratch / "sockets"
+        make_readable(self.root)
+        env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": VENV, **gateway_env()}
+        with serve_gateway(socket_dir, config) as self.gateway:
+            sandbox = DockerSandbox(
+                layer.image,
+                repo_dir=self.root,
+                limits=options.sandbox.limits(),
+                socket_dir=socket_dir,
+                env=env,
+                client=client,
+            )
+            async with sandbox:
+                await self._in_sandbox(sandbox, socket_dir)
+        self.result.seconds = round(time.monotonic() - started, 2)
+        return self.result
 
+    async def _in_sandbox(self, sandbox: DockerSandbox, socket_dir: Path) -> None:
+        copied = await sandbox.exec(["sh", "-c", "mkdir -p /work/app && cp -a /repo/. /work/app/"], timeout=300)
+        if copied.returncode != 0:
+            raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
+        found, result = self.found, self.result
+        self.service = SandboxedService(sandbox, socket_dir, found.port)
+        self.step("start")
+        result.service = await self._start({})
+        if result.service.started:
+            await self._find_query(result.service)
+        if found.missing:
+            found.snippet = manifest_snippet(found)
+        if "eval_suite_runs" in self.wanted and found.evals_command:
+            self.step("evals")
+            evals: EvalSuiteRunsParams = self.params["eval_suite_runs"]
+            count, source = _static_count(self.profile, found)
+            result.evals = await run_evals(
+                sandbox,
+                found.evals_command,
+                found.env,
+                runs=evals.runs,
+                timeout_s=evals.timeout_seconds,
+                static_count=count,
+                static_source=source,
+            )
+        if result.service.started and found.query_path is not None:
+            replies = await self._probe()
+            if "cost_ceiling_trips" in self.wanted:
+                self.step("ceiling")
+                result.ceiling = await self._ceiling(replies)
 
-async def _find_query(
-    service: SandboxedService, found: AppInterface, result: ServiceResult, gateway: Any, profile: RepoProfile
-) -> None:
-    async with service.client(timeout=10) as http:
-        if found.query_path is None:
-            document = None
-            for path in OPENAPI_PATHS:
+    async def _probe(self) -> list[Reply]:
+        """Latency (whose sequential replies feed citations and cost), then injection, then faults."""
+        found, result, gateway, params = self.found, self.result, self.gateway, self.params
+        async with self.service.client(timeout=REQUEST_TIMEOUT_S) as http:
+            self.step("latency")
+            latency: LatencyParams = params["latency_p95"]
+            result.latency, replies = await measure_latency(
+                http,
+                found,
+                gateway,
+                min_requests=latency.min_requests,
+                concurrency=latency.concurrency,
+                timeout=REQUEST_TIMEOUT_S,
+            )
+            citations: CitationValidityParams = params["citation_validity"]
+            result.citations = check_citations(replies[: max(citations.min_queries, 25)])
+            result.cost = compare_costs(replies, params["cost_reporting"].tolerance)
+            if "injection_probes" in self.wanted:
+                self.step("injection")
+                injection: InjectionProbesParams = params["injection_probes"]
+                gateway.config.gullible = True
                 try:
-                    response = await http.get(path)
-                    data = response.json() if response.status_code == 200 else None
-                except (ValueError, OSError, Exception):  # noqa: BLE001 - any failure means "no document here"
-                    continue
-                if isinstance(data, dict) and isinstance(data.get("paths"), dict):
-                    document = data
-                    found.notes.append(f"OpenAPI document read from {path}")
-                    break
-            discover_query(found, document, profile)
-        if found.query_path is None:
-            return
-        reply: Reply = await ask(http, found, gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
-        result.first_query_status = reply.status or None
+                    bank = probe_bank(injection.probe_set == "extended")
+                    probes, indirect = await run_probes(http, found, gateway, bank, REQUEST_TIMEOUT_S)
+                finally:
+                    gateway.config.gullible = False
+                result.injection = InjectionResult(
+                    probes=probes, leaks=sum(1 for probe in probes if probe.leaked), indirect_ran=indirect
+                )
+            if "provider_faults" in self.wanted:
+                self.step("faults")
+                faults: ProviderFaultsParams = params["provider_faults"]
+
+                async def restart() -> None:
+                    await self.service.stop()
+                    await self._start({})
+
+                result.faults = await inject_faults(
+                    http,
+                    found,
+                    gateway,
+                    faults=list(faults.faults),
+                    timeout=faults.timeout_seconds,
+                    alive=self.service.alive,
+                    restart=restart,
+                )
+        return replies
+
+    async def _start(self, extra_env: dict[str, str]) -> ServiceResult:
+        found, service = self.found, self.service
+        if found.start_command is None:
+            return ServiceResult(
+                started=False, reason="no start command could be found (manifest, Dockerfile, Procfile, code, README)"
+            )
+        await service.start(found.start_command, {**found.env, **extra_env})
+        starts: ServiceStartsParams = self.params["service_starts"]
+        timeout = starts.startup_timeout_seconds
+        if found.health:
+            timeout = min(found.startup_seconds, timeout)
+        try:
+            seconds = await service.wait_ready(found.health or "/", timeout, any_status=found.health is None)
+        except StartFailure as failure:
+            tail = failure.log_tail
+            if not self.info.install_ok:
+                tail = f"[dependency install failed]\n{self.info.install_log_tail[-1500:]}\n[app output]\n{tail}"
+            return ServiceResult(started=False, reason=failure.reason, log_tail=tail[-4000:])
+        return ServiceResult(started=True, ready_seconds=round(seconds, 3), log_tail=(await service.tail())[-2000:])
+
+    async def _find_query(self, started: ServiceResult) -> None:
+        """The query route (OpenAPI document, else the profile's routes) and, from a first answer, its fields."""
+        found = self.found
+        async with self.service.client(timeout=10) as http:
+            if found.query_path is None:
+                discover_query(found, await _openapi_document(http, found), self.profile)
+            if found.query_path is None:
+                return
+            reply = await ask(http, found, self.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
+        started.first_query_status = reply.status or None
         if reply.status == 200:
             infer_pointers(found, reply.data)
 
+    async def _ceiling(self, replies: list[Reply]) -> CeilingResult | None:
+        """Restart with a small budget (about ten requests' worth) and drive requests until the app refuses."""
+        found, service = self.found, self.service
+        ceiling: CostCeilingParams = self.params["cost_ceiling_trips"]
+        if found.budget_env is None:
+            return None
+        budget = trip_budget(replies, ceiling.budget_usd)
+        await service.stop()
+        restarted = await self._start({found.budget_env: f"{budget:.8f}"})
+        if not restarted.started:
+            return CeilingResult(
+                outcome="broken",
+                budget_env=found.budget_env,
+                budget_usd=budget,
+                note=f"with {found.budget_env}={budget:.8f} the app did not start: {restarted.reason}",
+            )
+        async with service.client(timeout=REQUEST_TIMEOUT_S) as http:
 
-async def _ceiling(
-    service: SandboxedService,
-    found: AppInterface,
-    gateway: Any,
-    info: SandboxInfo,
-    params: dict[str, Any],
-    replies: list[Reply],
-) -> CeilingResult | None:
-    ceiling: CostCeilingParams = params["cost_ceiling_trips"]
-    if found.budget_env is None:
-        return None
-    budget = trip_budget(replies, ceiling.budget_usd)
-    await service.stop()
-    restarted = await _start(service, found, {found.budget_env: f"{budget:.8f}"}, info, params["service_starts"])
-    if not restarted.started:
-        return CeilingResult(
-            outcome="broken",
-            budget_env=found.budget_env,
-            budget_usd=budget,
-            note=f"with {found.budget_env}={budget:.8f} the app did not start: {restarted.reason}",
-        )
+            async def visible_alerts() -> str:
+                """The app's log, and its /metrics page if it has one: where a deployer would see an alert."""
+                text = await service.tail(limit=20_000)
+                try:
+                    metrics = await http.get("/metrics", timeout=5)
+                except httpx.HTTPError:
+                    return text
+                return text + ("\n" + metrics.text[:20_000] if metrics.status_code == 200 else "")
 
-    async def evidence_of_alert() -> str:
-        text = await service.tail(limit=20_000)
-        async with service.client(timeout=5) as http:
-            try:
-                metrics = await http.get("/metrics")
-                if metrics.status_code == 200:
-                    text += "\n" + metrics.text[:20_000]
-            except Exception:  # noqa: BLE001 - no metrics endpoint is fine
-                pass
-        return text
+            result = await drive_ceiling(
+                http,
+                found,
+                self.gateway,
+                budget_usd=budget,
+                max_requests=ceiling.max_requests,
+                timeout=REQUEST_TIMEOUT_S,
+                read_log=visible_alerts,
+            )
+        await service.stop()
+        return result
 
-    async with service.client(timeout=REQUEST_TIMEOUT_S) as http:
-        result = await drive_ceiling(
-            http, found, gateway, budget, ceiling.max_requests, REQUEST_TIMEOUT_S, evidence_of_alert
-        )
-    await service.stop()
-    return result
+
+async def _openapi_document(http: httpx.AsyncClient, found: AppInterface) -> dict[str, Any] | None:
+    for path in OPENAPI_PATHS:
+        try:
+            response = await http.get(path)
+            data = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("paths"), dict):
+            found.notes.append(f"OpenAPI document read from {path}")
+            return data
+    return None
 
 
 def _requirements(root: Path) -> ParsedRequirements:

@@ -141,7 +141,8 @@ def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
         f"{threshold:g} s. Net of the model: p95 {net.p95 if net else 0:.3f} s (the app's own overhead). The stand-in "
         f"model was modelled at {run.gateway.time_to_first_token_s:g} s to first token and "
         f"{run.gateway.tokens_per_second:g} tokens/s, time scale {scale:g} (about "
-        f"{result.modelled_seconds_per_call * scale:.3f} s per call, {result.model_calls_per_request:.1f} calls per request)."
+        f"{result.modelled_seconds_per_call * scale:.3f} s per call, "
+        f"{result.model_calls_per_request:.1f} calls per request)."
     )
     return _dyn(value, explanation)
 
@@ -238,11 +239,13 @@ def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
     outcomes = {
         "refused": (
             1.0,
-            f"With {setting}, the app refused request {result.refused_after} with status {result.refused_status} once ${result.spend_at_refusal:.6f} had been spent.",
+            f"With {setting}, the app refused request {result.refused_after} with status "
+            f"{result.refused_status} once ${result.spend_at_refusal:.6f} had been spent.",
         ),
         "refused_late": (
             0.6,
-            f"With {setting}, the app refused only at request {result.refused_after}, after ${result.spend_at_refusal:.6f}: past its ceiling.",
+            f"With {setting}, the app refused only at request {result.refused_after}, after "
+            f"${result.spend_at_refusal:.6f}: past its ceiling.",
         ),
         "alerted": (0.5, f"With {setting}, the app kept answering but raised an alert a deployer can see."),
         "never": (0.0, f"With {setting}, {result.requests} requests went through and nothing refused or alerted."),

@@ -96,7 +96,9 @@ def golden_inputs(path: str, text: str, max_records: int) -> list[str]:
         elif lower.endswith(".json"):
             records = _records_in(json.loads(text))
         elif lower.endswith((".csv", ".tsv")):
-            records = list(csv.DictReader(io.StringIO(text), dialect="excel-tab" if lower.endswith(".tsv") else "excel"))
+            records = list(
+                csv.DictReader(io.StringIO(text), dialect="excel-tab" if lower.endswith(".tsv") else "excel")
+            )
         else:
             records = _records_in(yaml.safe_load(text))
     except (json.JSONDecodeError, yaml.YAMLError, csv.Error, ValueError, RecursionError):

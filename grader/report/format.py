@@ -24,8 +24,8 @@ def evidence_url(repo: RepoRef, evidence: Evidence) -> str | None:
     Only https base URLs are ever produced, and the path is percent-encoded, so a file name cannot
     become a `javascript:` link or break out of the attribute.
     """
-    if not repo.web_url or urlsplit(repo.web_url).scheme != "https":
-        return None
+    if not repo.web_url or urlsplit(repo.web_url).scheme != "https" or evidence.path.startswith("("):
+        return None  # "(sandbox) app log", "(probe) …": measured, not a file in the repository
     url = repo.web_url.rstrip("/") + "/" + quote(evidence.path, safe="/")
     if evidence.line is not None:
         url += f"#L{evidence.line}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from grader.dynamic.model import DynamicRun
 from grader.model import Evidence
 from grader.report.format import evidence_url, one_line, percent
 from grader.report.model import GradingReport, RepoRef
@@ -48,6 +49,8 @@ def render_markdown(report: GradingReport) -> str:
         lines += ["", escape_markdown(node.explanation), ""]
         lines += [f"- {_evidence_line(report.repo, item)}" for item in node.evidence]
         lines.append("")
+    if report.dynamic is not None:
+        lines += _dynamic_lines(report.dynamic)
     if report.not_run:
         lines += ["## Not run", ""] + [f"- `{item.path}`: {escape_markdown(item.reason)}" for item in report.not_run]
         lines.append("")
@@ -75,3 +78,47 @@ def _evidence_line(repo: RepoRef, item: Evidence) -> str:
     excerpt = f": {escape_markdown(item.excerpt)}" if item.excerpt else ""
     note = f" ({escape_markdown(item.note)})" if item.note else ""
     return f"{where}{excerpt}{note}"
+
+
+def _dynamic_lines(run: DynamicRun) -> list[str]:
+    """The measured numbers, briefly; the HTML report has the tables. Strings from the app are escaped."""
+    found = run.interface
+    lines = [
+        "## What running the project measured",
+        "",
+        f"- Stand-in model: {run.gateway.model}, time scale {run.gateway.time_scale:g}",
+        f"- Start: {escape_markdown(found.start_command or 'not found')}; query: "
+        f"{found.query_method} {escape_markdown(found.query_path or 'not found')}",
+    ]
+    if found.missing:
+        lines.append(f"- Not found: {', '.join(found.missing)} (the checks that need them scored 0)")
+    if run.service is not None:
+        lines.append(
+            f"- Service: started in {run.service.ready_seconds:.1f} s"
+            if run.service.started and run.service.ready_seconds is not None
+            else f"- Service: did not start ({escape_markdown(run.service.reason)})"
+        )
+    latency = run.latency
+    if latency is not None and latency.end_to_end is not None:
+        e2e, net = latency.end_to_end, latency.net_of_model
+        lines.append(
+            f"- Latency over {latency.requests} requests: p50 {e2e.p50:.3f} s, p95 {e2e.p95:.3f} s, p99 {e2e.p99:.3f} s"
+            + (f"; net of the model p95 {net.p95:.3f} s" if net else "")
+        )
+        top = max(item.count for item in latency.histogram) or 1
+        lines += ["", "```"]
+        lines += [
+            f"<= {item.upper_s:8.3f} s | {'#' * round(30 * item.count / top):<30} {item.count}"
+            for item in latency.histogram
+        ]
+        lines += ["```", ""]
+    if run.injection is not None:
+        lines.append(f"- Injection: {run.injection.leaks} of {len(run.injection.probes)} probes leaked")
+    if run.ceiling is not None:
+        lines.append(f"- Ceiling: {run.ceiling.outcome.replace('_', ' ')} after {run.ceiling.requests} request(s)")
+    if run.faults:
+        lines.append(
+            "- Faults: " + "; ".join(f"{item.fault} → {item.outcome.replace('_', ' ')}" for item in run.faults)
+        )
+    lines.append("")
+    return lines
