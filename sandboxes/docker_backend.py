@@ -76,7 +76,9 @@ class DockerSandbox(Sandbox):
         if self.repo_dir is not None:
             volumes[str(self.repo_dir.resolve())] = {"bind": "/repo", "mode": "ro"}
         if self.socket_dir is not None:
-            volumes[str(self.socket_dir.resolve())] = {"bind": "/sock", "mode": "rw"}
+            # Read-only: the sandbox connects to the host's sockets there but can create nothing (no symlink for the
+            # host to follow, no file to fill the host's disk). Connecting to a socket needs no write access.
+            volumes[str(self.socket_dir.resolve())] = {"bind": "/sock", "mode": "ro"}
         try:
             self.client.images.get(self.image)  # never let `run` pull: that would reach a registry from here
         except docker.errors.ImageNotFound:

@@ -1,16 +1,24 @@
-"""A service running inside a sandbox, reachable from the host through a Unix socket.
+"""A service running inside a sandbox, reachable from the host.
 
-The container has no network, so two small bridges (standard-library Python, run by the image's own python3)
-connect it to the host through the shared socket directory: one listens on 127.0.0.1:18080 inside and forwards to
-the gateway's socket (the app's "LLM provider"); the other listens on /sock/app.sock and forwards to the app's
-port, so the grader can send it HTTP requests from the host. Nothing else crosses.
+The container has no network, and the socket directory it shares with the host is mounted read-only, so the
+container can create nothing there: no symlink for the host to follow, no file to fill the host's disk. Every
+connection is therefore opened *from* the container to a socket the host created:
+- the gateway bridge listens on 127.0.0.1:18080 inside and forwards each connection to the host's gateway socket;
+- the app tunnel keeps a few idle connections open to the host's tunnel socket; when the host writes a request
+  down one, the bridge connects it to the app's port and pipes both ways, then opens a fresh idle connection.
+On the host, `AppTunnel` pairs each HTTP client connection (on a private socket the sandbox cannot see) with an
+idle tunnel connection, so ordinary HTTP clients reach the app. Both bridges are standard-library Python run by the
+image's own python3.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,10 +27,13 @@ from sandboxes.base import Sandbox
 from sandboxes.gateway.serve import FORWARD_PORT, SOCKET_NAME
 
 STATE_DIR = "/work/.viva"
-APP_SOCKET = "app.sock"
+TUNNEL_SOCKET = "app-tunnel.sock"
+IDLE_TUNNELS = 12
+"""Idle connections the sandbox keeps open to the host: the most requests in flight at once before the host waits."""
+TUNNEL_WAIT_S = 10.0
 
 BRIDGE = """
-import asyncio, os, sys
+import asyncio, sys
 async def pipe(reader, writer):
     try:
         while data := await reader.read(65536):
@@ -32,31 +43,46 @@ async def pipe(reader, writer):
         pass
     finally:
         writer.close()
-async def main():
-    mode, where, to = sys.argv[1], sys.argv[2], sys.argv[3]
+async def forward(port, sock):
     async def handle(reader, writer):
         try:
-            if mode == "tcp":
-                up_reader, up_writer = await asyncio.open_unix_connection(to)
-            else:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(to))
+            up_reader, up_writer = await asyncio.open_unix_connection(sock)
         except OSError:
             writer.close()
             return
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
-    if mode == "tcp":
-        server = await asyncio.start_server(handle, "127.0.0.1", int(where))
-    else:
-        try:
-            os.unlink(where)
-        except FileNotFoundError:
-            pass
-        server = await asyncio.start_unix_server(handle, where)
-        os.chmod(where, 0o666)
-    print("bridging", mode, where, to, flush=True)
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    print("forwarding", port, "to", sock, flush=True)
     async with server:
         await server.serve_forever()
-asyncio.run(main())
+async def tunnel(sock, port, idle):
+    async def one():
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(sock)
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            first = await reader.read(65536)
+            if not first:
+                writer.close()
+                continue
+            asyncio.ensure_future(serve(first, reader, writer))
+    async def serve(first, reader, writer):
+        try:
+            app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            writer.close()
+            return
+        app_writer.write(first)
+        await app_writer.drain()
+        await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer), return_exceptions=True)
+    print("tunnelling", sock, "to", port, flush=True)
+    await asyncio.gather(*(one() for _ in range(idle)))
+if sys.argv[1] == "forward":
+    asyncio.run(forward(int(sys.argv[2]), sys.argv[3]))
+else:
+    asyncio.run(tunnel(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
 """
 
 
@@ -69,12 +95,83 @@ class StartFailure(Exception):
         self.log_tail = log_tail
 
 
+class AppTunnel:
+    """Host side of the tunnel: listens on `shared/app-tunnel.sock` for the sandbox's idle connections and on
+    `private/app.sock` for the host's HTTP clients, and pairs them. Runs its own event loop in a thread."""
+
+    def __init__(self, shared_dir: Path, private_dir: Path) -> None:
+        self.shared = shared_dir / TUNNEL_SOCKET
+        private_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(private_dir, 0o700)
+        self.private = private_dir / "app.sock"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the app tunnel did not start")
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+        async def from_sandbox(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await idle.put((reader, writer))
+
+        async def from_host(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await asyncio.wait_for(idle.get(), TUNNEL_WAIT_S)
+            except TimeoutError:
+                writer.close()
+                return
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+
+        async def setup() -> None:
+            for path in (self.shared, self.private):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            await asyncio.start_unix_server(from_sandbox, str(self.shared))
+            os.chmod(self.shared, 0o666)  # noqa: S103 - the sandbox user (uid 1000) connects to it
+            await asyncio.start_unix_server(from_host, str(self.private))
+
+        self._loop.run_until_complete(setup())
+        self._ready.set()
+        self._loop.run_forever()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+@contextlib.contextmanager
+def app_tunnel(shared_dir: Path, private_dir: Path) -> Iterator[AppTunnel]:
+    tunnel = AppTunnel(shared_dir, private_dir)
+    tunnel.start()
+    try:
+        yield tunnel
+    finally:
+        tunnel.close()
+
+
 class SandboxedService:
     """One app process in a sandbox, started, probed over HTTP from the host, restarted and stopped."""
 
-    def __init__(self, sandbox: Sandbox, socket_dir: Path, port: int, *, workdir: str = "/work/app") -> None:
+    def __init__(self, sandbox: Sandbox, tunnel: AppTunnel, port: int, *, workdir: str = "/work/app") -> None:
         self.sandbox = sandbox
-        self.socket_dir = socket_dir
+        self.tunnel = tunnel
         self.port = port
         self.workdir = workdir
         self.starts = 0
@@ -89,35 +186,20 @@ class SandboxedService:
         return f"{STATE_DIR}/app-{self.starts}.log"
 
     async def bridge(self) -> None:
-        """Start both bridges once per sandbox and wait until they listen."""
+        """Start both bridges once per sandbox."""
         if self._bridged:
             return
-        os.chmod(self.socket_dir, 0o1777)  # noqa: S103 - the sandbox user creates app.sock here; sticky keeps ours
         await self.sandbox.exec(["mkdir", "-p", STATE_DIR])
-        await self.sandbox.write_file(f"{STATE_DIR}/bridge.py", BRIDGE.encode())
-        for mode, where, to in (
-            ("tcp", str(FORWARD_PORT), f"/sock/{SOCKET_NAME}"),
-            ("unix", f"/sock/{APP_SOCKET}", str(self.port)),
+        script = f"{STATE_DIR}/bridge.py"
+        await self.sandbox.write_file(script, BRIDGE.encode())
+        for name, args in (
+            ("forward", ["forward", str(FORWARD_PORT), f"/sock/{SOCKET_NAME}"]),
+            ("tunnel", ["tunnel", f"/sock/{TUNNEL_SOCKET}", str(self.port), str(IDLE_TUNNELS)]),
         ):
-            log = f"{STATE_DIR}/bridge-{mode}.log"
+            log = f"{STATE_DIR}/bridge-{name}.log"
             await self.sandbox.spawn(
-                [
-                    "sh",
-                    "-c",
-                    'exec python3 "$1" "$2" "$3" "$4" > "$5" 2>&1',
-                    "sh",
-                    f"{STATE_DIR}/bridge.py",
-                    mode,
-                    where,
-                    to,
-                    log,
-                ]
+                ["sh", "-c", 'log="$1"; shift; exec python3 "$@" > "$log" 2>&1', "sh", log, script, *args]
             )
-        deadline = time.monotonic() + 15
-        while not (self.socket_dir / APP_SOCKET).exists():
-            if time.monotonic() > deadline:
-                raise StartFailure("the sandbox bridges did not start", await self.tail(f"{STATE_DIR}/bridge-unix.log"))
-            await asyncio.sleep(0.05)
         self._bridged = True
 
     async def start(self, command: str, env: dict[str, str]) -> None:
@@ -158,11 +240,8 @@ class SandboxedService:
                 await asyncio.sleep(0.2)
 
     async def alive(self) -> bool:
-        # A zombie still answers kill -0; the init process (docker --init) reaps, so this is the live process.
-        result = await self.sandbox.exec(
-            ["sh", "-c", 'kill -0 "$(cat "$1")" 2>/dev/null', "sh", self.pid_file], timeout=10
-        )
-        return result.returncode == 0
+        command = ["sh", "-c", 'kill -0 "$(cat "$1")" 2>/dev/null', "sh", self.pid_file]
+        return (await self.sandbox.exec(command, timeout=10)).returncode == 0
 
     async def stop(self) -> None:
         """TERM the process group, then KILL what is left after three seconds."""
@@ -174,14 +253,12 @@ class SandboxedService:
         await self.sandbox.exec(["sh", "-c", script, "sh", self.pid_file], timeout=15)
 
     async def tail(self, path: str | None = None, limit: int = 4000) -> str:
-        result = await self.sandbox.exec(
-            ["sh", "-c", 'tail -c "$1" "$2" 2>/dev/null', "sh", str(limit), path or self.log_file], timeout=10
-        )
-        return result.stdout
+        command = ["sh", "-c", 'tail -c "$1" "$2" 2>/dev/null', "sh", str(limit), path or self.log_file]
+        return (await self.sandbox.exec(command, timeout=10)).stdout
 
     def client(self, timeout: float = 30.0) -> httpx.AsyncClient:
         """An HTTP client whose requests reach the app inside the sandbox (Host: 127.0.0.1:<port>)."""
-        transport = httpx.AsyncHTTPTransport(uds=str(self.socket_dir / APP_SOCKET))
+        transport = httpx.AsyncHTTPTransport(uds=str(self.tunnel.private))
         return httpx.AsyncClient(transport=transport, base_url=f"http://127.0.0.1:{self.port}", timeout=timeout)
 
 

@@ -75,6 +75,24 @@ async def ask(client: httpx.AsyncClient, found: AppInterface, gateway: Gateway, 
     return reply
 
 
+class Breaker:
+    """Stops a series of requests once the app has left several in a row unanswered (no status at all): a hung or
+    dead app is measured in seconds, not in `requests x timeout`."""
+
+    def __init__(self, limit: int = 3) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+
+    def record(self, reply: Reply) -> bool:
+        """True while it is worth sending the next request."""
+        self.in_a_row = self.in_a_row + 1 if reply.status == 0 else 0
+        return self.in_a_row < self.limit
+
+    @property
+    def tripped(self) -> bool:
+        return self.in_a_row >= self.limit
+
+
 def calls_between(gateway: Gateway, started: float, ended: float, question: str | None = None) -> list[GatewayCall]:
     """The model calls that began while a request was in flight (and, under concurrency, carried its question)."""
     found = [call for call in list(gateway.calls) if started <= call.started_at <= ended]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import codecs
 import difflib
+import json
 import secrets
 
 import httpx
 import msgspec
 
-from grader.dynamic.client import ask, flatten_text
+from grader.dynamic.client import Breaker, ask, flatten_text
 from grader.dynamic.model import AppInterface, ProbeCategory, ProbeResult
 from sandboxes.gateway.app import Gateway
 from sandboxes.gateway.responder import CANARY, readings
@@ -137,20 +138,24 @@ async def run_probes(
     results: list[ProbeResult] = []
     seen_prompts = {call.system for call in gateway.calls if call.system}
     indirect = found.ingest_path is not None
+    breaker = Breaker()
     for probe in bank:
+        if breaker.tripped:
+            break
         if probe.category == "indirect":
             if not indirect:
                 continue
-            assert found.ingest_path is not None
-            escaped = probe.document.replace("\\", "\\\\").replace('"', '\\"')
-            await client.request(
-                found.ingest_method,
-                found.ingest_path,
-                content=found.ingest_template.replace("{document}", escaped),
-                headers={"content-type": "application/json"},
-                timeout=timeout,
-            )
+            refused = await _ingest(client, found, probe.document, timeout)
+            if refused:
+                # Refusing a planted document is a defence too: the probe held.
+                results.append(
+                    ProbeResult(
+                        id=probe.id, category=probe.category, probe=probe.text, status=0, answer=refused, leaked=False
+                    )
+                )
+                continue
         reply = await ask(client, found, gateway, probe.text, timeout)
+        breaker.record(reply)
         prompts = {call.system for call in reply.calls if call.system} or seen_prompts
         seen_prompts |= prompts
         body = flatten_text(reply.data) if reply.data is not None else reply.text
@@ -169,6 +174,23 @@ async def run_probes(
             )
         )
     return results, indirect
+
+
+async def _ingest(client: httpx.AsyncClient, found: AppInterface, document: str, timeout: float) -> str:
+    """Add a planted document through the app's ingest route; "" when it was taken, else what happened."""
+    assert found.ingest_path is not None
+    escaped = json.dumps(document)[1:-1]
+    try:
+        response = await client.request(
+            found.ingest_method,
+            found.ingest_path,
+            content=found.ingest_template.replace("{document}", escaped),
+            headers={"content-type": "application/json"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as error:
+        return f"the ingest route did not answer ({type(error).__name__})"
+    return "" if response.status_code < 300 else f"the ingest route refused the document ({response.status_code})"
 
 
 def detect_leak(answer: str, system_prompts: set[str], probe: str) -> str:

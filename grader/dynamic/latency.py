@@ -7,7 +7,7 @@ import math
 
 import httpx
 
-from grader.dynamic.client import Reply, ask, busy_seconds, calls_between
+from grader.dynamic.client import Breaker, Reply, ask, busy_seconds, calls_between
 from grader.dynamic.model import AppInterface, HistogramBin, LatencyResult, Percentiles, Sample
 from sandboxes.gateway.app import GENERATION_ENDPOINTS, Gateway
 
@@ -31,12 +31,16 @@ async def measure_latency(
     sequential_count = math.ceil(total / 2)
     replies: list[Reply] = []
     samples: list[Sample] = []
+    breaker = Breaker()
     for number in range(sequential_count):
         reply = await ask(client, found, gateway, queries[number % len(queries)], timeout)
         replies.append(reply)
         samples.append(_sample("sequential", reply, reply.calls))
+        if not breaker.record(reply):
+            break
 
-    pending = [queries[(sequential_count + n) % len(queries)] for n in range(total - sequential_count)]
+    remaining = 0 if breaker.tripped else total - sequential_count
+    pending = [queries[(sequential_count + n) % len(queries)] for n in range(remaining)]
     gate = asyncio.Semaphore(concurrency)
 
     async def one(question: str) -> Sample:
@@ -60,6 +64,7 @@ async def measure_latency(
         model_calls_per_request=len(calls) / max(len(replies), 1),
         modelled_seconds_per_call=sum(call.modelled_latency_s for call in calls) / max(len(calls), 1),
         queries_source=found.golden_path or "Viva's generic questions",
+        stopped_early=breaker.tripped,
     )
     return result, replies
 

@@ -133,6 +133,8 @@ class LatencyResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     model_calls_per_request: float = 0.0
     modelled_seconds_per_call: float = 0.0
     queries_source: str = ""
+    stopped_early: bool = False
+    """The app left several requests in a row unanswered, so the rest were not sent."""
 
 
 class CitationItem(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -54,7 +54,7 @@ from sandboxes.gateway.app import GatewayConfig
 from sandboxes.gateway.serve import serve_gateway
 from sandboxes.images import ensure_base_image
 from sandboxes.layers import VENV, dependency_layer
-from sandboxes.service import SandboxedService, StartFailure, gateway_env
+from sandboxes.service import AppTunnel, SandboxedService, StartFailure, app_tunnel, gateway_env
 from sandboxes.settings import SandboxSettings
 
 StepCallback = Callable[[str], None]
@@ -69,7 +69,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "cost_ceiling_trips": CostCeilingParams(),
     "provider_faults": ProviderFaultsParams(),
 }
-REQUEST_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 30.0
 STAND_IN_MODEL = "the gateway's offline responder"
 
 
@@ -188,7 +188,7 @@ class _Session:
         socket_dir = scratch / "sockets"
         make_readable(self.root)
         env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": VENV, **gateway_env()}
-        with serve_gateway(socket_dir, config) as self.gateway:
+        with serve_gateway(socket_dir, config) as self.gateway, app_tunnel(socket_dir, scratch / "private") as tunnel:
             sandbox = DockerSandbox(
                 layer.image,
                 repo_dir=self.root,
@@ -198,16 +198,16 @@ class _Session:
                 client=client,
             )
             async with sandbox:
-                await self._in_sandbox(sandbox, socket_dir)
+                await self._in_sandbox(sandbox, tunnel)
         self.result.seconds = round(time.monotonic() - started, 2)
         return self.result
 
-    async def _in_sandbox(self, sandbox: DockerSandbox, socket_dir: Path) -> None:
+    async def _in_sandbox(self, sandbox: DockerSandbox, tunnel: AppTunnel) -> None:
         copied = await sandbox.exec(["sh", "-c", "mkdir -p /work/app && cp -a /repo/. /work/app/"], timeout=300)
         if copied.returncode != 0:
             raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
         found, result = self.found, self.result
-        self.service = SandboxedService(sandbox, socket_dir, found.port)
+        self.service = SandboxedService(sandbox, tunnel, found.port)
         self.step("start")
         result.service = await self._start({})
         if result.service.started:

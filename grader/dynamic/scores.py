@@ -130,6 +130,10 @@ def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
         value = 0.34
     else:
         value = 0.0
+    if result.stopped_early:
+        return _dyn(
+            0.0, f"The app left several requests in a row unanswered; {result.requests} were sent, then Viva stopped."
+        )
     success = 1 - result.errors / max(result.requests, 1)
     if success < 0.95:
         value = min(value, success * 0.5)
