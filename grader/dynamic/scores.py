@@ -42,7 +42,11 @@ def _not_started(run: DynamicRun) -> Score | None:
         return None
     reason = service.reason if service else "the service was not started"
     tail = service.log_tail if service else ""
-    return _dyn(0.0, f"The service never answered: {reason}.", [Evidence(LOG, None, tail[-1500:])] if tail else [])
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    said = f" Its last words: {last[:200]}" if last else ""
+    return _dyn(
+        0.0, f"The service never answered: {reason}.{said}", [Evidence(LOG, None, tail[-1500:])] if tail else []
+    )
 
 
 def _untestable(run: DynamicRun, need: str) -> Score | None:
