@@ -6,8 +6,6 @@ faults, with the evidence in the report; the app that never starts scores 0 on e
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from grader.dynamic import DynamicOptions
@@ -103,7 +101,13 @@ def test_citation_evidence(reports: dict[str, GradingReport]) -> None:
 def test_fault_evidence(reports: dict[str, GradingReport]) -> None:
     well, naive = reports["well_built"].dynamic, reports["naive"].dynamic
     assert well is not None and naive is not None
-    assert {fault.fault for fault in well.faults} == {"rate_limit", "server_error", "timeout", "slow_stream", "malformed_json"}
+    assert {fault.fault for fault in well.faults} == {
+        "rate_limit",
+        "server_error",
+        "timeout",
+        "slow_stream",
+        "malformed_json",
+    }
     assert all(fault.outcome == "recovered" for fault in well.faults), well.faults
     assert any(fault.outcome == "traceback" and "Traceback" in fault.body for fault in naive.faults)
     assert all(fault.seconds < 30 for fault in well.faults + naive.faults)
