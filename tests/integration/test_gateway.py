@@ -267,3 +267,46 @@ def test_slow_stream_and_timeout_faults_follow_the_time_scale(tmp_path: Path) ->
     words = sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
     assert slow >= words * 0.02 * 0.9  # 2 s per chunk, scaled by 0.01
     assert timed_out.value.status_code == 504 and 0.9 <= waited < 5  # 100 s, scaled by 0.01
+
+
+def test_faults_land_on_model_calls_and_every_call_has_a_span(tmp_path: Path) -> None:
+    """Embeddings pass through; the queued fault waits for the next generation call."""
+    with serve_gateway(tmp_path, GatewayConfig(time_scale=0, faults=["server_error"])) as gateway:
+        oai, _ = clients(tmp_path / SOCKET_NAME)
+        oai.embeddings.create(model="text-embedding-3-small", input=["a deploy"])
+        with pytest.raises(openai.InternalServerError):
+            oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": CONTEXT}])
+    assert [call.fault for call in gateway.calls] == ["", "server_error"]
+    assert all(0 < call.started_at <= call.ended_at for call in gateway.calls)
+
+
+def test_a_played_timeout_ends_when_the_client_gives_up(tmp_path: Path) -> None:
+    """The grader sets fault_time_scale 1: the hang outlasts the app's timeout, and stops when the app hangs up."""
+    config = GatewayConfig(time_scale=0, fault_time_scale=1, timeout_s=600, faults=["timeout"])
+    with serve_gateway(tmp_path, config) as gateway:
+        transport = httpx.HTTPTransport(uds=str(tmp_path / SOCKET_NAME))
+        oai = openai.OpenAI(
+            base_url="http://gateway/v1",
+            api_key="k",
+            max_retries=0,
+            timeout=0.5,
+            http_client=httpx.Client(transport=transport),
+        )
+        started = time.perf_counter()
+        with pytest.raises(openai.APITimeoutError):
+            oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": CONTEXT}])
+        reply = oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": CONTEXT}])
+        assert "eight minutes" in (reply.choices[0].message.content or "")
+        time.sleep(0.2)
+        hung = gateway.calls[0]
+    assert time.perf_counter() - started < 5  # not the 600 s the fault would have held
+    assert hung.fault == "timeout" and hung.ended_at - hung.started_at < 2
+
+
+def test_a_slow_answer_is_held_back_whole_when_not_streaming(tmp_path: Path) -> None:
+    config = GatewayConfig(time_scale=0, fault_time_scale=0.05, slow_response_s=6, faults=["slow_stream"])
+    with serve_gateway(tmp_path, config):
+        oai, _ = clients(tmp_path / SOCKET_NAME)
+        started = time.perf_counter()
+        reply = oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": CONTEXT}])
+    assert 0.3 * 0.9 <= time.perf_counter() - started < 3 and reply.choices[0].message.content
