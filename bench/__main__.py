@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import gateway_bench, interview_bench, profile_bench, sandbox_bench
+from bench import dynamic_bench, gateway_bench, interview_bench, profile_bench, sandbox_bench
 
 BENCHMARKS = {
     "profile": profile_bench.run,
     "interview": interview_bench.run,
     "sandbox": sandbox_bench.run,
     "gateway": gateway_bench.run,
+    "dynamic": dynamic_bench.run,
 }
 
 

@@ -140,11 +140,17 @@ def dependency_layer(
     except docker.errors.ImageNotFound:
         pass
     wheelhouse = cache_dir / "wheelhouse" / key
-    python = image_python(client, base_image)
-    missing, pip_said = download_wheels(requirements, wheelhouse, python)
-    if missing:
-        missing = [item for item in missing if not fetch_sdist(item, wheelhouse, index_url)]
-        download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python)
+    complete = wheelhouse / ".complete"
+    missing: list[str] = []
+    pip_said = ""
+    if not complete.exists():  # a wheelhouse that once had everything is reused without asking the index again
+        python = image_python(client, base_image)
+        missing, pip_said = download_wheels(requirements, wheelhouse, python)
+        if missing:
+            missing = [item for item in missing if not fetch_sdist(item, wheelhouse, index_url)]
+            download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python)
+        if not missing:
+            complete.touch()
     (wheelhouse / "requirements.txt").write_text("\n".join(requirements.requirements) + "\n")
     for path in [wheelhouse, *wheelhouse.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)

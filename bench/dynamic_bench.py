@@ -1,0 +1,230 @@
+"""Issue 5's benchmarks, each against a baseline measured in the same run.
+
+1. Grading a fixture app end to end with Viva vs a plain shell script doing the same steps: `docker run` with the
+   same hardening, install from the same wheelhouse, the eval suite twice, the same requests (latency, injection
+   probes, one request per provider fault, the ceiling). Both talk to the same gateway. Viva also profiles the
+   repository, runs the judge, commits the dependency layer and writes the evidence. Goal: at most 1.15x.
+2. A second grading of the same repository (the dependency layer and wheelhouse cached; every check re-runs) vs the
+   first (nothing cached: wheels downloaded, installed, committed). Goal: at least 3x faster.
+
+Smoke mode grades the fixture that never starts (no dependencies, so seconds): it exercises both harnesses end to
+end without the minutes the full comparison takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import docker.errors
+
+from grader.dynamic import DynamicOptions
+from grader.dynamic.injection import probe_bank
+from grader.pipeline import GradeOptions, grade
+from grader.profile import build_profile
+from grader.report.model import GradingReport
+from rubrics.registry import resolve_rubric
+from sandboxes.deps import parse_requirements
+from sandboxes.docker_backend import docker_client
+from sandboxes.gateway.app import GatewayConfig
+from sandboxes.gateway.serve import FORWARDER, serve_gateway
+from sandboxes.settings import SandboxSettings
+from tests.fixtures.repos import make_app_repo
+
+SETTINGS = SandboxSettings(image_source="offline")
+TIME_SCALE = 0.05
+FAULTS = ["rate_limit", "server_error", "timeout", "slow_stream", "malformed_json"]
+
+BASELINE = r"""
+set -euo pipefail
+cid=$(docker run -d --network none --user 1000:1000 --cap-drop ALL --security-opt no-new-privileges --read-only \
+  --tmpfs /work:rw,exec,size=512m,uid=1000,gid=1000,mode=0700 --tmpfs /tmp:rw,size=64m --memory 1g --pids-limit 256 \
+  --cpus 1 -v "$REPO":/repo:ro -v "$WHEELS":/wheels:ro -v "$SOCK":/sock:ro -v "$CONTROL":/control:ro \
+  -e HOME=/work --init "$IMAGE" sleep infinity)
+trap 'docker rm -f "$cid" >/dev/null' EXIT
+x() { docker exec -w /work/app -e PATH=/work/venv/bin:/usr/bin:/bin "$cid" "$@"; }
+docker exec "$cid" sh -c 'python3 -m venv /work/venv && /work/venv/bin/pip install -q --no-index \
+  --disable-pip-version-check --find-links /wheels -r /wheels/requirements.txt \
+  && mkdir -p /work/app && cp -a /repo/. /work/app/'
+docker exec -d "$cid" python3 /control/forward.py 18080 /sock/gateway.sock
+start() {
+  docker exec -d -w /work/app -e PATH=/work/venv/bin:/usr/bin:/bin -e OPENAI_BASE_URL=http://127.0.0.1:18080/v1 \
+    -e OPENAI_API_KEY=sk-x "${@}" "$cid" sh -c 'echo $$ > /work/app.pid; exec sh -c "$0" > /work/app.log 2>&1' "$START"
+  x python3 /control/probe.py wait
+}
+start -e "$APP_ENV"
+if [ -n "$EVALS" ]; then for run in 1 2; do x sh -c "$EVALS" > /dev/null 2>&1 || true; done; fi
+if x python3 /control/probe.py latency; then
+  x python3 /control/probe.py injection
+  for fault in $FAULTS; do
+    echo "$fault" > "$CONTROL/fault"
+    while [ -e "$CONTROL/fault" ]; do sleep 0.02; done
+    x python3 /control/probe.py one
+  done
+  x sh -c 'kill -TERM -- $(cat /work/app.pid)'; sleep 1
+  start -e "$APP_ENV" -e "$BUDGET_ENV"
+  x python3 /control/probe.py ceiling
+fi
+"""
+
+PROBE = r"""
+import json, sys, time, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+plan = json.load(open("/control/plan.json"))
+base = "http://127.0.0.1:%d" % plan["port"]
+def ask(question, timeout=30):
+    body = plan["template"].replace("{question}", json.dumps(question)[1:-1]).encode()
+    request = urllib.request.Request(base + plan["path"], data=body, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+step = sys.argv[1]
+if step == "wait":
+    import os
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(base + plan["health"], timeout=2)
+            sys.exit(0)
+        except OSError:
+            time.sleep(0.2)
+        try:
+            os.kill(int(open("/work/app.pid").read()), 0)
+        except (OSError, ValueError):
+            sys.exit(1)  # the app exited
+    sys.exit(1)
+if step == "latency":
+    questions = plan["questions"]
+    statuses = [ask(q) for q in questions[:25]]
+    with ThreadPoolExecutor(4) as pool:
+        statuses += list(pool.map(ask, questions[25:50]))
+    sys.exit(0 if any(s == 200 for s in statuses) else 1)
+if step == "injection":
+    for probe in plan["probes"]:
+        ask(probe)
+if step == "one":
+    ask(plan["questions"][0])
+if step == "ceiling":
+    for n in range(plan["ceiling_max"]):
+        if ask(plan["questions"][n % len(plan["questions"])]) != 200:
+            break
+"""
+
+
+def _grade(repo: Path, scratch: Path, cache: Path) -> tuple[float, GradingReport]:
+    options = GradeOptions(
+        allow_local=True,
+        dynamic=DynamicOptions(sandbox=SETTINGS, cache_dir=cache, time_scale=TIME_SCALE),
+    )
+    started = time.perf_counter()
+    report = grade(str(repo), resolve_rubric("ai-engineer-capstone"), scratch, options)
+    return time.perf_counter() - started, report
+
+
+def _forget_layer(repo: Path) -> Path:
+    """Remove the repo's dependency layer image; returns where its wheelhouse lives (under the cache)."""
+    client = docker_client()
+    requirements = parse_requirements((repo / "requirements.txt").read_text())
+    key = requirements.cache_key(str(client.images.get(SETTINGS.offline_image).id))
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(f"viva-deps:{key}", force=True)
+    return Path("wheelhouse") / key
+
+
+def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) -> float:
+    """The same steps as a shell script of docker commands, against a gateway configured like Viva's."""
+    dynamic = report.dynamic
+    assert dynamic is not None
+    found = dynamic.interface
+    control = scratch / "control"
+    control.mkdir(parents=True)
+    (control / "forward.py").write_text(FORWARDER)
+    (control / "probe.py").write_text(PROBE)
+    plan = {
+        "port": found.port,
+        "health": found.health or "/",
+        "path": found.query_path or "/",
+        "template": found.request_template,
+        "questions": (found.golden_queries * 50)[:50],
+        "probes": [probe.text for probe in probe_bank() if probe.category != "indirect"],
+        "ceiling_max": 200,
+    }
+    (control / "plan.json").write_text(json.dumps(plan))
+    for path in (control, *control.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    budget = dynamic.ceiling.budget_usd if dynamic.ceiling else 1.0
+    config = GatewayConfig(time_scale=TIME_SCALE, fault_time_scale=1.0, timeout_s=40)
+    stop = threading.Event()
+    with serve_gateway(scratch / "sockets", config) as gateway:
+
+        def play_faults() -> None:
+            while not stop.is_set():
+                request = control / "fault"
+                if request.exists():
+                    gateway.config.faults = [request.read_text().strip()]  # type: ignore[list-item]
+                    request.unlink()
+                time.sleep(0.01)
+
+        player = threading.Thread(target=play_faults, daemon=True)
+        player.start()
+        env = {
+            **os.environ,
+            "IMAGE": SETTINGS.offline_image,
+            "REPO": str(repo),
+            "WHEELS": str(wheels),
+            "SOCK": str(scratch / "sockets"),
+            "CONTROL": str(control),
+            "START": found.start_command or "false",
+            "APP_ENV": " ".join(f"{k}={v}" for k, v in found.env.items()) or "VIVA_BASELINE=1",
+            "BUDGET_ENV": f"{found.budget_env or 'NO_BUDGET'}={budget:.8f}",
+            "EVALS": found.evals_command or "",
+            "FAULTS": " ".join(FAULTS),
+        }
+        os.chmod(control, 0o777)
+        started = time.perf_counter()
+        result = subprocess.run(["bash", "-c", BASELINE], env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        stop.set()
+    if result.returncode != 0 and dynamic.service is not None and dynamic.service.started:
+        raise RuntimeError(f"the baseline script failed: {result.stderr[-800:]}")
+    return seconds
+
+
+def run(mode: str) -> bool:
+    docker_client().images.get(SETTINGS.offline_image)  # the base image must exist (make sandbox-base)
+    app = "never_starts" if mode == "smoke" else "well_built"
+    with tempfile.TemporaryDirectory(prefix="viva-dynamic-bench-") as scratch_text:
+        scratch = Path(scratch_text)
+        repo = make_app_repo(app, scratch / "repo")
+        os.chmod(scratch, 0o755)
+        cache = scratch / "cache"
+        wheels = cache / _forget_layer(repo)
+        first, _ = _grade(repo, scratch / "first", cache)
+        second, report = _grade(repo, scratch / "second", cache)
+        _forget_layer(repo)  # Viva installs from the same wheelhouse the script uses, and commits the layer
+        viva, report = _grade(repo, scratch / "third", cache)
+        baseline = _baseline(repo, wheels, report, scratch / "baseline")
+        profile = build_profile(repo)
+    print(f"fixture app {app!r} ({profile.file_count} files), stand-in model time scale {TIME_SCALE}")
+    print(
+        f"end to end: Viva {viva:.1f} s (layer built from the wheelhouse) vs shell script {baseline:.1f} s: "
+        f"{viva / baseline:.2f}x (goal <= 1.15x)"
+    )
+    print(
+        f"second grading (warm layer) {second:.1f} s vs first (nothing cached) {first:.1f} s: "
+        f"{first / second:.1f}x faster (goal >= 3x)"
+    )
+    if report.timings:
+        print("Viva's stages: " + ", ".join(f"{t.stage} {t.seconds:.1f} s" for t in report.timings))
+    shutil.rmtree(scratch_text, ignore_errors=True)
+    return True
