@@ -17,6 +17,8 @@ from sandboxes.gateway.app import GENERATION_ENDPOINTS
 from sandboxes.gateway.responder import words
 
 INLINE_LABEL = re.compile(r"\[([\w.:#/ -]{1,60})\]")
+SOURCES_LINE = re.compile(r"^\s*(?:sources?|references?|citations?)\s*:\s*(.+)$", re.I | re.M)
+"""The other common answer format: a trailing "Sources: a.md, b.md" line."""
 CONTEXT_LINE = re.compile(r"^\s*\[([^\]\n]{1,60})\]\s*(.*)$")
 CITATION_KEYS = ("chunk_id", "id", "label", "doc_id", "source", "document", "file", "path", "url", "title", "name")
 SUPPORT_SHARE = 0.5
@@ -52,7 +54,10 @@ def check_citations(replies: list[Reply]) -> CitationsResult:
 
 def _judge(reply: Reply) -> CitationItem:
     context = _retrieved(reply)
-    inline = list(dict.fromkeys(label.strip() for label in INLINE_LABEL.findall(reply.answer)))
+    labels = INLINE_LABEL.findall(reply.answer)
+    for line in SOURCES_LINE.findall(reply.answer):
+        labels += [part.strip(" .[]") for part in re.split(r"[,;]", line) if part.strip(" .[]")]
+    inline = list(dict.fromkeys(label.strip() for label in labels))
     returned = [_citation_names(item) for item in reply.citations]
     item = CitationItem(
         query=reply.question,
@@ -63,28 +68,24 @@ def _judge(reply: Reply) -> CitationItem:
         retrieved=list(context)[:40],
     )
     claims = _claims(reply.answer)
-    if returned:
-        for names in returned:
-            cited = next((context[name] for name in names if name in context), None)
-            if cited is None:
-                cited = next(
-                    (text for name in names for text in context.values() if len(name) >= 4 and name in text), None
-                )
-            if cited is None:
-                item.problems.append(f"{' | '.join(names)[:80]} was not in the context the app sent")
-                continue
-            item.valid += 1
-            claim = next((claims[name] for name in names if name in claims), _strip_labels(reply.answer))
-            item.supported += _supports(cited, claim)
-    else:
-        for label in inline:
-            if label not in context:
-                item.problems.append(f"[{label}] was not in the context the app sent")
-                continue
-            item.valid += 1
-            claim = claims.get(label, reply.answer)
-            item.supported += _supports(context[label], claim)
+    whole = _strip_labels(SOURCES_LINE.sub("", reply.answer))
+    for names in [names for names in returned if names] or [[label] for label in inline]:
+        cited = _cited_text(names, context)
+        if cited is None:
+            item.problems.append(f"{' | '.join(names)[:80]} was not in the context the app sent")
+            continue
+        item.valid += 1
+        claim = next((claims[name] for name in names if name in claims), whole)
+        item.supported += _supports(cited, claim)
     return item
+
+
+def _cited_text(names: list[str], context: dict[str, str]) -> str | None:
+    """The context block a citation names: by its label, else the block that mentions it (a file name, say)."""
+    for name in names:
+        if name in context:
+            return context[name]
+    return next((text for name in names for text in context.values() if len(name) >= 4 and name in text), None)
 
 
 def _retrieved(reply: Reply) -> dict[str, str]:

@@ -316,3 +316,17 @@ def test_an_app_without_a_query_route_scores_0_with_the_snippet() -> None:
     run = _run(interface=AppInterface(query_path=None, missing=["query"], snippet='[query]\npath = "/ask"'))
     score = dynamic_score("citation_validity", None, run)
     assert score.value == 0 and "did not make itself testable" in score.explanation and "[query]" in score.explanation
+
+
+def test_a_sources_footer_is_the_documented_answer_format_too() -> None:
+    context = "[handbook.md] New starters get a laptop on their first day.\n[expenses.md] Expenses need sign-off."
+    reply = Reply(
+        question="When do I get a laptop?",
+        status=200,
+        seconds=0.1,
+        answer="New starters get a laptop on their first day.\nSources: handbook.md, wiki.md",
+        calls=[_call(context)],
+    )
+    result = check_citations([reply])
+    assert result.style == "inline" and (result.citations, result.valid, result.supported) == (2, 1, 1)
+    assert "wiki.md was not in the context" in result.items[0].problems[0]
