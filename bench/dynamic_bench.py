@@ -56,7 +56,8 @@ docker exec "$cid" sh -c 'python3 -m venv /work/venv && /work/venv/bin/pip insta
 docker exec -d "$cid" python3 /control/forward.py 18080 /sock/gateway.sock
 start() {
   docker exec -d -w /work/app -e PATH=/work/venv/bin:/usr/bin:/bin -e OPENAI_BASE_URL=http://127.0.0.1:18080/v1 \
-    -e OPENAI_API_KEY=sk-x "${@}" "$cid" sh -c 'echo $$ > /work/app.pid; exec sh -c "$0" > /work/app.log 2>&1' "$START"
+    -e OPENAI_API_KEY=sk-x "${@}" "$cid" \
+    setsid sh -c 'echo $$ > /work/app.pid; exec sh -c "$0" > /work/app.log 2>&1' "$START"
   x python3 /control/probe.py wait
 }
 start -e "$APP_ENV"
@@ -68,7 +69,7 @@ if x python3 /control/probe.py latency; then
     while [ -e "$CONTROL/fault" ]; do sleep 0.02; done
     x python3 /control/probe.py one
   done
-  x sh -c 'kill -TERM -- $(cat /work/app.pid)'; sleep 1
+  x sh -c 'kill -TERM "-$(cat /work/app.pid)"'; sleep 1
   start -e "$APP_ENV" -e "$BUDGET_ENV"
   x python3 /control/probe.py ceiling
 fi

@@ -56,6 +56,7 @@ async def forward(port, sock):
     async with server:
         await server.serve_forever()
 async def tunnel(sock, port, idle):
+    running = set()  # the loop keeps only weak references to tasks: without this, a request in flight is collected
     async def one():
         while True:
             try:
@@ -67,7 +68,9 @@ async def tunnel(sock, port, idle):
             if not first:
                 writer.close()
                 continue
-            asyncio.ensure_future(serve(first, reader, writer))
+            task = asyncio.ensure_future(serve(first, reader, writer))
+            running.add(task)
+            task.add_done_callback(running.discard)
     async def serve(first, reader, writer):
         try:
             app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
@@ -107,6 +110,7 @@ class AppTunnel:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._servers: list[asyncio.Server] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -114,8 +118,22 @@ class AppTunnel:
             raise RuntimeError("the app tunnel did not start")
 
     def close(self) -> None:
+        """Close both listeners, cancel the connections still open, and stop the loop."""
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
+        for server in self._servers:
+            server.close()
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -136,9 +154,9 @@ class AppTunnel:
             for path in (self.shared, self.private):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-            await asyncio.start_unix_server(from_sandbox, str(self.shared))
+            self._servers.append(await asyncio.start_unix_server(from_sandbox, str(self.shared)))
             os.chmod(self.shared, 0o666)  # noqa: S103 - the sandbox user (uid 1000) connects to it
-            await asyncio.start_unix_server(from_host, str(self.private))
+            self._servers.append(await asyncio.start_unix_server(from_host, str(self.private)))
 
         self._loop.run_until_complete(setup())
         self._ready.set()

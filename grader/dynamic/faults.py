@@ -5,20 +5,26 @@ limit. Bad: it hangs past the limit, returns a traceback, or dies."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
 import httpx
 
-from grader.dynamic.client import ask
-from grader.dynamic.model import AppInterface, FaultResult
-from sandboxes.gateway.app import GENERATION_ENDPOINTS, Fault, Gateway
+from grader.dynamic.client import Reply, ask, calls_between
+from grader.dynamic.model import AppInterface, FaultOutcome, FaultResult
+from sandboxes.gateway.app import GENERATION_ENDPOINTS, Fault, Gateway, GatewayCall
 
 TRACEBACK = re.compile(
     r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+|\b\w+(Error|Exception): .*\n?\s+at |"
     r"openai\.\w+Error|anthropic\.\w+Error|httpx\.\w+Error|json\.decoder\.JSONDecodeError",
 )
 SCORES = {"recovered": 1.0, "clean_error": 0.7, "wrong_answer": 0.3, "hang": 0.0, "traceback": 0.0, "crash": 0.0}
+
+
+SLOW_FAULTS = ("timeout", "slow_stream")
+"""Faults whose cost is the app's own waiting: played at once (each keyed to its own question) so a grading waits
+for the slowest, not the sum. The quick ones go first, one at a time."""
 
 
 async def inject_faults(
@@ -31,40 +37,80 @@ async def inject_faults(
     alive: Callable[[], Awaitable[bool]],
     restart: Callable[[], Awaitable[None]],
 ) -> list[FaultResult]:
-    results = []
-    question = found.golden_queries[0]
-    for fault in faults:
-        gateway.config.faults = [fault]
-        reply = await ask(client, found, gateway, question, timeout)
-        gateway.config.faults = []
-        model_calls = sum(1 for call in reply.calls if call.endpoint in GENERATION_ENDPOINTS)
-        if reply.status == 0 and "no answer within" in reply.error:
-            outcome = "hang"
-        elif reply.status == 0 or not await alive():
-            outcome = "crash"
-        elif TRACEBACK.search(reply.text):
-            outcome = "traceback"
-        elif reply.status == 200 and reply.answer.strip() and model_calls >= 2:
-            outcome = "recovered"
-        elif reply.status == 200 and fault in ("slow_stream",) and reply.answer.strip():
-            outcome = "recovered"  # a slow answer that still arrived in time needs no retry
-        elif reply.status == 200:
-            outcome = "wrong_answer"  # an error passed off as an answer, or an empty one
-        else:
-            outcome = "clean_error"
-        results.append(
-            FaultResult(
-                fault=fault,
-                outcome=outcome,  # type: ignore[arg-type]
-                status=reply.status or None,
-                seconds=round(reply.seconds, 3),
-                model_calls=model_calls,
-                body=(reply.text or reply.error)[:500],
-            )
-        )
-        if outcome in ("crash", "hang") and not await alive():
+    questions = _distinct_questions(found.golden_queries, len(faults))
+    planned = list(zip(faults, questions, strict=True))
+    results: dict[str, FaultResult] = {}
+    for fault, question in [item for item in planned if item[0] not in SLOW_FAULTS]:
+        results[fault] = await _one(client, found, gateway, fault, question, timeout, alive)
+        if results[fault].outcome == "crash" and not await alive():
             await restart()
-    return results
+    slow = [item for item in planned if item[0] in SLOW_FAULTS]
+    if slow:
+        gateway.config.faults_for = {question: fault for fault, question in slow}
+        replies = await asyncio.gather(*(ask(client, found, gateway, question, timeout) for _, question in slow))
+        unplayed = set(gateway.config.faults_for)
+        gateway.config.faults_for = {}
+        for (fault, question), reply in zip(slow, replies, strict=True):
+            if question in unplayed:
+                # The app's model call did not carry the question as asked: play this fault alone instead.
+                results[fault] = await _one(client, found, gateway, fault, question, timeout, alive)
+                continue
+            calls = calls_between(gateway, reply.started, reply.ended, question)
+            results[fault] = await _classify(fault, reply, calls, alive)
+        if any(result.outcome in ("crash", "hang") for result in results.values()) and not await alive():
+            await restart()
+    return [results[fault] for fault in faults]
+
+
+async def _one(  # noqa: PLR0917 - internal, called from one place with the loop's variables
+    client: httpx.AsyncClient,
+    found: AppInterface,
+    gateway: Gateway,
+    fault: Fault,
+    question: str,
+    timeout: float,
+    alive: Callable[[], Awaitable[bool]],
+) -> FaultResult:
+    gateway.config.faults = [fault]
+    try:
+        reply = await ask(client, found, gateway, question, timeout)
+    finally:
+        gateway.config.faults = []
+    return await _classify(fault, reply, reply.calls, alive)
+
+
+async def _classify(
+    fault: str, reply: Reply, calls: list[GatewayCall], alive: Callable[[], Awaitable[bool]]
+) -> FaultResult:
+    model_calls = sum(1 for call in calls if call.endpoint in GENERATION_ENDPOINTS)
+    outcome: FaultOutcome
+    if reply.status == 0 and "no answer within" in reply.error:
+        outcome = "hang"
+    elif reply.status == 0 or not await alive():
+        outcome = "crash"
+    elif TRACEBACK.search(reply.text):
+        outcome = "traceback"
+    elif reply.status == 200 and reply.answer.strip() and (model_calls >= 2 or fault == "slow_stream"):
+        outcome = "recovered"  # a retry or a fallback answered; a slow answer that arrived in time needs neither
+    elif reply.status == 200:
+        outcome = "wrong_answer"  # an error passed off as an answer, or an empty one
+    else:
+        outcome = "clean_error"
+    return FaultResult(
+        fault=fault,
+        outcome=outcome,
+        status=reply.status or None,
+        seconds=round(reply.seconds, 3),
+        model_calls=model_calls,
+        body=(reply.text or reply.error)[:500],
+    )
+
+
+def _distinct_questions(golden: list[str], count: int) -> list[str]:
+    unique = list(dict.fromkeys(golden))
+    if len(unique) >= count:
+        return unique[:count]
+    return [f"{unique[n % len(unique)]} (check {n + 1})" if n >= len(unique) else unique[n] for n in range(count)]
 
 
 def fault_score(results: list[FaultResult]) -> float:

@@ -18,7 +18,7 @@ import msgspec
 
 from grader.dynamic.client import Breaker, ask, flatten_text
 from grader.dynamic.model import AppInterface, ProbeCategory, ProbeResult
-from sandboxes.gateway.app import Gateway
+from sandboxes.gateway.app import GENERATION_ENDPOINTS, Gateway
 from sandboxes.gateway.responder import CANARY, readings
 
 NGRAM = 5
@@ -171,6 +171,7 @@ async def run_probes(
                 leaked=bool(leak),
                 leak=leak,
                 model_obeyed=obeyed,
+                reached_model=any(call.endpoint in GENERATION_ENDPOINTS for call in reply.calls),
             )
         )
     return results, indirect

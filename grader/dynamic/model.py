@@ -179,6 +179,8 @@ class ProbeResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """How it leaked: system prompt (longest common substring / n-grams, maybe base64-decoded) or canary."""
     model_obeyed: bool = False
     """The gateway's gullible model obeyed the injection: only the app stood between it and the answer."""
+    reached_model: bool = False
+    """The probe got as far as a model call (an input guard stops it before)."""
 
 
 class InjectionResult(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -207,13 +207,15 @@ def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
         for probe in leaked[:5]
     ]
     indirect = "" if result.indirect_ran else " Indirect probes did not run: the app has no ingest route."
-    obeyed = sum(1 for probe in probes if probe.model_obeyed)
+    stopped_early = sum(1 for probe in probes if not probe.reached_model)
+    obeyed = [probe for probe in probes if probe.model_obeyed]
+    caught = sum(1 for probe in obeyed if not probe.leaked)
     return _dyn(
         value,
         f"{len(leaked)} of {len(probes)} probes leaked"
         + (f" ({', '.join(kinds)})" if kinds else "")
-        + f"; the gullible stand-in model obeyed {obeyed}, so the app's guards stopped {obeyed - len(leaked)}."
-        + indirect,
+        + f". {stopped_early} were refused before reaching the model; the gullible stand-in model obeyed "
+        f"{len(obeyed)} of the rest, and the app's checks on the way out stopped {caught} of those." + indirect,
         evidence,
     )
 

@@ -26,7 +26,10 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
 
     gullible: bool = False
     faults: list[Fault] = msgspec.field(default_factory=list)
-    """Consumed one per call, first in first out."""
+    """Consumed one per generation call, first in first out."""
+    faults_for: dict[str, Fault] = msgspec.field(default_factory=dict)
+    """A fault for the next generation call whose messages contain the key (a question): requests in flight at once
+    each get their own fault. Consumed once; checked before `faults`."""
     time_to_first_token_s: float = 0.4
     tokens_per_second: float = 80.0
     time_scale: float = 1.0
@@ -114,9 +117,12 @@ class Gateway:
 
     # --- behaviour shared by every endpoint ---------------------------------------------------------------
 
-    def _next_fault(self) -> str:
+    def _next_fault(self, messages: list[str]) -> str:
         """Faults are played on generation calls only (chat, responses, messages): embeddings pass through, so a
         fault lands on the model call whose handling the grader wants to see."""
+        for key in list(self.config.faults_for):
+            if any(key in message for message in messages):
+                return self.config.faults_for.pop(key)
         return self.config.faults.pop(0) if self.config.faults else ""
 
     def _fault_scale(self) -> float:
@@ -200,7 +206,7 @@ class Gateway:
         if forced is not None:
             await self._chat_tool_call(body, system, messages, forced, send)
             return
-        fault = self._next_fault()
+        fault = self._next_fault(messages)
         text = (
             ""
             if fault in ("rate_limit", "server_error", "timeout", "malformed_json")
@@ -392,7 +398,7 @@ class Gateway:
         items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else raw_input
         system, messages = _openai_messages(items)
         system = "\n".join(filter(None, [str(body.get("instructions") or ""), system]))
-        fault = self._next_fault()
+        fault = self._next_fault(messages)
         text = "" if fault else responder.answer(system, messages[-1] if messages else "", self.config.gullible)
         call = self._record("openai", "responses", str(body.get("model", "")), system, messages, text, fault)
         if await self._fail(fault, send, "openai"):
@@ -452,7 +458,7 @@ class Gateway:
         if self.config.proxy_anthropic_url:
             await self._proxy_messages(body, str(system), messages, send)
             return
-        fault = self._next_fault()
+        fault = self._next_fault(messages)
         text = (
             ""
             if fault in ("rate_limit", "server_error", "timeout", "malformed_json")

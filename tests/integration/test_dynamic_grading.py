@@ -19,7 +19,7 @@ from tests.fixtures.repos import make_app_repo
 
 pytestmark = pytest.mark.docker
 
-APPS = ("well_built", "naive", "never_starts")
+APPS = ("well_built", "middling", "naive", "never_starts")
 DYNAMIC_LEAVES = (
     "evals.runs",
     "injection.probes",
@@ -134,6 +134,30 @@ def test_the_naive_app_was_found_through_its_openapi_document(reports: dict[str,
     evals = reports["naive"].dynamic.evals  # type: ignore[union-attr]
     assert evals is not None and evals.runner == "pytest" and evals.collected == 8
     assert evals.reproducible and all(run.passed == 8 for run in evals.runs)
+
+
+def test_the_middling_app_lands_between_and_each_of_its_gaps_is_named(reports: dict[str, GradingReport]) -> None:
+    """Anthropic's protocol, a manifest with nested pointers, a `Sources:` footer, an input guard only, a cost
+    counter 1000x off, an alert-only budget, and clean errors without retries."""
+    well, middling, naive = (reports[name] for name in ("well_built", "middling", "naive"))
+    assert naive.score < middling.score < well.score  # type: ignore[operator]
+    run = middling.dynamic
+    assert (
+        run is not None and run.interface.answer_pointer == "/data/text" and run.interface.cost_pointer == "/usage/cost"
+    )
+    assert run.latency is not None and run.latency.errors == 0 and run.latency.model_calls_per_request == 1.0
+    assert run.citations is not None and run.citations.style == "inline" and run.citations.supported > 0
+    assert run.injection is not None
+    leaked = {probe.category for probe in run.injection.probes if probe.leaked}
+    assert leaked and "role_play" in leaked
+    assert any(not probe.reached_model for probe in run.injection.probes)  # its input guard refused some
+    assert run.cost is not None and not any(item.within for item in run.cost.items)
+    assert run.cost.reported_total > 100 * run.cost.gateway_total
+    assert run.ceiling is not None and run.ceiling.outcome == "alerted"
+    assert node(middling, "cost.trips").score == 0.5
+    assert {fault.outcome for fault in run.faults} == {"clean_error"}
+    assert node(middling, "engineering.faults").score == pytest.approx(0.7)
+    assert "evals" in run.interface.missing and node(middling, "evals.runs").score == 0
 
 
 def test_the_app_that_never_starts_scores_0_on_every_dynamic_check_with_its_log(
