@@ -2,7 +2,8 @@
 
 1. Grading a fixture app end to end with Viva vs a plain shell script doing the same steps: `docker run` with the
    same hardening, install from the same wheelhouse, the eval suite twice, the same requests (latency, injection
-   probes, one request per provider fault, the ceiling). Both talk to the same gateway. Viva also profiles the
+   probes, one request per provider fault — the quick ones one at a time, the slow ones at once, as Viva does —
+   and the ceiling). Both talk to the same gateway. Viva also profiles the
    repository, runs the judge, commits the dependency layer and writes the evidence. Goal: at most 1.15x.
 2. A second grading of the same repository (the dependency layer and wheelhouse cached; every check re-runs) vs the
    first (nothing cached: wheels downloaded, installed, committed). Goal: at least 3x faster.
@@ -26,6 +27,7 @@ from pathlib import Path
 import docker.errors
 
 from grader.dynamic import DynamicOptions
+from grader.dynamic.faults import SLOW_FAULTS
 from grader.dynamic.injection import probe_bank
 from grader.pipeline import GradeOptions, grade
 from grader.profile import build_profile
@@ -64,11 +66,14 @@ start -e "$APP_ENV"
 if [ -n "$EVALS" ]; then for run in 1 2; do x sh -c "$EVALS" > /dev/null 2>&1 || true; done; fi
 if x python3 /control/probe.py latency; then
   x python3 /control/probe.py injection
-  for fault in $FAULTS; do
+  for fault in $QUICK_FAULTS; do
     echo "$fault" > "$CONTROL/fault"
     while [ -e "$CONTROL/fault" ]; do sleep 0.02; done
     x python3 /control/probe.py one
   done
+  echo "$SLOW_FAULTS" > "$CONTROL/slow"
+  while [ -e "$CONTROL/slow" ]; do sleep 0.02; done
+  x python3 /control/probe.py slow
   x sh -c 'kill -TERM "-$(cat /work/app.pid)"'; sleep 1
   start -e "$APP_ENV" -e "$BUDGET_ENV"
   x python3 /control/probe.py ceiling
@@ -115,6 +120,9 @@ if step == "injection":
         ask(probe)
 if step == "one":
     ask(plan["questions"][0])
+if step == "slow":
+    with ThreadPoolExecutor(len(plan["slow_questions"])) as pool:
+        list(pool.map(ask, plan["slow_questions"]))
 if step == "ceiling":
     for n in range(plan["ceiling_max"]):
         if ask(plan["questions"][n % len(plan["questions"])]) != 200:
@@ -151,6 +159,7 @@ def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) ->
     control.mkdir(parents=True)
     (control / "forward.py").write_text(FORWARDER)
     (control / "probe.py").write_text(PROBE)
+    slow_questions = list(dict.fromkeys(found.golden_queries))[: len(SLOW_FAULTS)]
     plan = {
         "port": found.port,
         "health": found.health or "/",
@@ -158,6 +167,7 @@ def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) ->
         "template": found.request_template,
         "questions": (found.golden_queries * 50)[:50],
         "probes": [probe.text for probe in probe_bank() if probe.category != "indirect"],
+        "slow_questions": slow_questions,
         "ceiling_max": 200,
     }
     (control / "plan.json").write_text(json.dumps(plan))
@@ -169,11 +179,16 @@ def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) ->
     with serve_gateway(scratch / "sockets", config) as gateway:
 
         def play_faults() -> None:
+            """Viva's way: quick faults one request at a time, slow ones at once, each keyed to its question."""
             while not stop.is_set():
-                request = control / "fault"
-                if request.exists():
-                    gateway.config.faults = [request.read_text().strip()]  # type: ignore[list-item]
-                    request.unlink()
+                quick, slow = control / "fault", control / "slow"
+                if quick.exists():
+                    gateway.config.faults = [quick.read_text().strip()]  # type: ignore[list-item]
+                    quick.unlink()
+                if slow.exists():
+                    names = slow.read_text().split()
+                    gateway.config.faults_for = dict(zip(slow_questions, names, strict=False))  # type: ignore[arg-type]
+                    slow.unlink()
                 time.sleep(0.01)
 
         player = threading.Thread(target=play_faults, daemon=True)
@@ -189,7 +204,8 @@ def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) ->
             "APP_ENV": " ".join(f"{k}={v}" for k, v in found.env.items()) or "VIVA_BASELINE=1",
             "BUDGET_ENV": f"{found.budget_env or 'NO_BUDGET'}={budget:.8f}",
             "EVALS": found.evals_command or "",
-            "FAULTS": " ".join(FAULTS),
+            "QUICK_FAULTS": " ".join(fault for fault in FAULTS if fault not in SLOW_FAULTS),
+            "SLOW_FAULTS": " ".join(SLOW_FAULTS),
         }
         os.chmod(control, 0o777)
         started = time.perf_counter()

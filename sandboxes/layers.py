@@ -55,6 +55,10 @@ def image_python(client: docker.DockerClient, image: str) -> str:
     return bytes(output).decode().strip()
 
 
+INDEX_UNREACHABLE = re.compile(
+    r"NewConnectionError|Connection refused|Temporary failure in name resolution|Name or service not known|"
+    r"Network is unreachable|ConnectTimeout|Could not fetch URL"
+)
 BUILD_TOOLS = ["setuptools>=68", "wheel"]
 """Wheels put beside any source archive, so pip can build it inside the sandbox with no index."""
 
@@ -92,12 +96,16 @@ def fetch_sdist(requirement: str, wheelhouse: Path, index_url: str) -> bool:
     return False
 
 
-def download_wheels(requirements: ParsedRequirements, wheelhouse: Path, python: str) -> tuple[list[str], str]:
+def download_wheels(
+    requirements: ParsedRequirements, wheelhouse: Path, python: str, index_url: str = "https://pypi.org/simple"
+) -> tuple[list[str], str, bool]:
     """`pip download --only-binary=:all:` for the image's Python and platform, one requirement at a time so one
-    without a wheel does not hide the others. Returns (requirements without a wheel, pip's last words)."""
+    without a wheel does not hide the others. Returns (requirements without a wheel, pip's last words, whether
+    the index could not be reached at all — then nothing is known about the requirements)."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     missing: list[str] = []
     last = ""
+    unreachable = False
     for requirement in requirements.requirements:
         command = [
             sys.executable,
@@ -107,6 +115,8 @@ def download_wheels(requirements: ParsedRequirements, wheelhouse: Path, python: 
             "--quiet",
             "--disable-pip-version-check",
             "--only-binary=:all:",
+            "--index-url",
+            index_url,
             "--python-version",
             python,
             "--implementation",
@@ -120,7 +130,8 @@ def download_wheels(requirements: ParsedRequirements, wheelhouse: Path, python: 
         if result.returncode != 0:
             missing.append(requirement)
             last = (result.stderr.strip().splitlines() or [""])[-1][:300]
-    return missing, last
+            unreachable |= bool(INDEX_UNREACHABLE.search(result.stderr))
+    return missing, last, unreachable
 
 
 def dependency_layer(
@@ -145,10 +156,12 @@ def dependency_layer(
     pip_said = ""
     if not complete.exists():  # a wheelhouse that once had everything is reused without asking the index again
         python = image_python(client, base_image)
-        missing, pip_said = download_wheels(requirements, wheelhouse, python)
+        missing, pip_said, unreachable = download_wheels(requirements, wheelhouse, python, index_url)
+        if unreachable:
+            raise SandboxUnavailable(f"the package index {index_url} is not reachable from this host ({pip_said})")
         if missing:
             missing = [item for item in missing if not fetch_sdist(item, wheelhouse, index_url)]
-            download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python)
+            download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python, index_url)
         if not missing:
             complete.touch()
     (wheelhouse / "requirements.txt").write_text("\n".join(requirements.requirements) + "\n")

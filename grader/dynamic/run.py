@@ -1,4 +1,4 @@
-"""Running the candidate's project: dependency layer → sandbox with the gateway → evals → start → probe → ceiling.
+"""Running the candidate's project: dependency layer → sandbox with the gateway → start → evals → probes → ceiling.
 
 Order matters and is fixed: the service starts first (an eval suite may talk to it), the ordinary probes run with
 the stand-in model behaving (latency, whose sequential replies also feed citations and cost), then the gullible

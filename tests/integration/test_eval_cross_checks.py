@@ -89,3 +89,21 @@ def test_regression_a_conftest_that_forges_the_exit_status_is_caught(tmp_path: P
     assert all(run.exit_code == 0 and run.failed == 4 for run in evals.runs)
     assert any("exit status is forged" in problem for problem in evals.problems)
     assert score.value == 0
+
+
+def test_an_unreachable_package_index_is_vivas_failure_not_the_candidates(tmp_path: Path) -> None:
+    """The same missing wheel means two things: with the index reachable the project does not build (0, with the
+    install log); with no index at all Viva could not try (not_run, with the reason). Traffic stays on loopback."""
+    repo = tmp_path / "repo"
+    write(repo, {"requirements.txt": "viva-no-such-package-xyz==0.0.1\n", "evals/test_cases.py": CASES})
+    commit_all(repo)
+    settings = SandboxSettings(image_source="offline")
+    dead_index = DynamicOptions(sandbox=settings, cache_dir=tmp_path / "a", index_url="http://127.0.0.1:9/simple")
+    scores, run = run_dynamic(repo, build_profile(repo), LEAF, tmp_path / "s1", dead_index)
+    assert run is None and scores["evals.runs"].status == "not_run"
+    assert "package index http://127.0.0.1:9/simple is not reachable" in scores["evals.runs"].explanation
+
+    live_index = DynamicOptions(sandbox=settings, cache_dir=tmp_path / "b", time_scale=0)
+    scores, run = run_dynamic(repo, build_profile(repo), LEAF, tmp_path / "s2", live_index)
+    assert run is not None and not run.sandbox.install_ok and run.sandbox.missing_wheels
+    assert scores["evals.runs"].status == "scored" and scores["evals.runs"].value == 0
