@@ -82,7 +82,9 @@ async def _one(  # noqa: PLR0917 - internal, called from one place with the loop
 async def _classify(
     fault: str, reply: Reply, calls: list[GatewayCall], alive: Callable[[], Awaitable[bool]]
 ) -> FaultResult:
-    model_calls = sum(1 for call in calls if call.endpoint in GENERATION_ENDPOINTS)
+    generation = sorted((call for call in calls if call.endpoint in GENERATION_ENDPOINTS), key=lambda c: c.started_at)
+    model_calls = len(generation)
+    gap = generation[1].started_at - generation[0].ended_at if model_calls >= 2 else None
     outcome: FaultOutcome
     if reply.status == 0 and "no answer within" in reply.error:
         outcome = "hang"
@@ -102,6 +104,7 @@ async def _classify(
         status=reply.status or None,
         seconds=round(reply.seconds, 3),
         model_calls=model_calls,
+        retry_gap_s=round(max(gap, 0.0), 3) if gap is not None else None,
         body=(reply.text or reply.error)[:500],
     )
 

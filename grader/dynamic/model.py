@@ -226,6 +226,9 @@ class FaultResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: int | None = None
     seconds: float = 0.0
     model_calls: int = 0
+    retry_gap_s: float | None = None
+    """Seconds between the failed model call's end and the next call's start: the app's backoff (or its fallback's
+    delay), when it tried again."""
     body: str = ""
 
 

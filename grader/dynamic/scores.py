@@ -276,7 +276,10 @@ def provider_faults(params: ProviderFaultsParams, run: DynamicRun) -> Score:
     if not run.faults:
         return _dyn(0.0, "No fault could be injected.")
     summary = "; ".join(
-        f"{r.fault}: {r.outcome.replace('_', ' ')} ({r.status or 'no status'}, {r.seconds:.1f} s)" for r in run.faults
+        f"{r.fault}: {r.outcome.replace('_', ' ')} ({r.status or 'no status'}, {r.seconds:.1f} s"
+        + (f", retried after {r.retry_gap_s:.2f} s" if r.retry_gap_s is not None else "")
+        + ")"
+        for r in run.faults
     )
     bad = [r for r in run.faults if r.outcome in ("traceback", "crash", "hang")]
     evidence = [Evidence("(probe) fault " + r.fault, None, r.body[:300], r.outcome) for r in bad[:3]]
