@@ -93,7 +93,8 @@ async def run_evals(
     await sandbox.exec(["mkdir", "-p", RESULTS_DIR])
     if runner == "pytest":
         await sandbox.write_file(f"{RESULTS_DIR}/{PLUGIN_NAME}.py", PLUGIN.encode())
-        env = {**env, "PYTHONPATH": RESULTS_DIR, "PYTHONDONTWRITEBYTECODE": "1"}
+        python_path = RESULTS_DIR + (f":{env['PYTHONPATH']}" if env.get("PYTHONPATH") else "")
+        env = {**env, "PYTHONPATH": python_path, "PYTHONDONTWRITEBYTECODE": "1"}
         out = f"{RESULTS_DIR}/collect.json"
         collection = await sandbox.exec(
             ["sh", "-c", f"{command} --collect-only -q -p {PLUGIN_NAME} -p no:cacheprovider"],
