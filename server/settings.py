@@ -58,6 +58,73 @@ class AlertSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Budget alerts are POSTed here as JSON, besides the log line and the metric."""
 
 
+class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str | None = None
+    """SQLAlchemy async URL (`postgresql+asyncpg://…`); None keeps a SQLite file under the data directory."""
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The web server: where it listens, how it authenticates browsers, how many gradings it runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    """How users reach the server: invitation links and the WebSocket Origin check use it."""
+    session_hours: float = 12.0
+    cookie_secure: bool = False
+    """Mark session cookies Secure (set it when the server is behind https)."""
+    worker: bool = True
+    """Run the grading worker inside the server process."""
+    worker_slots: int = 1
+    """Gradings the in-process worker runs at once."""
+    job_lease_seconds: float = 60.0
+    """A running job's lease, renewed while it runs; a job whose lease lapsed (its server died) is taken again."""
+    job_max_attempts: int = 3
+    demo: bool = False
+    """Create a demo organisation, manager and candidate on first start and print their credentials once."""
+
+
+class SubmissionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What the API accepts to grade, and how much of it at once."""
+
+    hosts: list[str] = msgspec.field(default_factory=lambda: ["github.com"])
+    """Hosts an https repository URL may name."""
+    max_archive_mb: int = 20
+    fixtures_dir: str | None = None
+    """Tests only: a directory whose subdirectories may be submitted as `fixture:NAME`. Never set in production."""
+    per_candidate: int = 1
+    """Gradings one candidate may have queued or running at once."""
+    per_organisation: int = 10
+    static_only: bool = False
+    """Grade without running projects (no sandbox on this host)."""
+
+
+class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Invitations and password resets. Without an SMTP host, mail lands in the outbox an admin can read."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    sender: str = "viva@localhost"
+
+
+class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Rate limits per client address (requests per minute)."""
+
+    login_per_minute: int = 10
+    submissions_per_minute: int = 6
+    interview_starts_per_minute: int = 6
+
+
+class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How long each kind of candidate data is kept (days; 0 keeps it until the candidate deletes it)."""
+
+    reports_days: int = 365
+    transcripts_days: int = 365
+    recordings_days: int = 30
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     general: GeneralSettings = msgspec.field(default_factory=GeneralSettings)
     grading: GradingSettings = msgspec.field(default_factory=GradingSettings)
@@ -67,6 +134,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     interview: InterviewSettings = msgspec.field(default_factory=InterviewSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     sandbox: SandboxSettings = msgspec.field(default_factory=SandboxSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    submissions: SubmissionSettings = msgspec.field(default_factory=SubmissionSettings)
+    mail: MailSettings = msgspec.field(default_factory=MailSettings)
+    limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
 
     @property
     def data_path(self) -> Path:

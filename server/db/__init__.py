@@ -1,0 +1,1 @@
+"""The database: tables (models.py), the engine and sessions (engine.py), Alembic migrations (migrations/)."""

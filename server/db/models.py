@@ -1,0 +1,176 @@
+"""The tables. SQLModel for tables only: the API speaks msgspec Structs (server/schemas.py), and reports are stored
+whole as JSON next to the few columns that are queried.
+
+Times are aware UTC everywhere (`utcnow()`): SQLModel's UTCDateTime refuses naive values and gives back UTC on
+SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+Role = Literal["candidate", "manager", "admin"]
+ROLES: tuple[Role, ...] = ("candidate", "manager", "admin")
+SubmissionStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Organisation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    """A person. Managers belong to one organisation; candidates to none (they join positions); admins run the
+    deployment."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, sa_column_kwargs={"unique": True}, index=True)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(max_length=20)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    password_hash: str = Field(max_length=400)
+    ai_notice_accepted_at: datetime | None = None
+    """When the candidate acknowledged that an AI grades and interviews them (required before they start)."""
+    created_at: datetime = Field(default_factory=utcnow)
+    disabled: bool = False
+
+
+class AuthSession(SQLModel, table=True):
+    """A browser session: the cookie holds a random token; only its hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the CLI and scripts; shown once, stored as a hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=12)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked: bool = False
+
+
+class Invitation(SQLModel, table=True):
+    """An emailed invitation to join an organisation with a role (managers), used once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    email: str = Field(max_length=320)
+    role: str = Field(max_length=20)
+    invited_by: int = Field(foreign_key="user.id")
+    expires_at: datetime
+    accepted_at: datetime | None = None
+
+
+class PasswordReset(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class OutboxMail(SQLModel, table=True):
+    """Mail Viva sent (or, without SMTP, would have sent): the admin reads it here."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    recipient: str = Field(max_length=320)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    error: str = ""
+
+
+class RubricVersion(SQLModel, table=True):
+    """One version of a rubric, immutable once a grading used it (an edit makes the next version)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    """None for the built-in rubrics every organisation can use."""
+    key: str = Field(max_length=64, index=True)
+    version: int
+    title: str = Field(default="", max_length=200)
+    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    content_hash: str = Field(max_length=80)
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    used: bool = False
+
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "key", "version", name="uq_rubric_version"),)
+
+
+class Position(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    title: str = Field(max_length=200)
+    rubric_version_id: int = Field(foreign_key="rubricversion.id")
+    invite_code: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
+    open: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Candidacy(SQLModel, table=True):
+    """A candidate who joined a position through its invite link."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    position_id: int = Field(foreign_key="position.id", index=True)
+    candidate_id: int = Field(foreign_key="user.id", index=True)
+    joined_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("position_id", "candidate_id", name="uq_candidacy"),)
+
+
+class Submission(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    candidate_id: int = Field(foreign_key="user.id", index=True)
+    position_id: int | None = Field(default=None, foreign_key="position.id", index=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    target: str = Field(max_length=500)
+    """The repository as submitted, never with credentials (an archive is `archive:<sha256>`)."""
+    rubric_version_id: int = Field(foreign_key="rubricversion.id")
+    status: str = Field(default="queued", max_length=20, index=True)
+    score: float | None = None
+    coverage: float | None = None
+    error: str = ""
+    report: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    """The whole report.json."""
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class Job(SQLModel, table=True):
+    """A grading job. Durable: the row is the queue. A worker takes a queued job (or one whose lease lapsed because
+    its server died) by a conditional update, renews the lease while it runs, and writes the outcome."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    state: str = Field(default="queued", max_length=20, index=True)
+    attempts: int = 0
+    worker: str = Field(default="", max_length=100)
+    lease_until: datetime | None = None
+    cancel_requested: bool = False
+    progress: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, server_default="{}"))
+    """{"stage": ..., "done": n, "total": n} as JSON."""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
