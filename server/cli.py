@@ -99,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     judge_eval_cli.add_parser(commands)
     sandbox_cli.add_parser(commands)
 
+    serve_cmd = commands.add_parser("serve", help="run the web server (API, worker) on VIVA_SERVER_HOST:PORT")
+    serve_cmd.add_argument("--host", default=None, help="override VIVA_SERVER_HOST")
+    serve_cmd.add_argument("--port", type=int, default=None, help="override VIVA_SERVER_PORT")
+    serve_cmd.set_defaults(handler=_cmd_serve)
+
     manifest_cmd = commands.add_parser("manifest", help="the viva.toml manifest a candidate may write")
     manifest_sub = manifest_cmd.add_subparsers(dest="manifest_command", required=True)
     manifest_sub.add_parser("schema", help="print the viva.toml JSON Schema").set_defaults(handler=_cmd_manifest_schema)
@@ -124,6 +129,16 @@ def _cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
         report: GradingReport = grade(args.target, rubric, Path(scratch), options, progress=progress)
     written = write_reports(report, args.out, formats)
     print_summary(report, written)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.general.log_level, lifespan="on")
     return 0
 
 

@@ -1,0 +1,7 @@
+"""The JSON API's controllers: thin handlers that call services and return schemas."""
+
+from __future__ import annotations
+
+from server.api import accounts, catalogue, submissions, system
+
+ROUTES = [*system.ROUTES, *accounts.ROUTES, *catalogue.ROUTES, *submissions.ROUTES]

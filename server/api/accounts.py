@@ -1,0 +1,193 @@
+"""Sign-up, sign-in, sessions, the AI notice, API tokens, invitations, password resets, organisations, outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.datastructures import Cookie
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.app import SESSION_COOKIE, client_address, state_of
+from server.db.models import ApiToken, OutboxMail, User, utcnow
+from server.errors import Forbidden
+from server.schemas import (
+    AcceptInvitation,
+    Login,
+    NewInvitation,
+    NewOrganisation,
+    NewToken,
+    OutboxOut,
+    ResetConfirm,
+    ResetRequest,
+    SessionOut,
+    SignUp,
+    TokenOut,
+    UserOut,
+)
+from server.services import accounts
+from server.services.catalogue import join_position
+
+PUBLIC, USER, MANAGER, ADMIN = ({"access": level} for level in ("public", "user", "manager", "admin"))
+
+
+async def _signed_in(request: Request[Any, Any, Any], db: AsyncSession, user: User) -> Response[SessionOut]:
+    settings = state_of(request).settings
+    token, session = await accounts.start_session(db, user, settings.server.session_hours)
+    cookie = Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        httponly=True,
+        secure=settings.server.cookie_secure,
+        samesite="lax",
+        max_age=int(settings.server.session_hours * 3600),
+        path="/",
+    )
+    return Response(SessionOut(UserOut.of(user), session.csrf_token), cookies=[cookie], status_code=200)
+
+
+@post("/api/auth/signup", opt=PUBLIC, status_code=201)
+async def sign_up(request: Request[Any, Any, Any], db: AsyncSession, data: SignUp) -> Response[SessionOut]:
+    """A candidate creates an account (and joins a position when they came by its invite link)."""
+    state = state_of(request)
+    state.limiter.hit("sign-up", client_address(request), state.settings.limits.login_per_minute)
+    user = await accounts.create_user(db, email=data.email, password=data.password, role="candidate", name=data.name)
+    if data.invite_code:
+        await join_position(db, user, data.invite_code)
+    response = await _signed_in(request, db, user)
+    response.status_code = 201
+    return response
+
+
+@post("/api/auth/login", opt=PUBLIC, status_code=200)
+async def log_in(request: Request[Any, Any, Any], db: AsyncSession, data: Login) -> Response[SessionOut]:
+    state = state_of(request)
+    state.limiter.hit("login", client_address(request), state.settings.limits.login_per_minute)
+    user = await accounts.authenticate(db, data.email, data.password)
+    return await _signed_in(request, db, user)
+
+
+@post("/api/auth/logout", opt=USER, status_code=204)
+async def log_out(request: Request[Any, Any, Any], db: AsyncSession) -> Response[None]:
+    session = request.state.get("session")
+    if session is not None:
+        await accounts.end_session(db, await db.merge(session))
+    return Response(None, status_code=204, cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/")])
+
+
+@get("/api/me", opt=USER)
+async def me(user: User) -> UserOut:
+    return UserOut.of(user)
+
+
+@post("/api/me/ai-notice", opt=USER, status_code=200)
+async def accept_ai_notice(db: AsyncSession, user: User) -> UserOut:
+    """The candidate read that an AI grades and interviews them, that they can ask for a human review of any result,
+    and that they can delete their data; they cannot submit or start an interview before this."""
+    row = await db.get(User, user.id)
+    assert row is not None
+    row.ai_notice_accepted_at = row.ai_notice_accepted_at or utcnow()
+    return UserOut.of(row)
+
+
+@post("/api/auth/password-reset", opt=PUBLIC, status_code=202)
+async def password_reset(request: Request[Any, Any, Any], db: AsyncSession, data: ResetRequest) -> dict[str, str]:
+    state = state_of(request)
+    state.limiter.hit("password-reset", client_address(request), state.settings.limits.login_per_minute)
+    await accounts.request_password_reset(db, state.mailer, data.email, state.settings.server.public_url)
+    return {"status": "if that address has an account, a reset link is on its way"}
+
+
+@post("/api/auth/password-reset/confirm", opt=PUBLIC, status_code=200)
+async def password_reset_confirm(db: AsyncSession, data: ResetConfirm) -> dict[str, str]:
+    await accounts.reset_password(db, data.token, data.password)
+    return {"status": "password changed; sign in with it"}
+
+
+@post("/api/invitations/{code:str}/accept", opt=PUBLIC, status_code=201)
+async def accept_invitation(
+    request: Request[Any, Any, Any], db: AsyncSession, code: str, data: AcceptInvitation
+) -> Response[SessionOut]:
+    user = await accounts.accept_invitation(db, code, name=data.name, password=data.password)
+    response = await _signed_in(request, db, user)
+    response.status_code = 201
+    return response
+
+
+@post("/api/invitations", opt=MANAGER, status_code=201)
+async def invite(request: Request[Any, Any, Any], db: AsyncSession, user: User, data: NewInvitation) -> dict[str, Any]:
+    state = state_of(request)
+    invitation = await accounts.invite(
+        db, state.mailer, user, email=data.email, role=data.role, public_url=state.settings.server.public_url
+    )
+    return {
+        "id": invitation.id,
+        "email": invitation.email,
+        "role": invitation.role,
+        "expires_at": invitation.expires_at,
+    }
+
+
+@post("/api/organisations", opt=ADMIN, status_code=201)
+async def create_organisation(
+    request: Request[Any, Any, Any], db: AsyncSession, user: User, data: NewOrganisation
+) -> dict[str, Any]:
+    """An admin opens an organisation and invites its first manager by email."""
+    state = state_of(request)
+    organisation = await accounts.create_organisation(db, data.name)
+    inviter = User(
+        id=user.id, email=user.email, name=user.name, role="admin", organisation_id=organisation.id, password_hash=""
+    )
+    await accounts.invite(
+        db, state.mailer, inviter, email=data.manager_email, role="manager", public_url=state.settings.server.public_url
+    )
+    return {"id": organisation.id, "name": organisation.name}
+
+
+@post("/api/tokens", opt=USER, status_code=201)
+async def create_token(db: AsyncSession, user: User, data: NewToken) -> TokenOut:
+    token, row = await accounts.create_api_token(db, user, data.name)
+    assert row.id is not None
+    return TokenOut(row.id, row.name, row.prefix, row.created_at, row.last_used_at, token)
+
+
+@get("/api/tokens", opt=USER)
+async def list_tokens(db: AsyncSession, user: User) -> list[TokenOut]:
+    rows = (await db.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked == False))).all()  # type: ignore[arg-type]  # noqa: E712
+    return [TokenOut(row.id or 0, row.name, row.prefix, row.created_at, row.last_used_at) for row in rows]
+
+
+@delete("/api/tokens/{token_id:int}", opt=USER, status_code=204)
+async def revoke_token(db: AsyncSession, user: User, token_id: int) -> None:
+    await accounts.revoke_api_token(db, user, token_id)
+
+
+@get("/api/admin/outbox", opt=ADMIN)
+async def outbox(db: AsyncSession, user: User) -> list[OutboxOut]:
+    """Mail Viva sent, or would have sent without SMTP: invitations and reset links."""
+    if user.role != "admin":
+        raise Forbidden("admins only")
+    rows = (await db.exec(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(200))).all()  # type: ignore[union-attr]
+    return [
+        OutboxOut(row.id or 0, row.recipient, row.subject, row.body, row.created_at, row.sent_at, row.error)
+        for row in rows
+    ]
+
+
+ROUTES = [
+    sign_up,
+    log_in,
+    log_out,
+    me,
+    accept_ai_notice,
+    password_reset,
+    password_reset_confirm,
+    accept_invitation,
+    invite,
+    create_organisation,
+    create_token,
+    list_tokens,
+    revoke_token,
+    outbox,
+]

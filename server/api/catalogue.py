@@ -1,0 +1,80 @@
+"""Rubric versions and positions."""
+
+from __future__ import annotations
+
+from litestar import get, post
+from sqlalchemy import or_
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rubrics.errors import RubricError
+from rubrics.loader import load_rubric_text
+from server.db.models import Candidacy, Position, RubricVersion, User
+from server.schemas import JoinPosition, NewPosition, NewRubric, PositionOut, RubricOut
+from server.services import catalogue
+
+USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
+
+
+@get("/api/rubrics", opt=MANAGER)
+async def list_rubrics(db: AsyncSession, user: User) -> list[RubricOut]:
+    """Built-in rubrics and the organisation's own, every version."""
+    owner = or_(RubricVersion.organisation_id.is_(None), RubricVersion.organisation_id == user.organisation_id)  # type: ignore[union-attr]
+    rows = (await db.exec(select(RubricVersion).where(owner).order_by(RubricVersion.key, RubricVersion.version))).all()  # type: ignore[arg-type]
+    return [RubricOut.of(row) for row in rows]
+
+
+@get("/api/rubrics/{version_id:int}", opt=MANAGER)
+async def get_rubric(db: AsyncSession, user: User, version_id: int) -> RubricOut:
+    return RubricOut.of(await catalogue.rubric_version(db, user, version_id), with_source=True)
+
+
+@post("/api/rubrics/validate", opt=MANAGER, status_code=200)
+async def validate_rubric(data: NewRubric) -> dict[str, object]:
+    """Problems with field paths and lines, without saving anything."""
+    try:
+        loaded = load_rubric_text(data.source, source="rubric")
+    except RubricError as error:
+        return {"valid": False, "problems": str(error).splitlines()}
+    return {"valid": True, "id": loaded.rubric.id, "hash": loaded.content_hash, "problems": []}
+
+
+@post("/api/rubrics", opt=MANAGER, status_code=201)
+async def save_rubric(db: AsyncSession, user: User, data: NewRubric) -> RubricOut:
+    """Save as the next version of the rubric's id: versions are never edited in place."""
+    return RubricOut.of(await catalogue.save_rubric(db, user, data.source), with_source=True)
+
+
+@post("/api/positions", opt=MANAGER, status_code=201)
+async def create_position(db: AsyncSession, user: User, data: NewPosition) -> PositionOut:
+    return PositionOut.of(await catalogue.create_position(db, user, data.title, data.rubric_version_id), manager=True)
+
+
+@get("/api/positions", opt=USER)
+async def list_positions(db: AsyncSession, user: User) -> list[PositionOut]:
+    """Managers: their organisation's positions. Candidates: the positions they joined."""
+    if user.role == "candidate":
+        query = (
+            select(Position)
+            .join(Candidacy, Candidacy.position_id == Position.id)
+            .where(Candidacy.candidate_id == user.id)
+        )  # type: ignore[arg-type]
+    elif user.role == "manager":
+        query = select(Position).where(Position.organisation_id == user.organisation_id)
+    else:
+        query = select(Position)
+    rows = (await db.exec(query.order_by(Position.id))).all()  # type: ignore[arg-type]
+    return [PositionOut.of(row, manager=user.role != "candidate") for row in rows]
+
+
+@get("/api/positions/{position_id:int}", opt=MANAGER)
+async def get_position(db: AsyncSession, user: User, position_id: int) -> PositionOut:
+    return PositionOut.of(await catalogue.managed_position(db, user, position_id), manager=True)
+
+
+@post("/api/positions/join", opt=CANDIDATE, status_code=200)
+async def join(db: AsyncSession, user: User, data: JoinPosition) -> PositionOut:
+    return PositionOut.of(await catalogue.join_position(db, user, data.invite_code), manager=False)
+
+
+ROUTES = [list_rubrics, get_rubric, validate_rubric, save_rubric, create_position, list_positions, get_position, join]

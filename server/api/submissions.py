@@ -1,0 +1,126 @@
+"""Submissions: hand in a repository, follow its grading (SSE), read the report, cancel, delete, re-grade."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.app import client_address, state_of
+from server.db.models import Job, Submission, User
+from server.errors import NotFound
+from server.jobs.worker import TERMINAL, progress_of
+from server.schemas import NewSubmission, Page, Regrade, SubmissionOut
+from server.services import submissions
+
+USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
+POLL_SECONDS = 1.0
+
+
+@post("/api/submissions", opt=CANDIDATE, status_code=202)
+async def submit(request: Request[Any, Any, Any], db: AsyncSession, user: User, data: NewSubmission) -> SubmissionOut:
+    """Queue a grading of an https repository URL (a private one with a token, used for the clone only)."""
+    state = state_of(request)
+    state.limiter.hit("submission", client_address(request), state.settings.limits.submissions_per_minute)
+    submission = await submissions.submit(
+        db, state.queue, state.settings, user, target=data.target, position_id=data.position_id
+    )
+    if data.token:
+        assert submission.id is not None
+        state.worker.tokens[submission.id] = data.token
+    return SubmissionOut.of(submission)
+
+
+@get("/api/submissions", opt=USER)
+async def list_submissions(
+    db: AsyncSession,
+    user: User,
+    position_id: int | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+) -> Page[SubmissionOut]:
+    rows, total = await submissions.list_submissions(db, user, position_id=position_id, limit=limit, offset=offset)
+    return Page([SubmissionOut.of(row) for row in rows], total, limit, offset)
+
+
+@get("/api/submissions/{submission_id:int}", opt=USER)
+async def get_submission(db: AsyncSession, user: User, submission_id: int) -> SubmissionOut:
+    submission = await submissions.visible_submission(db, user, submission_id)
+    return SubmissionOut.of(submission, progress_of(await _job(db, submission_id)))
+
+
+@get("/api/submissions/{submission_id:int}/report", opt=USER)
+async def get_report(db: AsyncSession, user: User, submission_id: int) -> Response[bytes]:
+    """The whole report.json as graded (schema: grader/report/report.schema.json)."""
+    submission = await submissions.visible_submission(db, user, submission_id)
+    if submission.report is None:
+        raise NotFound(f"no report yet: the grading is {submission.status}")
+    return Response(submission.report.encode(), media_type="application/json")
+
+
+@get("/api/submissions/{submission_id:int}/events", opt=USER)
+async def events(request: Request[Any, Any, Any], db: AsyncSession, user: User, submission_id: int) -> ServerSentEvent:
+    """Progress as server-sent events: `progress` while it runs, one `status` event at the end."""
+    await submissions.visible_submission(db, user, submission_id)
+    state = state_of(request)
+    return ServerSentEvent(_stream(state, submission_id))
+
+
+async def _stream(state: Any, submission_id: int) -> AsyncIterator[ServerSentEventMessage]:
+    queue = state.hub.subscribe(submission_id)
+    last: dict[str, Any] | None = None
+    try:
+        while True:
+            async with state.factory() as db:
+                submission = await db.get(Submission, submission_id)
+                job = await _job(db, submission_id)
+            if submission is None:
+                yield ServerSentEventMessage(event="status", data=json.dumps({"status": "deleted"}))
+                return
+            if submission.status in TERMINAL:
+                body = {"status": submission.status, "score": submission.score, "error": submission.error}
+                yield ServerSentEventMessage(event="status", data=json.dumps(body))
+                return
+            current = {**progress_of(job), "status": submission.status}
+            if current != last:
+                yield ServerSentEventMessage(event="progress", data=json.dumps(current))
+                last = current
+            # Wake on this process's events at once; otherwise (a job on another server) look again shortly.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.get(), POLL_SECONDS)
+    finally:
+        state.hub.unsubscribe(submission_id, queue)
+
+
+@post("/api/submissions/{submission_id:int}/cancel", opt=USER, status_code=200)
+async def cancel(db: AsyncSession, user: User, submission_id: int) -> SubmissionOut:
+    return SubmissionOut.of(await submissions.cancel(db, user, submission_id))
+
+
+@delete("/api/submissions/{submission_id:int}", opt=USER, status_code=204)
+async def delete_submission(db: AsyncSession, user: User, submission_id: int) -> None:
+    """The candidate deletes a submission and its report (an admin may too)."""
+    await submissions.delete(db, user, submission_id)
+
+
+@post("/api/submissions/{submission_id:int}/regrade", opt=MANAGER, status_code=202)
+async def regrade(
+    request: Request[Any, Any, Any], db: AsyncSession, user: User, submission_id: int, data: Regrade
+) -> SubmissionOut:
+    state = state_of(request)
+    return SubmissionOut.of(await submissions.regrade(db, state.queue, user, submission_id, data.rubric_version_id))
+
+
+async def _job(db: AsyncSession, submission_id: int) -> Job | None:
+    return (await db.exec(select(Job).where(Job.submission_id == submission_id).order_by(Job.id.desc()))).first()  # type: ignore[union-attr]
+
+
+ROUTES = [submit, list_submissions, get_submission, get_report, events, cancel, delete_submission, regrade]

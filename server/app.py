@@ -1,0 +1,277 @@
+"""The Litestar app factory: database, worker, authentication and access rules, errors, headers, metrics.
+
+Every route declares who may call it in `opt={"access": ...}`:
+- "public": anyone; "user": any signed-in user; "candidate", "manager", "admin": that role (an admin passes every
+  role check). Whether the user may touch a *particular* resource (their own submission, their organisation's
+  position) is decided by the services, which answer 404 for what the user may not know exists.
+A route without an access rule is refused at start (and the authorisation matrix test fails), so a new route
+cannot be left open by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from grader.pipeline import viva_version
+from server.db.engine import database_url, make_engine, session_factory, upgrade
+from server.db.models import AuthSession, User
+from server.errors import AuthRequired, DomainError, Forbidden, TooMany
+from server.jobs.queue import DatabaseQueue, JobQueue
+from server.jobs.worker import ProgressHub, Worker
+from server.mail import Mailer
+from server.metrics import METRICS
+from server.schemas import ErrorBody, ErrorOut
+from server.services import accounts
+from server.services.catalogue import seed_builtin_rubrics
+from server.settings import Settings
+
+log = logging.getLogger("viva.server")
+SESSION_COOKIE = "viva_session"
+CSRF_HEADER = "x-csrf-token"
+ACCESS_LEVELS = ("public", "user", "candidate", "manager", "admin")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "permissions-policy": "camera=(), geolocation=(), microphone=(self)",
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+}
+
+
+@dataclass
+class ServerState:
+    """What the handlers share, set up once per app."""
+
+    settings: Settings
+    engine: AsyncEngine
+    factory: async_sessionmaker[AsyncSession]
+    queue: JobQueue
+    hub: ProgressHub
+    mailer: Mailer
+    worker: Worker
+    limiter: RateLimiter
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    ready: bool = False
+
+
+class RateLimiter:
+    """Fixed one-minute windows per (bucket, client address), in process."""
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def hit(self, bucket: str, client: str, per_minute: int) -> None:
+        minute = int(time.time() // 60)
+        start, count = self._windows.get((bucket, client), (minute, 0))
+        if start != minute:
+            start, count = minute, 0
+        if count >= per_minute:
+            raise TooMany(f"too many {bucket} requests; try again in a minute")
+        self._windows[(bucket, client)] = (start, count + 1)
+
+
+def state_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ServerState:
+    return connection.app.state["viva"]  # type: ignore[no-any-return]
+
+
+async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    async with state_of(request).factory() as db:
+        try:
+            yield db
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+
+
+async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Authenticate (session cookie or bearer token), check the route's role and, for cookie sessions, CSRF."""
+    access = handler.opt.get("access")
+    if access is None and (connection.scope["path"].startswith("/schema") or _automatic_options(handler)):
+        access = "public"  # the OpenAPI document and its viewers; Litestar's own OPTIONS answers
+    if access not in ACCESS_LEVELS:
+        raise Forbidden("this route has no access rule")  # never reached: create_app refuses such routes
+    user, session = await _identify(connection)
+    connection.state["user"], connection.state["session"] = user, session
+    if access == "public":
+        return
+    if user is None:
+        raise AuthRequired("sign in first")
+    if access != "user" and user.role != access and user.role != "admin":
+        raise Forbidden(f"this needs the {access} role")
+    method = connection.scope.get("method", "GET")
+    if session is not None and method not in SAFE_METHODS:
+        sent = connection.headers.get(CSRF_HEADER, "")
+        if not sent or sent != session.csrf_token:
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header (send the token from sign-in)")
+
+
+async def _identify(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[User | None, AuthSession | None]:
+    state = state_of(connection)
+    authorization = connection.headers.get("authorization", "")
+    async with state.factory() as db:
+        if authorization.lower().startswith("bearer "):
+            user = await accounts.token_user(db, authorization[7:].strip())
+            await db.commit()
+            if user is None:
+                raise AuthRequired("that API token is not valid")
+            return user, None
+        cookie = connection.cookies.get(SESSION_COOKIE)
+        if cookie:
+            found = await accounts.session_user(db, cookie)
+            if found is not None:
+                return found
+    return None, None
+
+
+def current_user(request: Request[Any, Any, Any]) -> User:
+    user = request.state.get("user")
+    if user is None:
+        raise AuthRequired("sign in first")
+    return user  # type: ignore[no-any-return]
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def error_response(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorOut]:
+    if isinstance(error, DomainError):
+        body = ErrorBody(error.status, error.code, error.message, error.details)
+    elif isinstance(error, ValidationException):
+        body = ErrorBody(400, "invalid_input", "the request does not match the API", {"problems": error.extra or []})
+    elif isinstance(error, HTTPException):
+        body = ErrorBody(error.status_code, _code(error.status_code), str(error.detail))
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = ErrorBody(500, "internal", "Viva hit an unexpected error; it has been logged")
+    return Response(ErrorOut(body), status_code=body.status)
+
+
+def _code(status: int) -> str:
+    return {401: "auth_required", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "too_many"}.get(
+        status, "error"
+    )
+
+
+def observability(app: ASGIApp) -> ASGIApp:
+    """Security headers on every HTTP answer, and the request metrics."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_headers)
+        finally:
+            handler = scope.get("route_handler")
+            route = next(iter(sorted(handler.paths)), "?") if handler is not None else "unmatched"
+            METRICS.observe_request(scope.get("method", "?"), route, status, time.perf_counter() - started)
+
+    return middleware
+
+
+def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litestar:
+    from server.api import ROUTES
+
+    url = database_url(settings)
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    queue = DatabaseQueue(settings.server.job_lease_seconds, settings.server.job_max_attempts)
+    hub = ProgressHub()
+    state = ServerState(
+        settings=settings,
+        engine=engine,
+        factory=factory,
+        queue=queue,
+        hub=hub,
+        mailer=Mailer(settings.mail),
+        worker=Worker(settings, factory, queue, hub),
+        limiter=RateLimiter(),
+    )
+    worker_on = settings.server.worker if run_worker is None else run_worker
+
+    async def startup(app: Litestar) -> None:
+        await asyncio.to_thread(upgrade, url)  # Alembic runs its own loop: keep it off ours
+        async with factory() as db:
+            await seed_builtin_rubrics(db)
+            await db.commit()
+        if settings.server.demo:
+            from server.demo import ensure_demo
+
+            await ensure_demo(state)
+        if worker_on:
+            state.tasks += [asyncio.create_task(state.worker.run(slot)) for slot in range(settings.server.worker_slots)]
+        state.ready = True
+
+    async def shutdown(app: Litestar) -> None:
+        state.ready = False
+        state.worker.stop()
+        for task in state.tasks:
+            task.cancel()
+        await asyncio.gather(*state.tasks, return_exceptions=True)
+        await engine.dispose()
+
+    app = Litestar(
+        route_handlers=ROUTES,
+        dependencies={"db": Provide(provide_db), "user": Provide(current_user, sync_to_thread=False)},
+        guards=[access_guard],
+        middleware=[observability],
+        exception_handlers={Exception: error_response},
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        openapi_config=OpenAPIConfig(title="Viva", version=viva_version(), path="/schema"),
+        state=None,
+        debug=False,
+    )
+    app.state["viva"] = state
+    _require_access_rules(app)
+    return app
+
+
+def _automatic_options(handler: Any) -> bool:
+    return set(getattr(handler, "http_methods", ())) == {"OPTIONS"}
+
+
+def _require_access_rules(app: Litestar) -> None:
+    missing = [
+        f"{sorted(route.path for route in [route])[0]} ({handler.handler_name})"
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [getattr(route, "route_handler", None)])
+        if handler is not None
+        and not str(route.path).startswith("/schema")
+        and not _automatic_options(handler)
+        and handler.opt.get("access") not in ACCESS_LEVELS
+    ]
+    if missing:
+        raise RuntimeError(f"routes without an access rule: {', '.join(missing)}")

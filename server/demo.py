@@ -1,0 +1,52 @@
+"""`VIVA_SERVER_DEMO=1` (what `make run` sets): a demo organisation with a manager, a candidate and an open
+position, created on first start; the passwords are printed once and stored only as hashes."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from sqlmodel import select
+
+from server.db.models import Organisation, User
+from server.services import accounts
+from server.services.catalogue import create_position, default_rubric
+
+if TYPE_CHECKING:
+    from server.app import ServerState
+
+MANAGER_EMAIL = "manager@demo.viva.localhost"
+CANDIDATE_EMAIL = "candidate@demo.viva.localhost"
+
+
+async def ensure_demo(state: ServerState) -> None:
+    async with state.factory() as db:
+        if (await db.exec(select(User).where(User.email == MANAGER_EMAIL))).first() is not None:  # type: ignore[arg-type]
+            return
+        organisation = Organisation(name="Demo organisation")
+        db.add(organisation)
+        await db.flush()
+        manager_password, candidate_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+        manager = await accounts.create_user(
+            db,
+            email=MANAGER_EMAIL,
+            password=manager_password,
+            role="manager",
+            organisation_id=organisation.id,
+            name="Demo manager",
+        )
+        await accounts.create_user(
+            db, email=CANDIDATE_EMAIL, password=candidate_password, role="candidate", name="Demo candidate"
+        )
+        rubric = await default_rubric(db, state.settings.grading.default_rubric)
+        assert rubric.id is not None
+        position = await create_position(db, manager, "AI engineer (demo)", rubric.id)
+        await db.commit()
+    url = state.settings.server.public_url
+    print(
+        f"\nViva demo, created once (these passwords are not shown again):\n"
+        f"  manager    {MANAGER_EMAIL}  {manager_password}\n"
+        f"  candidate  {CANDIDATE_EMAIL}  {candidate_password}\n"
+        f"  invite link for candidates: {url}/join/{position.invite_code}\n",
+        flush=True,
+    )

@@ -1,0 +1,86 @@
+"""Prometheus metrics in the text exposition format, kept in process: requests, job durations, model spend."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class _Histogram:
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.n = 0
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, bound in enumerate(BUCKETS) if value <= bound), len(BUCKETS))
+        self.counts[index] += 1
+        self.total += value
+        self.n += 1
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.request_seconds: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
+        self.jobs: dict[str, _Histogram] = defaultdict(_Histogram)
+        self.spend_usd: dict[str, float] = defaultdict(float)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self.requests[(method, route, status)] += 1
+            self.request_seconds[(method, route)].observe(seconds)
+
+    def observe_job(self, state: str, seconds: float) -> None:
+        with self._lock:
+            self.jobs[state].observe(seconds)
+
+    def add_spend(self, purpose: str, usd: float) -> None:
+        with self._lock:
+            self.spend_usd[purpose] += usd
+
+    def render(self) -> str:
+        lines = [
+            "# HELP viva_http_requests_total HTTP requests by method, route template and status.",
+            "# TYPE viva_http_requests_total counter",
+        ]
+        with self._lock:
+            for (method, route, status), count in sorted(self.requests.items()):
+                lines.append(
+                    f'viva_http_requests_total{{method="{method}",route="{_label(route)}",status="{status}"}} {count}'
+                )
+            lines += ["# HELP viva_http_request_seconds Request latency.", "# TYPE viva_http_request_seconds histogram"]
+            for (method, route), histogram in sorted(self.request_seconds.items()):
+                lines += _histogram(
+                    "viva_http_request_seconds", f'method="{method}",route="{_label(route)}"', histogram
+                )
+            lines += ["# HELP viva_job_seconds Grading job durations by outcome.", "# TYPE viva_job_seconds histogram"]
+            for state, histogram in sorted(self.jobs.items()):
+                lines += _histogram("viva_job_seconds", f'state="{state}"', histogram)
+            lines += [
+                "# HELP viva_model_spend_usd_total Model spend by purpose.",
+                "# TYPE viva_model_spend_usd_total counter",
+            ]
+            for purpose, usd in sorted(self.spend_usd.items()):
+                lines.append(f'viva_model_spend_usd_total{{purpose="{_label(purpose)}"}} {usd:.6f}')
+        return "\n".join(lines) + "\n"
+
+
+def _histogram(name: str, labels: str, histogram: _Histogram) -> list[str]:
+    lines, running = [], 0
+    for bound, count in zip((*BUCKETS, float("inf")), histogram.counts, strict=True):
+        running += count
+        le = "+Inf" if bound == float("inf") else f"{bound:g}"
+        lines.append(f'{name}_bucket{{{labels},le="{le}"}} {running}')
+    lines += [f"{name}_sum{{{labels}}} {histogram.total:.6f}", f"{name}_count{{{labels}}} {histogram.n}"]
+    return lines
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+METRICS = Metrics()

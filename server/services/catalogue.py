@@ -1,0 +1,145 @@
+"""Rubric versions and positions: what a manager grades against, and the invite links candidates follow."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rubrics.errors import RubricError
+from rubrics.loader import LoadedRubric, load_rubric_text
+from rubrics.registry import BUILTIN_DIR
+from server.db.models import Candidacy, Position, RubricVersion, User
+from server.errors import Forbidden, InvalidInput, NotFound
+from server.security import new_token
+
+
+async def seed_builtin_rubrics(db: AsyncSession) -> None:
+    """Store each built-in rubric as an organisation-less version, once per content."""
+    for path in sorted(BUILTIN_DIR.glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        loaded = load_rubric_text(text, source=path.name)
+        existing = (
+            await db.exec(
+                select(RubricVersion).where(
+                    RubricVersion.organisation_id.is_(None),  # type: ignore[union-attr]
+                    RubricVersion.key == loaded.rubric.id,
+                    RubricVersion.content_hash == loaded.content_hash,
+                )
+            )
+        ).first()
+        if existing is None:
+            latest = await _latest_version(db, None, loaded.rubric.id)
+            db.add(_version_row(loaded, text, None, None, (latest or 0) + 1))
+    await db.flush()
+
+
+async def rubric_version(db: AsyncSession, user: User, version_id: int) -> RubricVersion:
+    """A version the user may use: a built-in, or one of their organisation's."""
+    row = await db.get(RubricVersion, version_id)
+    if row is None or (row.organisation_id is not None and row.organisation_id != user.organisation_id):
+        raise NotFound("no such rubric version")
+    return row
+
+
+async def default_rubric(db: AsyncSession, key: str) -> RubricVersion:
+    row = (
+        await db.exec(
+            select(RubricVersion)
+            .where(RubricVersion.organisation_id.is_(None), RubricVersion.key == key)  # type: ignore[union-attr]
+            .order_by(RubricVersion.version.desc())  # type: ignore[attr-defined]
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no built-in rubric {key!r}")
+    return row
+
+
+def loaded(row: RubricVersion) -> LoadedRubric:
+    return load_rubric_text(row.source, source=f"{row.key} v{row.version}")
+
+
+async def save_rubric(db: AsyncSession, manager: User, text: str) -> RubricVersion:
+    """Validate and store a rubric as the next version of its id in the manager's organisation. A version is never
+    edited in place: saving always makes a new one, so every grading keeps the rubric it was graded with."""
+    if manager.organisation_id is None:
+        raise Forbidden("only a member of an organisation can save rubrics")
+    try:
+        parsed = load_rubric_text(text, source="rubric")
+    except RubricError as error:
+        raise InvalidInput("the rubric is not valid", {"problems": str(error).splitlines()}) from None
+    latest = await _latest_version(db, manager.organisation_id, parsed.rubric.id)
+    row = _version_row(parsed, text, manager.organisation_id, manager.id, (latest or 0) + 1)
+    db.add(row)
+    await db.flush()
+    return row
+
+
+async def create_position(db: AsyncSession, manager: User, title: str, rubric_version_id: int) -> Position:
+    if manager.organisation_id is None:
+        raise Forbidden("only a member of an organisation can open positions")
+    title = title.strip()
+    if not title or len(title) > 200:
+        raise InvalidInput("a position needs a title of at most 200 characters", {"field": "title"})
+    await rubric_version(db, manager, rubric_version_id)
+    position = Position(
+        organisation_id=manager.organisation_id,
+        title=title,
+        rubric_version_id=rubric_version_id,
+        invite_code=new_token(),
+    )
+    db.add(position)
+    await db.flush()
+    return position
+
+
+async def managed_position(db: AsyncSession, manager: User, position_id: int) -> Position:
+    position = await db.get(Position, position_id)
+    if position is None or (manager.role != "admin" and position.organisation_id != manager.organisation_id):
+        raise NotFound("no such position")
+    return position
+
+
+async def join_position(db: AsyncSession, candidate: User, invite_code: str) -> Position:
+    if candidate.role != "candidate":
+        raise Forbidden("only candidates join positions")
+    position = (await db.exec(select(Position).where(Position.invite_code == invite_code))).first()  # type: ignore[attr-defined]
+    if position is None or not position.open:
+        raise NotFound("this invite link is not valid")
+    already = (
+        await db.exec(
+            select(Candidacy).where(Candidacy.position_id == position.id, Candidacy.candidate_id == candidate.id)
+        )
+    ).first()
+    if already is None:
+        assert position.id is not None and candidate.id is not None
+        db.add(Candidacy(position_id=position.id, candidate_id=candidate.id))
+        await db.flush()
+    return position
+
+
+async def _latest_version(db: AsyncSession, organisation_id: int | None, key: str) -> int | None:
+    owner = (
+        RubricVersion.organisation_id.is_(None)  # type: ignore[union-attr]
+        if organisation_id is None
+        else RubricVersion.organisation_id == organisation_id
+    )
+    row = (
+        await db.exec(
+            select(RubricVersion).where(owner, RubricVersion.key == key).order_by(RubricVersion.version.desc())  # type: ignore[attr-defined]
+        )
+    ).first()
+    return row.version if row else None
+
+
+def _version_row(
+    parsed: LoadedRubric, text: str, organisation_id: int | None, author: int | None, version: int
+) -> RubricVersion:
+    return RubricVersion(
+        organisation_id=organisation_id,
+        key=parsed.rubric.id,
+        version=version,
+        title=parsed.rubric.title,
+        source=text,
+        content_hash=parsed.content_hash,
+        created_by=author,
+    )

@@ -1,0 +1,187 @@
+"""Submissions: what a candidate hands in, checked before anything is fetched, queued as a durable job."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from sqlalchemy import func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db.models import Candidacy, Job, Position, Submission, User, utcnow
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, TooMany
+from server.jobs.queue import JobQueue
+from server.services.catalogue import default_rubric, rubric_version
+from server.settings import Settings
+
+ACTIVE = ("queued", "running")
+FIXTURE = re.compile(r"^fixture:([a-z0-9_-]{1,64})$")
+
+
+def check_target(target: str, settings: Settings) -> str:
+    """The repository to grade, as the API accepts it: an https URL on the host allow-list (GitHub by default), or
+    in tests a named fixture. Never a local path, `file://`, ssh, or a URL with credentials or a port."""
+    target = target.strip()
+    if settings.submissions.fixtures_dir and FIXTURE.match(target):
+        return target
+    parts = urlsplit(target)
+    if parts.scheme != "https":
+        raise InvalidInput("submit an https URL of a repository (local paths and other schemes are refused)")
+    if parts.username or parts.password or parts.port or not parts.hostname:
+        raise InvalidInput("the URL may not carry credentials or a port; give a token separately")
+    if parts.hostname.lower() not in {host.lower() for host in settings.submissions.hosts}:
+        allowed = ", ".join(settings.submissions.hosts)
+        raise InvalidInput(f"repositories are accepted from {allowed} only", {"host": parts.hostname})
+    path = parts.path.strip("/").removesuffix(".git")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", path) or parts.query or parts.fragment:
+        raise InvalidInput("give the repository's URL, like https://github.com/owner/name")
+    return f"https://{parts.hostname.lower()}/{path}"
+
+
+async def submit(
+    db: AsyncSession,
+    queue: JobQueue,
+    settings: Settings,
+    candidate: User,
+    *,
+    target: str,
+    position_id: int | None,
+) -> Submission:
+    if candidate.role != "candidate":
+        raise Forbidden("only candidates submit repositories")
+    if candidate.ai_notice_accepted_at is None:
+        raise Forbidden("read and accept how Viva uses AI before you submit (POST /api/me/ai-notice)")
+    target = check_target(target, settings)
+    position = await _joined_position(db, candidate, position_id) if position_id is not None else None
+    rubric_id = (
+        position.rubric_version_id if position else (await default_rubric(db, settings.grading.default_rubric)).id
+    )
+    assert rubric_id is not None
+    await _check_limits(db, settings, candidate, position)
+    submission = Submission(
+        candidate_id=_id(candidate),
+        position_id=position.id if position else None,
+        organisation_id=position.organisation_id if position else None,
+        target=target,
+        rubric_version_id=rubric_id,
+    )
+    db.add(submission)
+    await db.flush()
+    await queue.enqueue(db, _id(submission))
+    return submission
+
+
+async def regrade(
+    db: AsyncSession, queue: JobQueue, manager: User, submission_id: int, rubric_version_id: int
+) -> Submission:
+    """Grade the same repository again with another rubric version: a new submission, the old one kept."""
+    original = await visible_submission(db, manager, submission_id)
+    await rubric_version(db, manager, rubric_version_id)
+    copy = Submission(
+        candidate_id=original.candidate_id,
+        position_id=original.position_id,
+        organisation_id=original.organisation_id,
+        target=original.target,
+        rubric_version_id=rubric_version_id,
+    )
+    db.add(copy)
+    await db.flush()
+    await queue.enqueue(db, _id(copy))
+    return copy
+
+
+async def visible_submission(db: AsyncSession, user: User, submission_id: int) -> Submission:
+    """The submission if this user may see it: its candidate, a manager of its organisation, or an admin."""
+    submission = await db.get(Submission, submission_id)
+    if submission is None or not may_see(user, submission):
+        raise NotFound("no such submission")
+    return submission
+
+
+def may_see(user: User, submission: Submission) -> bool:
+    if user.role == "admin":
+        return True
+    if user.role == "candidate":
+        return submission.candidate_id == user.id
+    return submission.organisation_id is not None and submission.organisation_id == user.organisation_id
+
+
+async def list_submissions(
+    db: AsyncSession, user: User, *, position_id: int | None, limit: int, offset: int
+) -> tuple[list[Submission], int]:
+    query = select(Submission)
+    if user.role == "candidate":
+        query = query.where(Submission.candidate_id == user.id)
+    elif user.role == "manager":
+        query = query.where(Submission.organisation_id == user.organisation_id)
+    if position_id is not None:
+        query = query.where(Submission.position_id == position_id)
+    total = (await db.exec(select(func.count()).select_from(query.subquery()))).one()
+    rows = (await db.exec(query.order_by(Submission.id.desc()).offset(offset).limit(limit))).all()  # type: ignore[union-attr]
+    return list(rows), int(total)
+
+
+async def cancel(db: AsyncSession, user: User, submission_id: int) -> Submission:
+    submission = await visible_submission(db, user, submission_id)
+    if submission.status not in ACTIVE:
+        raise Conflict(f"the grading is already {submission.status}")
+    job = (await db.exec(select(Job).where(Job.submission_id == submission.id))).first()  # type: ignore[attr-defined]
+    if job is not None:
+        job.cancel_requested = True
+        if job.state == "queued":
+            job.state = "cancelled"
+    if job is None or job.state == "cancelled":
+        submission.status, submission.finished_at = "cancelled", utcnow()
+    return submission
+
+
+async def delete(db: AsyncSession, candidate: User, submission_id: int) -> None:
+    """A candidate deletes their submission: the report goes, any running grading is cancelled."""
+    submission = await visible_submission(db, candidate, submission_id)
+    if candidate.role != "admin" and submission.candidate_id != candidate.id:
+        raise Forbidden("only the candidate can delete their submission")
+    for job in (await db.exec(select(Job).where(Job.submission_id == submission.id))).all():  # type: ignore[attr-defined]
+        await db.delete(job)
+    await db.delete(submission)
+
+
+async def _joined_position(db: AsyncSession, candidate: User, position_id: int) -> Position:
+    joined = (
+        await db.exec(
+            select(Candidacy).where(Candidacy.position_id == position_id, Candidacy.candidate_id == candidate.id)
+        )
+    ).first()
+    position = await db.get(Position, position_id)
+    if joined is None or position is None:
+        raise NotFound("you have not joined that position (follow its invite link)")
+    return position
+
+
+async def _check_limits(db: AsyncSession, settings: Settings, candidate: User, position: Position | None) -> None:
+    mine = (
+        select(func.count())
+        .select_from(Submission)
+        .where(
+            Submission.candidate_id == candidate.id,
+            Submission.status.in_(ACTIVE),  # type: ignore[attr-defined]
+        )
+    )
+    if (await db.exec(mine)).one() >= settings.submissions.per_candidate:
+        raise TooMany(f"you have {settings.submissions.per_candidate} grading(s) in progress; wait for it to finish")
+    if position is not None:
+        theirs = (
+            select(func.count())
+            .select_from(Submission)
+            .where(
+                Submission.organisation_id == position.organisation_id,
+                Submission.status.in_(ACTIVE),  # type: ignore[attr-defined]
+            )
+        )
+        if (await db.exec(theirs)).one() >= settings.submissions.per_organisation:
+            raise TooMany("this organisation has too many gradings in progress; try again shortly")
+
+
+def _id(item: User | Submission) -> int:
+    assert item.id is not None, "flushed rows have ids"
+    return item.id
