@@ -14,25 +14,26 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from grader.pipeline import viva_version
+from server.api import ROUTES
 from server.db.engine import database_url, make_engine, session_factory, upgrade
 from server.db.models import AuthSession, User
-from server.errors import AuthRequired, DomainError, Forbidden, TooMany
-from server.jobs.queue import DatabaseQueue, JobQueue
+from server.demo import ensure_demo
+from server.errors import AuthRequired, DomainError, Forbidden
+from server.jobs.queue import DatabaseQueue
 from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
 from server.metrics import METRICS
@@ -40,9 +41,9 @@ from server.schemas import ErrorBody, ErrorOut
 from server.services import accounts
 from server.services.catalogue import seed_builtin_rubrics
 from server.settings import Settings
+from server.web import SESSION_COOKIE, RateLimiter, ServerState, state_of
 
 log = logging.getLogger("viva.server")
-SESSION_COOKIE = "viva_session"
 CSRF_HEADER = "x-csrf-token"
 ACCESS_LEVELS = ("public", "user", "candidate", "manager", "admin")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -54,42 +55,6 @@ SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
 }
-
-
-@dataclass
-class ServerState:
-    """What the handlers share, set up once per app."""
-
-    settings: Settings
-    engine: AsyncEngine
-    factory: async_sessionmaker[AsyncSession]
-    queue: JobQueue
-    hub: ProgressHub
-    mailer: Mailer
-    worker: Worker
-    limiter: RateLimiter
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    ready: bool = False
-
-
-class RateLimiter:
-    """Fixed one-minute windows per (bucket, client address), in process."""
-
-    def __init__(self) -> None:
-        self._windows: dict[tuple[str, str], tuple[int, int]] = {}
-
-    def hit(self, bucket: str, client: str, per_minute: int) -> None:
-        minute = int(time.time() // 60)
-        start, count = self._windows.get((bucket, client), (minute, 0))
-        if start != minute:
-            start, count = minute, 0
-        if count >= per_minute:
-            raise TooMany(f"too many {bucket} requests; try again in a minute")
-        self._windows[(bucket, client)] = (start, count + 1)
-
-
-def state_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ServerState:
-    return connection.app.state["viva"]  # type: ignore[no-any-return]
 
 
 async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
@@ -115,7 +80,7 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
         return
     if user is None:
         raise AuthRequired("sign in first")
-    if access != "user" and user.role != access and user.role != "admin":
+    if access != "user" and user.role not in {access, "admin"}:
         raise Forbidden(f"this needs the {access} role")
     method = connection.scope.get("method", "GET")
     if session is not None and method not in SAFE_METHODS:
@@ -149,10 +114,6 @@ def current_user(request: Request[Any, Any, Any]) -> User:
     return user  # type: ignore[no-any-return]
 
 
-def client_address(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def error_response(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorOut]:
     if isinstance(error, DomainError):
         body = ErrorBody(error.status, error.code, error.message, error.details)
@@ -176,7 +137,7 @@ def observability(app: ASGIApp) -> ASGIApp:
     """Security headers on every HTTP answer, and the request metrics."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started, status = time.perf_counter(), 500
@@ -196,14 +157,12 @@ def observability(app: ASGIApp) -> ASGIApp:
         finally:
             handler = scope.get("route_handler")
             route = next(iter(sorted(handler.paths)), "?") if handler is not None else "unmatched"
-            METRICS.observe_request(scope.get("method", "?"), route, status, time.perf_counter() - started)
+            METRICS.observe_request(str(scope.get("method", "?")), route, status, time.perf_counter() - started)
 
     return middleware
 
 
 def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litestar:
-    from server.api import ROUTES
-
     url = database_url(settings)
     engine = make_engine(url)
     factory = session_factory(engine)
@@ -227,8 +186,6 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
             await seed_builtin_rubrics(db)
             await db.commit()
         if settings.server.demo:
-            from server.demo import ensure_demo
-
             await ensure_demo(state)
         if worker_on:
             state.tasks += [asyncio.create_task(state.worker.run(slot)) for slot in range(settings.server.worker_slots)]

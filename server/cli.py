@@ -133,9 +133,9 @@ def _cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - the server loads only for `viva serve`, keeping the other commands quick
 
-    from server.app import create_app
+    from server.app import create_app  # noqa: PLC0415 - as above
 
     host, port = args.host or settings.server.host, args.port or settings.server.port
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.general.log_level, lifespan="on")

@@ -13,7 +13,7 @@ from server.services import accounts
 from server.services.catalogue import create_position, default_rubric
 
 if TYPE_CHECKING:
-    from server.app import ServerState
+    from server.web import ServerState
 
 MANAGER_EMAIL = "manager@demo.viva.localhost"
 CANDIDATE_EMAIL = "candidate@demo.viva.localhost"
@@ -21,7 +21,7 @@ CANDIDATE_EMAIL = "candidate@demo.viva.localhost"
 
 async def ensure_demo(state: ServerState) -> None:
     async with state.factory() as db:
-        if (await db.exec(select(User).where(User.email == MANAGER_EMAIL))).first() is not None:  # type: ignore[arg-type]
+        if (await db.exec(select(User).where(User.email == MANAGER_EMAIL))).first() is not None:
             return
         organisation = Organisation(name="Demo organisation")
         db.add(organisation)

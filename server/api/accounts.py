@@ -6,10 +6,9 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import Cookie
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.app import SESSION_COOKIE, client_address, state_of
 from server.db.models import ApiToken, OutboxMail, User, utcnow
 from server.errors import Forbidden
 from server.schemas import (
@@ -28,6 +27,7 @@ from server.schemas import (
 )
 from server.services import accounts
 from server.services.catalogue import join_position
+from server.web import SESSION_COOKIE, client_address, state_of
 
 PUBLIC, USER, MANAGER, ADMIN = ({"access": level} for level in ("public", "user", "manager", "admin"))
 
@@ -154,7 +154,7 @@ async def create_token(db: AsyncSession, user: User, data: NewToken) -> TokenOut
 
 @get("/api/tokens", opt=USER)
 async def list_tokens(db: AsyncSession, user: User) -> list[TokenOut]:
-    rows = (await db.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked == False))).all()  # type: ignore[arg-type]  # noqa: E712
+    rows = (await db.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked == False))).all()  # noqa: E712
     return [TokenOut(row.id or 0, row.name, row.prefix, row.created_at, row.last_used_at) for row in rows]
 
 
@@ -168,7 +168,7 @@ async def outbox(db: AsyncSession, user: User) -> list[OutboxOut]:
     """Mail Viva sent, or would have sent without SMTP: invitations and reset links."""
     if user.role != "admin":
         raise Forbidden("admins only")
-    rows = (await db.exec(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(200))).all()  # type: ignore[union-attr]
+    rows = (await db.exec(select(OutboxMail).order_by(col(OutboxMail.id).desc()).limit(200))).all()
     return [
         OutboxOut(row.id or 0, row.recipient, row.subject, row.body, row.created_at, row.sent_at, row.error)
         for row in rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import get, post
 from sqlalchemy import or_
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubrics.errors import RubricError
@@ -19,8 +19,12 @@ USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate",
 @get("/api/rubrics", opt=MANAGER)
 async def list_rubrics(db: AsyncSession, user: User) -> list[RubricOut]:
     """Built-in rubrics and the organisation's own, every version."""
-    owner = or_(RubricVersion.organisation_id.is_(None), RubricVersion.organisation_id == user.organisation_id)  # type: ignore[union-attr]
-    rows = (await db.exec(select(RubricVersion).where(owner).order_by(RubricVersion.key, RubricVersion.version))).all()  # type: ignore[arg-type]
+    owner = or_(
+        col(RubricVersion.organisation_id).is_(None), col(RubricVersion.organisation_id) == user.organisation_id
+    )
+    rows = (
+        await db.exec(select(RubricVersion).where(owner).order_by(col(RubricVersion.key), col(RubricVersion.version)))
+    ).all()
     return [RubricOut.of(row) for row in rows]
 
 
@@ -56,14 +60,14 @@ async def list_positions(db: AsyncSession, user: User) -> list[PositionOut]:
     if user.role == "candidate":
         query = (
             select(Position)
-            .join(Candidacy, Candidacy.position_id == Position.id)
+            .join(Candidacy, col(Candidacy.position_id) == col(Position.id))
             .where(Candidacy.candidate_id == user.id)
-        )  # type: ignore[arg-type]
+        )
     elif user.role == "manager":
         query = select(Position).where(Position.organisation_id == user.organisation_id)
     else:
         query = select(Position)
-    rows = (await db.exec(query.order_by(Position.id))).all()  # type: ignore[arg-type]
+    rows = (await db.exec(query.order_by(col(Position.id)))).all()
     return [PositionOut.of(row, manager=user.role != "candidate") for row in rows]
 
 

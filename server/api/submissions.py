@@ -11,15 +11,15 @@ from typing import Annotated, Any
 from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.app import client_address, state_of
 from server.db.models import Job, Submission, User
 from server.errors import NotFound
 from server.jobs.worker import TERMINAL, progress_of
 from server.schemas import NewSubmission, Page, Regrade, SubmissionOut
 from server.services import submissions
+from server.web import client_address, state_of
 
 USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
 POLL_SECONDS = 1.0
@@ -120,7 +120,7 @@ async def regrade(
 
 
 async def _job(db: AsyncSession, submission_id: int) -> Job | None:
-    return (await db.exec(select(Job).where(Job.submission_id == submission_id).order_by(Job.id.desc()))).first()  # type: ignore[union-attr]
+    return (await db.exec(select(Job).where(Job.submission_id == submission_id).order_by(col(Job.id).desc()))).first()
 
 
 ROUTES = [submit, list_submissions, get_submission, get_report, events, cancel, delete_submission, regrade]

@@ -8,6 +8,7 @@ from litestar import MediaType, Request, Response, get
 from sqlalchemy import text
 
 from server.metrics import METRICS
+from server.web import state_of
 
 PUBLIC = {"access": "public"}
 
@@ -21,13 +22,11 @@ def health() -> dict[str, str]:
 @get("/ready", opt=PUBLIC)
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """The database answers and start-up (migrations, seeding, the worker) finished."""
-    from server.app import state_of
-
     state = state_of(request)
     database = True
     try:
         async with state.factory() as db:
-            await db.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            await (await db.connection()).execute(text("SELECT 1"))
     except Exception:  # any failure to answer means "not ready"
         database = False
     ok = database and state.ready

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import or_, update
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Job, Submission, utcnow
@@ -44,16 +44,16 @@ class DatabaseQueue:
     async def claim(self, db: AsyncSession, worker: str) -> Job | None:
         now = utcnow()
         takeable = or_(
-            Job.state == "queued",
-            (Job.state == "running") & (Job.lease_until < now),  # type: ignore[operator]
+            col(Job.state) == "queued",
+            (col(Job.state) == "running") & (col(Job.lease_until) < now),
         )
-        for candidate in (await db.exec(select(Job).where(takeable).order_by(Job.id).limit(5))).all():  # type: ignore[arg-type]
+        for candidate in (await db.exec(select(Job).where(takeable).order_by(col(Job.id)).limit(5))).all():
             if candidate.attempts >= self.max_attempts:
                 await self._give_up(db, candidate)
                 continue
-            taken = await db.exec(  # type: ignore[call-overload]
+            taken = await db.exec(
                 update(Job)
-                .where(Job.id == candidate.id, takeable, Job.attempts == candidate.attempts)  # type: ignore[arg-type]
+                .where(col(Job.id) == candidate.id, takeable, col(Job.attempts) == candidate.attempts)
                 .values(
                     state="running",
                     worker=worker,
@@ -74,22 +74,29 @@ class DatabaseQueue:
         return None
 
     async def renew(self, db: AsyncSession, job_id: int, worker: str) -> bool:
-        result = await db.exec(  # type: ignore[call-overload]
+        result = await db.exec(
             update(Job)
-            .where(Job.id == job_id, Job.worker == worker, Job.state == "running", Job.cancel_requested == False)  # type: ignore[arg-type]  # noqa: E712
+            .where(
+                col(Job.id) == job_id,
+                col(Job.worker) == worker,
+                col(Job.state) == "running",
+                col(Job.cancel_requested).is_(False),
+            )
             .values(lease_until=utcnow() + self.lease, updated_at=utcnow())
         )
         await db.commit()
         return bool(result.rowcount == 1)
 
     async def record_progress(self, db: AsyncSession, job_id: int, progress: dict[str, Any]) -> None:
-        await db.exec(update(Job).where(Job.id == job_id).values(progress=json.dumps(progress), updated_at=utcnow()))  # type: ignore[call-overload, arg-type]
+        await db.exec(
+            update(Job).where(col(Job.id) == job_id).values(progress=json.dumps(progress), updated_at=utcnow())
+        )
         await db.commit()
 
     async def finish(self, db: AsyncSession, job_id: int, worker: str, state: str) -> bool:
-        result = await db.exec(  # type: ignore[call-overload]
+        result = await db.exec(
             update(Job)
-            .where(Job.id == job_id, Job.worker == worker, Job.state == "running")  # type: ignore[arg-type]
+            .where(col(Job.id) == job_id, col(Job.worker) == worker, col(Job.state) == "running")
             .values(state=state, lease_until=None, updated_at=utcnow())
         )
         return bool(result.rowcount == 1)

@@ -26,6 +26,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from grader.dynamic import DynamicOptions
 from grader.errors import GraderError
 from grader.pipeline import GradeOptions, grade
+from grader.report.model import GradingReport
+from rubrics.loader import LoadedRubric
 from server.db.models import Job, RubricVersion, Submission, utcnow
 from server.jobs.queue import JobQueue
 from server.metrics import METRICS
@@ -96,64 +98,21 @@ class Worker:
         async with self.factory() as db:
             submission = await db.get(Submission, job.submission_id)
             rubric_row = await db.get(RubricVersion, submission.rubric_version_id) if submission else None
-        if submission is None or rubric_row is None:
-            return
-        assert submission.id is not None
-        loop = asyncio.get_running_loop()
-        cancelled = False
-        events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-        def progress(stage: str, done: int, total: int) -> None:  # runs in the grading thread
-            if cancelled:
-                raise Cancelled
-            loop.call_soon_threadsafe(events.put_nowait, {"stage": stage, "done": done, "total": total})
-
-        async def keep_lease() -> None:
-            nonlocal cancelled
-            while True:
-                await asyncio.sleep(self.settings.server.job_lease_seconds / 3)
-                async with self.factory() as db:
-                    if not await self.queue.renew(db, job.id, worker):  # type: ignore[arg-type]
-                        cancelled = True
-                        return
-
-        async def forward_progress() -> None:
-            latest: dict[str, Any] = {}
-            while True:
-                event = await events.get()
-                latest = {**event, "status": "running"}
-                self.hub.publish(submission.id, latest)  # type: ignore[arg-type]
-                async with self.factory() as db:
-                    await self.queue.record_progress(db, job.id, latest)  # type: ignore[arg-type]
-
-        lease = asyncio.create_task(keep_lease())
-        forwarder = asyncio.create_task(forward_progress())
+        if submission is None or submission.id is None or rubric_row is None:
+            return  # the submission was deleted while queued
+        run = _JobRun(self, job.id, submission.id, worker)
         scratch = self.settings.data_path / "jobs" / str(job.id)
         shutil.rmtree(scratch, ignore_errors=True)  # a retried job starts clean
         scratch.mkdir(parents=True)
         started = time.monotonic()
-        state, report, error = "failed", None, ""
         try:
             target, options = self._target_and_options(submission)
-            report = await asyncio.to_thread(grade, target, loaded(rubric_row), scratch, options, progress)
-            state = "done"
-        except Cancelled:
-            state, error = "cancelled", "cancelled"
-        except GraderError as failure:  # the repository could not be fetched: the candidate's to fix
-            error = str(failure)
-        except Exception as failure:  # a bug of ours: the job fails with the reason, the worker goes on
-            log.exception("grading job %s crashed", job.id)
-            error = f"Viva failed while grading: {type(failure).__name__}: {failure}"
+            state, report, error = await run.execute(target, loaded(rubric_row), scratch, options)
         finally:
-            lease.cancel()
-            await asyncio.sleep(0)  # let the forwarder drain what the thread posted
-            while not events.empty():
-                await asyncio.sleep(0.01)
-            forwarder.cancel()
             shutil.rmtree(scratch, ignore_errors=True)
             self.tokens.pop(submission.id, None)
         METRICS.observe_job(state, time.monotonic() - started)
-        await self._finish(job, worker, submission.id, state, report, error)
+        await self._finish(run, state, report, error)
 
     def _target_and_options(self, submission: Submission) -> tuple[str, GradeOptions]:
         settings = self.settings
@@ -173,9 +132,10 @@ class Worker:
             dynamic=DynamicOptions.from_settings(settings.sandbox),
         )
 
-    async def _finish(self, job: Job, worker: str, submission_id: int, state: str, report: Any, error: str) -> None:
+    async def _finish(self, run: _JobRun, state: str, report: GradingReport | None, error: str) -> None:
+        submission_id = run.submission_id
         async with self.factory() as db:
-            if not await self.queue.finish(db, job.id, worker, state):  # type: ignore[arg-type]
+            if not await self.queue.finish(db, run.job_id, run.worker, state):
                 await db.rollback()
                 return  # another worker took the job over; its outcome counts
             submission = await db.get(Submission, submission_id)
@@ -189,6 +149,59 @@ class Worker:
                         rubric.used = True  # from now on this version is immutable
             await db.commit()
         self.hub.publish(submission_id, {"status": state, "error": error})
+
+
+class _JobRun:
+    """One attempt at one job: the grading thread, its lease, its progress, and the cancel flag between them."""
+
+    def __init__(self, owner: Worker, job_id: int, submission_id: int, worker: str) -> None:
+        self.owner, self.job_id, self.submission_id, self.worker = owner, job_id, submission_id, worker
+        self.cancelled = False
+        self.loop = asyncio.get_running_loop()
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """Called in the grading thread; raising here is how a cancel stops the grading."""
+        if self.cancelled:
+            raise Cancelled
+        self.loop.call_soon_threadsafe(self.events.put_nowait, {"stage": stage, "done": done, "total": total})
+
+    async def execute(
+        self, target: str, rubric: LoadedRubric, scratch: Path, options: GradeOptions
+    ) -> tuple[str, GradingReport | None, str]:
+        lease, forwarder = asyncio.create_task(self._keep_lease()), asyncio.create_task(self._forward())
+        try:
+            report = await asyncio.to_thread(grade, target, rubric, scratch, options, self.progress)
+            return "done", report, ""
+        except Cancelled:
+            return "cancelled", None, "cancelled"
+        except GraderError as failure:  # the repository could not be fetched: the candidate's to fix
+            return "failed", None, str(failure)
+        except Exception as failure:  # a bug of ours: the job fails with the reason, the worker goes on
+            log.exception("grading job %s crashed", self.job_id)
+            return "failed", None, f"Viva failed while grading: {type(failure).__name__}: {failure}"
+        finally:
+            lease.cancel()
+            while not self.events.empty():  # let the last progress reach the database and the stream
+                await asyncio.sleep(0.01)
+            forwarder.cancel()
+
+    async def _keep_lease(self) -> None:
+        owner = self.owner
+        while True:
+            await asyncio.sleep(owner.settings.server.job_lease_seconds / 3)
+            async with owner.factory() as db:
+                if not await owner.queue.renew(db, self.job_id, self.worker):
+                    self.cancelled = True  # cancelled by a user, or taken over after a lapse: stop at the next step
+                    return
+
+    async def _forward(self) -> None:
+        owner = self.owner
+        while True:
+            latest = {**(await self.events.get()), "status": "running"}
+            owner.hub.publish(self.submission_id, latest)
+            async with owner.factory() as db:
+                await owner.queue.record_progress(db, self.job_id, latest)
 
 
 async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:

@@ -53,7 +53,7 @@ async def create_user(
     if role == "manager" and organisation_id is None:
         raise InvalidInput("a manager belongs to an organisation", {"field": "organisation_id"})
     email = normalise_email(email)
-    if (await db.exec(select(User).where(User.email == email))).first() is not None:  # type: ignore[attr-defined]
+    if (await db.exec(select(User).where(User.email == email))).first() is not None:
         raise Conflict("an account with that email exists", {"field": "email"})
     user = User(
         email=email,
@@ -68,7 +68,7 @@ async def create_user(
 
 
 async def authenticate(db: AsyncSession, email: str, password: str) -> User:
-    user = (await db.exec(select(User).where(User.email == email.strip().lower()))).first()  # type: ignore[attr-defined]
+    user = (await db.exec(select(User).where(User.email == email.strip().lower()))).first()
     if not verify_password(user.password_hash if user else None, password) or user is None or user.disabled:
         raise AuthRequired("wrong email or password")
     return user
@@ -88,9 +88,7 @@ async def start_session(db: AsyncSession, user: User, hours: float) -> tuple[str
 
 
 async def session_user(db: AsyncSession, token: str) -> tuple[User, AuthSession] | None:
-    record = (
-        await db.exec(select(AuthSession).where(AuthSession.token_hash == token_hash(token)))  # type: ignore[attr-defined]
-    ).first()
+    record = (await db.exec(select(AuthSession).where(AuthSession.token_hash == token_hash(token)))).first()
     if record is None or record.expires_at <= utcnow():
         return None
     user = await db.get(User, record.user_id)
@@ -113,9 +111,7 @@ async def create_api_token(db: AsyncSession, user: User, name: str) -> tuple[str
 
 
 async def token_user(db: AsyncSession, token: str) -> User | None:
-    record = (
-        await db.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))  # type: ignore[attr-defined]
-    ).first()
+    record = (await db.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))).first()
     if record is None or record.revoked:
         return None
     record.last_used_at = utcnow()
@@ -157,9 +153,7 @@ async def invite(
 
 
 async def accept_invitation(db: AsyncSession, code: str, *, name: str, password: str) -> User:
-    invitation = (
-        await db.exec(select(Invitation).where(Invitation.code_hash == token_hash(code)))  # type: ignore[attr-defined]
-    ).first()
+    invitation = (await db.exec(select(Invitation).where(Invitation.code_hash == token_hash(code)))).first()
     if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
         raise NotFound("this invitation is not valid any more")
     invitation.accepted_at = utcnow()
@@ -179,7 +173,7 @@ async def request_password_reset(db: AsyncSession, mailer: Mailer, email: str, p
         address = normalise_email(email)
     except InvalidInput:
         return
-    user = (await db.exec(select(User).where(User.email == address))).first()  # type: ignore[attr-defined]
+    user = (await db.exec(select(User).where(User.email == address))).first()
     if user is None or user.disabled:
         return
     token = new_token()
@@ -193,9 +187,7 @@ async def request_password_reset(db: AsyncSession, mailer: Mailer, email: str, p
 
 
 async def reset_password(db: AsyncSession, token: str, password: str) -> User:
-    record = (
-        await db.exec(select(PasswordReset).where(PasswordReset.token_hash == token_hash(token)))  # type: ignore[attr-defined]
-    ).first()
+    record = (await db.exec(select(PasswordReset).where(PasswordReset.token_hash == token_hash(token)))).first()
     if record is None or record.used_at is not None or record.expires_at <= utcnow():
         raise NotFound("this reset link is not valid any more")
     user = await db.get(User, record.user_id)
@@ -203,7 +195,7 @@ async def reset_password(db: AsyncSession, token: str, password: str) -> User:
         raise NotFound("this reset link is not valid any more")
     user.password_hash = hash_password(password)
     record.used_at = utcnow()
-    for session in (await db.exec(select(AuthSession).where(AuthSession.user_id == user.id))).all():  # type: ignore[attr-defined]
+    for session in (await db.exec(select(AuthSession).where(AuthSession.user_id == user.id))).all():
         await db.delete(session)  # a reset signs the account out everywhere
     return user
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubrics.errors import RubricError
@@ -21,7 +21,7 @@ async def seed_builtin_rubrics(db: AsyncSession) -> None:
         existing = (
             await db.exec(
                 select(RubricVersion).where(
-                    RubricVersion.organisation_id.is_(None),  # type: ignore[union-attr]
+                    col(RubricVersion.organisation_id).is_(None),
                     RubricVersion.key == loaded.rubric.id,
                     RubricVersion.content_hash == loaded.content_hash,
                 )
@@ -45,8 +45,8 @@ async def default_rubric(db: AsyncSession, key: str) -> RubricVersion:
     row = (
         await db.exec(
             select(RubricVersion)
-            .where(RubricVersion.organisation_id.is_(None), RubricVersion.key == key)  # type: ignore[union-attr]
-            .order_by(RubricVersion.version.desc())  # type: ignore[attr-defined]
+            .where(col(RubricVersion.organisation_id).is_(None), RubricVersion.key == key)
+            .order_by(col(RubricVersion.version).desc())
         )
     ).first()
     if row is None:
@@ -102,7 +102,7 @@ async def managed_position(db: AsyncSession, manager: User, position_id: int) ->
 async def join_position(db: AsyncSession, candidate: User, invite_code: str) -> Position:
     if candidate.role != "candidate":
         raise Forbidden("only candidates join positions")
-    position = (await db.exec(select(Position).where(Position.invite_code == invite_code))).first()  # type: ignore[attr-defined]
+    position = (await db.exec(select(Position).where(Position.invite_code == invite_code))).first()
     if position is None or not position.open:
         raise NotFound("this invite link is not valid")
     already = (
@@ -119,13 +119,13 @@ async def join_position(db: AsyncSession, candidate: User, invite_code: str) -> 
 
 async def _latest_version(db: AsyncSession, organisation_id: int | None, key: str) -> int | None:
     owner = (
-        RubricVersion.organisation_id.is_(None)  # type: ignore[union-attr]
+        col(RubricVersion.organisation_id).is_(None)
         if organisation_id is None
         else RubricVersion.organisation_id == organisation_id
     )
     row = (
         await db.exec(
-            select(RubricVersion).where(owner, RubricVersion.key == key).order_by(RubricVersion.version.desc())  # type: ignore[attr-defined]
+            select(RubricVersion).where(owner, RubricVersion.key == key).order_by(col(RubricVersion.version).desc())
         )
     ).first()
     return row.version if row else None

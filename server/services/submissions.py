@@ -6,7 +6,7 @@ import re
 from urllib.parse import urlsplit
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Candidacy, Job, Position, Submission, User, utcnow
@@ -118,7 +118,7 @@ async def list_submissions(
     if position_id is not None:
         query = query.where(Submission.position_id == position_id)
     total = (await db.exec(select(func.count()).select_from(query.subquery()))).one()
-    rows = (await db.exec(query.order_by(Submission.id.desc()).offset(offset).limit(limit))).all()  # type: ignore[union-attr]
+    rows = (await db.exec(query.order_by(col(Submission.id).desc()).offset(offset).limit(limit))).all()
     return list(rows), int(total)
 
 
@@ -126,7 +126,7 @@ async def cancel(db: AsyncSession, user: User, submission_id: int) -> Submission
     submission = await visible_submission(db, user, submission_id)
     if submission.status not in ACTIVE:
         raise Conflict(f"the grading is already {submission.status}")
-    job = (await db.exec(select(Job).where(Job.submission_id == submission.id))).first()  # type: ignore[attr-defined]
+    job = (await db.exec(select(Job).where(Job.submission_id == submission.id))).first()
     if job is not None:
         job.cancel_requested = True
         if job.state == "queued":
@@ -141,7 +141,7 @@ async def delete(db: AsyncSession, candidate: User, submission_id: int) -> None:
     submission = await visible_submission(db, candidate, submission_id)
     if candidate.role != "admin" and submission.candidate_id != candidate.id:
         raise Forbidden("only the candidate can delete their submission")
-    for job in (await db.exec(select(Job).where(Job.submission_id == submission.id))).all():  # type: ignore[attr-defined]
+    for job in (await db.exec(select(Job).where(Job.submission_id == submission.id))).all():
         await db.delete(job)
     await db.delete(submission)
 
@@ -164,7 +164,7 @@ async def _check_limits(db: AsyncSession, settings: Settings, candidate: User, p
         .select_from(Submission)
         .where(
             Submission.candidate_id == candidate.id,
-            Submission.status.in_(ACTIVE),  # type: ignore[attr-defined]
+            col(Submission.status).in_(ACTIVE),
         )
     )
     if (await db.exec(mine)).one() >= settings.submissions.per_candidate:
@@ -175,7 +175,7 @@ async def _check_limits(db: AsyncSession, settings: Settings, candidate: User, p
             .select_from(Submission)
             .where(
                 Submission.organisation_id == position.organisation_id,
-                Submission.status.in_(ACTIVE),  # type: ignore[attr-defined]
+                col(Submission.status).in_(ACTIVE),
             )
         )
         if (await db.exec(theirs)).one() >= settings.submissions.per_organisation:
