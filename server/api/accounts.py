@@ -6,6 +6,8 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,7 +34,9 @@ from server.web import SESSION_COOKIE, client_address, state_of
 PUBLIC, USER, MANAGER, ADMIN = ({"access": level} for level in ("public", "user", "manager", "admin"))
 
 
-async def _signed_in(request: Request[Any, Any, Any], db: AsyncSession, user: User) -> Response[SessionOut]:
+async def _signed_in(
+    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], user: NamedDependency[User]
+) -> Response[SessionOut]:
     settings = state_of(request).settings
     token, session = await accounts.start_session(db, user, settings.server.session_hours)
     cookie = Cookie(
@@ -48,7 +52,9 @@ async def _signed_in(request: Request[Any, Any, Any], db: AsyncSession, user: Us
 
 
 @post("/api/auth/signup", opt=PUBLIC, status_code=201)
-async def sign_up(request: Request[Any, Any, Any], db: AsyncSession, data: SignUp) -> Response[SessionOut]:
+async def sign_up(
+    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], data: JSONBody[SignUp]
+) -> Response[SessionOut]:
     """A candidate creates an account (and joins a position when they came by its invite link)."""
     state = state_of(request)
     state.limiter.hit("sign-up", client_address(request), state.settings.limits.login_per_minute)
@@ -61,7 +67,9 @@ async def sign_up(request: Request[Any, Any, Any], db: AsyncSession, data: SignU
 
 
 @post("/api/auth/login", opt=PUBLIC, status_code=200)
-async def log_in(request: Request[Any, Any, Any], db: AsyncSession, data: Login) -> Response[SessionOut]:
+async def log_in(
+    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], data: JSONBody[Login]
+) -> Response[SessionOut]:
     state = state_of(request)
     state.limiter.hit("login", client_address(request), state.settings.limits.login_per_minute)
     user = await accounts.authenticate(db, data.email, data.password)
@@ -69,7 +77,7 @@ async def log_in(request: Request[Any, Any, Any], db: AsyncSession, data: Login)
 
 
 @post("/api/auth/logout", opt=USER, status_code=204)
-async def log_out(request: Request[Any, Any, Any], db: AsyncSession) -> Response[None]:
+async def log_out(request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]) -> Response[None]:
     session = request.state.get("session")
     if session is not None:
         await accounts.end_session(db, await db.merge(session))
@@ -77,12 +85,12 @@ async def log_out(request: Request[Any, Any, Any], db: AsyncSession) -> Response
 
 
 @get("/api/me", opt=USER)
-async def me(user: User) -> UserOut:
+async def me(user: NamedDependency[User]) -> UserOut:
     return UserOut.of(user)
 
 
 @post("/api/me/ai-notice", opt=USER, status_code=200)
-async def accept_ai_notice(db: AsyncSession, user: User) -> UserOut:
+async def accept_ai_notice(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> UserOut:
     """The candidate read that an AI grades and interviews them, that they can ask for a human review of any result,
     and that they can delete their data; they cannot submit or start an interview before this."""
     row = await db.get(User, user.id)
@@ -92,7 +100,9 @@ async def accept_ai_notice(db: AsyncSession, user: User) -> UserOut:
 
 
 @post("/api/auth/password-reset", opt=PUBLIC, status_code=202)
-async def password_reset(request: Request[Any, Any, Any], db: AsyncSession, data: ResetRequest) -> dict[str, str]:
+async def password_reset(
+    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], data: JSONBody[ResetRequest]
+) -> dict[str, str]:
     state = state_of(request)
     state.limiter.hit("password-reset", client_address(request), state.settings.limits.login_per_minute)
     await accounts.request_password_reset(db, state.mailer, data.email, state.settings.server.public_url)
@@ -100,14 +110,17 @@ async def password_reset(request: Request[Any, Any, Any], db: AsyncSession, data
 
 
 @post("/api/auth/password-reset/confirm", opt=PUBLIC, status_code=200)
-async def password_reset_confirm(db: AsyncSession, data: ResetConfirm) -> dict[str, str]:
+async def password_reset_confirm(db: NamedDependency[AsyncSession], data: JSONBody[ResetConfirm]) -> dict[str, str]:
     await accounts.reset_password(db, data.token, data.password)
     return {"status": "password changed; sign in with it"}
 
 
 @post("/api/invitations/{code:str}/accept", opt=PUBLIC, status_code=201)
 async def accept_invitation(
-    request: Request[Any, Any, Any], db: AsyncSession, code: str, data: AcceptInvitation
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    code: FromPath[str],
+    data: JSONBody[AcceptInvitation],
 ) -> Response[SessionOut]:
     user = await accounts.accept_invitation(db, code, name=data.name, password=data.password)
     response = await _signed_in(request, db, user)
@@ -116,7 +129,12 @@ async def accept_invitation(
 
 
 @post("/api/invitations", opt=MANAGER, status_code=201)
-async def invite(request: Request[Any, Any, Any], db: AsyncSession, user: User, data: NewInvitation) -> dict[str, Any]:
+async def invite(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    data: JSONBody[NewInvitation],
+) -> dict[str, Any]:
     state = state_of(request)
     invitation = await accounts.invite(
         db, state.mailer, user, email=data.email, role=data.role, public_url=state.settings.server.public_url
@@ -131,7 +149,10 @@ async def invite(request: Request[Any, Any, Any], db: AsyncSession, user: User, 
 
 @post("/api/organisations", opt=ADMIN, status_code=201)
 async def create_organisation(
-    request: Request[Any, Any, Any], db: AsyncSession, user: User, data: NewOrganisation
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    data: JSONBody[NewOrganisation],
 ) -> dict[str, Any]:
     """An admin opens an organisation and invites its first manager by email."""
     state = state_of(request)
@@ -146,25 +167,27 @@ async def create_organisation(
 
 
 @post("/api/tokens", opt=USER, status_code=201)
-async def create_token(db: AsyncSession, user: User, data: NewToken) -> TokenOut:
+async def create_token(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], data: JSONBody[NewToken]
+) -> TokenOut:
     token, row = await accounts.create_api_token(db, user, data.name)
     assert row.id is not None
     return TokenOut(row.id, row.name, row.prefix, row.created_at, row.last_used_at, token)
 
 
 @get("/api/tokens", opt=USER)
-async def list_tokens(db: AsyncSession, user: User) -> list[TokenOut]:
+async def list_tokens(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[TokenOut]:
     rows = (await db.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked == False))).all()  # noqa: E712
     return [TokenOut(row.id or 0, row.name, row.prefix, row.created_at, row.last_used_at) for row in rows]
 
 
 @delete("/api/tokens/{token_id:int}", opt=USER, status_code=204)
-async def revoke_token(db: AsyncSession, user: User, token_id: int) -> None:
+async def revoke_token(db: NamedDependency[AsyncSession], user: NamedDependency[User], token_id: FromPath[int]) -> None:
     await accounts.revoke_api_token(db, user, token_id)
 
 
 @get("/api/admin/outbox", opt=ADMIN)
-async def outbox(db: AsyncSession, user: User) -> list[OutboxOut]:
+async def outbox(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[OutboxOut]:
     """Mail Viva sent, or would have sent without SMTP: invitations and reset links."""
     if user.role != "admin":
         raise Forbidden("admins only")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,7 +19,7 @@ USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate",
 
 
 @get("/api/rubrics", opt=MANAGER)
-async def list_rubrics(db: AsyncSession, user: User) -> list[RubricOut]:
+async def list_rubrics(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[RubricOut]:
     """Built-in rubrics and the organisation's own, every version."""
     owner = or_(
         col(RubricVersion.organisation_id).is_(None), col(RubricVersion.organisation_id) == user.organisation_id
@@ -29,12 +31,14 @@ async def list_rubrics(db: AsyncSession, user: User) -> list[RubricOut]:
 
 
 @get("/api/rubrics/{version_id:int}", opt=MANAGER)
-async def get_rubric(db: AsyncSession, user: User, version_id: int) -> RubricOut:
+async def get_rubric(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], version_id: FromPath[int]
+) -> RubricOut:
     return RubricOut.of(await catalogue.rubric_version(db, user, version_id), with_source=True)
 
 
 @post("/api/rubrics/validate", opt=MANAGER, status_code=200)
-async def validate_rubric(data: NewRubric) -> dict[str, object]:
+async def validate_rubric(data: JSONBody[NewRubric]) -> dict[str, object]:
     """Problems with field paths and lines, without saving anything."""
     try:
         loaded = load_rubric_text(data.source, source="rubric")
@@ -44,18 +48,22 @@ async def validate_rubric(data: NewRubric) -> dict[str, object]:
 
 
 @post("/api/rubrics", opt=MANAGER, status_code=201)
-async def save_rubric(db: AsyncSession, user: User, data: NewRubric) -> RubricOut:
+async def save_rubric(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], data: JSONBody[NewRubric]
+) -> RubricOut:
     """Save as the next version of the rubric's id: versions are never edited in place."""
     return RubricOut.of(await catalogue.save_rubric(db, user, data.source), with_source=True)
 
 
 @post("/api/positions", opt=MANAGER, status_code=201)
-async def create_position(db: AsyncSession, user: User, data: NewPosition) -> PositionOut:
+async def create_position(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], data: JSONBody[NewPosition]
+) -> PositionOut:
     return PositionOut.of(await catalogue.create_position(db, user, data.title, data.rubric_version_id), manager=True)
 
 
 @get("/api/positions", opt=USER)
-async def list_positions(db: AsyncSession, user: User) -> list[PositionOut]:
+async def list_positions(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[PositionOut]:
     """Managers: their organisation's positions. Candidates: the positions they joined."""
     if user.role == "candidate":
         query = (
@@ -72,12 +80,16 @@ async def list_positions(db: AsyncSession, user: User) -> list[PositionOut]:
 
 
 @get("/api/positions/{position_id:int}", opt=MANAGER)
-async def get_position(db: AsyncSession, user: User, position_id: int) -> PositionOut:
+async def get_position(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: FromPath[int]
+) -> PositionOut:
     return PositionOut.of(await catalogue.managed_position(db, user, position_id), manager=True)
 
 
 @post("/api/positions/join", opt=CANDIDATE, status_code=200)
-async def join(db: AsyncSession, user: User, data: JoinPosition) -> PositionOut:
+async def join(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], data: JSONBody[JoinPosition]
+) -> PositionOut:
     return PositionOut.of(await catalogue.join_position(db, user, data.invite_code), manager=False)
 
 

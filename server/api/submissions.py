@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,7 +27,12 @@ POLL_SECONDS = 1.0
 
 
 @post("/api/submissions", opt=CANDIDATE, status_code=202)
-async def submit(request: Request[Any, Any, Any], db: AsyncSession, user: User, data: NewSubmission) -> SubmissionOut:
+async def submit(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    data: JSONBody[NewSubmission],
+) -> SubmissionOut:
     """Queue a grading of an https repository URL (a private one with a token, used for the clone only)."""
     state = state_of(request)
     state.limiter.hit("submission", client_address(request), state.settings.limits.submissions_per_minute)
@@ -41,24 +47,28 @@ async def submit(request: Request[Any, Any, Any], db: AsyncSession, user: User, 
 
 @get("/api/submissions", opt=USER)
 async def list_submissions(
-    db: AsyncSession,
-    user: User,
-    position_id: int | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    position_id: FromQuery[int | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
 ) -> Page[SubmissionOut]:
     rows, total = await submissions.list_submissions(db, user, position_id=position_id, limit=limit, offset=offset)
     return Page([SubmissionOut.of(row) for row in rows], total, limit, offset)
 
 
 @get("/api/submissions/{submission_id:int}", opt=USER)
-async def get_submission(db: AsyncSession, user: User, submission_id: int) -> SubmissionOut:
+async def get_submission(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+) -> SubmissionOut:
     submission = await submissions.visible_submission(db, user, submission_id)
     return SubmissionOut.of(submission, progress_of(await _job(db, submission_id)))
 
 
 @get("/api/submissions/{submission_id:int}/report", opt=USER)
-async def get_report(db: AsyncSession, user: User, submission_id: int) -> Response[bytes]:
+async def get_report(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+) -> Response[bytes]:
     """The whole report.json as graded (schema: grader/report/report.schema.json)."""
     submission = await submissions.visible_submission(db, user, submission_id)
     if submission.report is None:
@@ -67,14 +77,19 @@ async def get_report(db: AsyncSession, user: User, submission_id: int) -> Respon
 
 
 @get("/api/submissions/{submission_id:int}/events", opt=USER)
-async def events(request: Request[Any, Any, Any], db: AsyncSession, user: User, submission_id: int) -> ServerSentEvent:
+async def events(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    submission_id: FromPath[int],
+) -> ServerSentEvent:
     """Progress as server-sent events: `progress` while it runs, one `status` event at the end."""
     await submissions.visible_submission(db, user, submission_id)
     state = state_of(request)
     return ServerSentEvent(_stream(state, submission_id))
 
 
-async def _stream(state: Any, submission_id: int) -> AsyncIterator[ServerSentEventMessage]:
+async def _stream(state: Any, submission_id: FromPath[int]) -> AsyncIterator[ServerSentEventMessage]:
     queue = state.hub.subscribe(submission_id)
     last: dict[str, Any] | None = None
     try:
@@ -101,25 +116,33 @@ async def _stream(state: Any, submission_id: int) -> AsyncIterator[ServerSentEve
 
 
 @post("/api/submissions/{submission_id:int}/cancel", opt=USER, status_code=200)
-async def cancel(db: AsyncSession, user: User, submission_id: int) -> SubmissionOut:
+async def cancel(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+) -> SubmissionOut:
     return SubmissionOut.of(await submissions.cancel(db, user, submission_id))
 
 
 @delete("/api/submissions/{submission_id:int}", opt=USER, status_code=204)
-async def delete_submission(db: AsyncSession, user: User, submission_id: int) -> None:
+async def delete_submission(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+) -> None:
     """The candidate deletes a submission and its report (an admin may too)."""
     await submissions.delete(db, user, submission_id)
 
 
 @post("/api/submissions/{submission_id:int}/regrade", opt=MANAGER, status_code=202)
 async def regrade(
-    request: Request[Any, Any, Any], db: AsyncSession, user: User, submission_id: int, data: Regrade
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    submission_id: FromPath[int],
+    data: JSONBody[Regrade],
 ) -> SubmissionOut:
     state = state_of(request)
     return SubmissionOut.of(await submissions.regrade(db, state.queue, user, submission_id, data.rubric_version_id))
 
 
-async def _job(db: AsyncSession, submission_id: int) -> Job | None:
+async def _job(db: NamedDependency[AsyncSession], submission_id: FromPath[int]) -> Job | None:
     return (await db.exec(select(Job).where(Job.submission_id == submission_id).order_by(col(Job.id).desc()))).first()
 
 
