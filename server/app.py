@@ -128,9 +128,14 @@ def error_response(request: Request[Any, Any, Any], error: Exception) -> Respons
 
 
 def _code(status: int) -> str:
-    return {401: "auth_required", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "too_many"}.get(
-        status, "error"
-    )
+    return {
+        400: "invalid_input",
+        401: "auth_required",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        429: "too_many",
+    }.get(status, "error")
 
 
 def observability(app: ASGIApp) -> ASGIApp:
