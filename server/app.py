@@ -28,6 +28,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from grader.pipeline import viva_version
+from sandboxes.docker_backend import docker_client, reap
+from sandboxes.errors import SandboxUnavailable
 from server.api import ROUTES
 from server.db.engine import database_url, make_engine, session_factory, upgrade
 from server.db.models import AuthSession, User
@@ -193,6 +195,8 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
         if settings.server.demo:
             await ensure_demo(state)
         if worker_on:
+            if not settings.submissions.static_only:
+                await asyncio.to_thread(_reap_sandboxes)  # containers a killed server left behind
             state.tasks += [asyncio.create_task(state.worker.run(slot)) for slot in range(settings.server.worker_slots)]
         state.ready = True
 
@@ -219,6 +223,15 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
     app.state["viva"] = state
     _require_access_rules(app)
     return app
+
+
+def _reap_sandboxes() -> None:
+    try:
+        removed = reap(docker_client())
+    except SandboxUnavailable:
+        return  # no Docker here: dynamic checks will say so in each report
+    if removed:
+        log.info("removed %d sandbox container(s) left by a stopped server: %s", len(removed), ", ".join(removed))
 
 
 def _automatic_options(handler: Any) -> bool:
