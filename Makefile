@@ -9,7 +9,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.viva-installed
 BENCH_MODE ?= smoke
 
-.PHONY: run test setup system-deps sandbox-base lint typecheck pytest bench bench-smoke clean
+.PHONY: run grade-example test setup system-deps sandbox-base lint typecheck pytest bench bench-smoke clean
 
 $(STAMP): pyproject.toml scripts/ensure-venv.sh
 	@bash scripts/ensure-venv.sh $(VENV)
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml scripts/ensure-venv.sh
 
 setup: $(STAMP)
 
-# Until the web app lands, `make run` grades the bundled sample project and writes its report.
+# `make run` starts the server on http://127.0.0.1:8000 (SQLite under ~/.local/share/viva, the offline model, a demo
+# organisation whose manager and candidate credentials are printed on first start).
 run: setup
+	VIVA_SERVER_DEMO=1 $(VENV)/bin/viva serve
+
+# Grade the bundled sample project from the command line and write its report.
+grade-example: setup
 	$(VENV)/bin/viva grade examples/rag-assistant --out viva-report
 	@echo "Open viva-report/report.html in a browser to read the report."
 

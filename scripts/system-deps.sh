@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What Viva's tests need beyond Python: a running Docker engine, and debootstrap to build the offline base image.
+# What Viva's tests need beyond Python: a running Docker engine, debootstrap to build the offline base image, and
+# PostgreSQL's server binaries (the database tests start a throwaway cluster of their own; no service is left running).
 # Installs (Debian, as root) and starts what is missing; otherwise says what to run. Idempotent and quick when
 # everything is already there.
 set -euo pipefail
@@ -7,6 +8,7 @@ set -euo pipefail
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]}" >&2
