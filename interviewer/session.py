@@ -82,6 +82,14 @@ class InterviewSession:
     def topic(self) -> Topic | None:
         return self.plan.topics[self._topic_index] if self._topic_index < len(self.plan.topics) else None
 
+    def resume(self, transcript: list[Turn], replies: dict[str, str]) -> None:
+        """Continue a saved interview (after a server restart): its transcript and replies back in place, and the plan
+        moved past the topics already answered. Follow-up counts within a topic start again."""
+        self.transcript, self.replies = list(transcript), dict(replies)
+        covered = {turn.topic_id for turn in transcript if turn.role == "candidate" and turn.topic_id}
+        while self.topic is not None and self.topic.id in covered:
+            self._topic_index += 1
+
     async def start(self, on_token: TokenSink | None = None) -> str:
         if self.transcript:
             return self.transcript[0].text

@@ -21,7 +21,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, ValidationException, WebSocketException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +42,7 @@ from server.metrics import METRICS
 from server.schemas import ErrorBody, ErrorOut
 from server.services import accounts
 from server.services.catalogue import seed_builtin_rubrics
+from server.services.interviews import InterviewRooms
 from server.settings import Settings
 from server.web import SESSION_COOKIE, RateLimiter, ServerState, state_of
 
@@ -70,7 +71,17 @@ async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSess
 
 
 async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Authenticate (session cookie or bearer token), check the route's role and, for cookie sessions, CSRF."""
+    """Authenticate (session cookie or bearer token), check the route's role and, for cookie sessions, CSRF.
+    On a WebSocket a refusal closes the socket with 4000 + the HTTP status (4401, 4403)."""
+    try:
+        await _check_access(connection, handler)
+    except DomainError as refused:
+        if connection.scope["type"] == ScopeType.WEBSOCKET:
+            raise WebSocketException(detail=refused.message, code=4000 + refused.status) from None
+        raise
+
+
+async def _check_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     access = handler.opt.get("access")
     if access is None and (connection.scope["path"].startswith("/schema") or _automatic_options(handler)):
         access = "public"  # the OpenAPI document and its viewers; Litestar's own OPTIONS answers
@@ -184,6 +195,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
         mailer=Mailer(settings.mail),
         worker=Worker(settings, factory, queue, hub),
         limiter=RateLimiter(),
+        interviews=InterviewRooms(settings),
     )
     worker_on = settings.server.worker if run_worker is None else run_worker
 

@@ -16,6 +16,7 @@ from server.errors import TooMany
 from server.jobs.queue import JobQueue
 from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
+from server.services.interviews import InterviewRooms
 from server.settings import Settings
 
 SESSION_COOKIE = "viva_session"
@@ -33,6 +34,7 @@ class ServerState:
     mailer: Mailer
     worker: Worker
     limiter: RateLimiter
+    interviews: InterviewRooms
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from server.api import accounts, catalogue, submissions, system
+from server.api import accounts, catalogue, interviews, submissions, system
 
-ROUTES = [*system.ROUTES, *accounts.ROUTES, *catalogue.ROUTES, *submissions.ROUTES]
+ROUTES = [*system.ROUTES, *accounts.ROUTES, *catalogue.ROUTES, *submissions.ROUTES, *interviews.ROUTES]

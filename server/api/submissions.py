@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Job, Submission, User
 from server.errors import NotFound
-from server.jobs.worker import TERMINAL, progress_of
+from server.jobs.worker import TERMINAL, progress_of, snapshot_path
 from server.schemas import NewSubmission, Page, Regrade, SubmissionOut
 from server.services import submissions
 from server.web import client_address, state_of
@@ -124,10 +125,14 @@ async def cancel(
 
 @delete("/api/submissions/{submission_id:int}", opt=USER, status_code=204)
 async def delete_submission(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    submission_id: FromPath[int],
 ) -> None:
-    """The candidate deletes a submission and its report (an admin may too)."""
+    """The candidate deletes a submission, its report, its interviews and the kept code (an admin may too)."""
     await submissions.delete(db, user, submission_id)
+    shutil.rmtree(snapshot_path(state_of(request).settings, submission_id), ignore_errors=True)
 
 
 @post("/api/submissions/{submission_id:int}/regrade", opt=MANAGER, status_code=202)

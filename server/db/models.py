@@ -174,3 +174,18 @@ class Job(SQLModel, table=True):
     """{"stage": ..., "done": n, "total": n} as JSON."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Interview(SQLModel, table=True):
+    """A text interview about a graded submission. The transcript and the replies by answer id are saved after
+    every answer, so nothing answered is lost and a resent answer is never recorded twice."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    candidate_id: int = Field(foreign_key="user.id", index=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    status: str = Field(default="active", max_length=20)
+    transcript: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
+    replies: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, server_default="{}"))
+    report: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

@@ -108,6 +108,8 @@ class Worker:
         try:
             target, options = self._target_and_options(submission)
             state, report, error = await run.execute(target, loaded(rubric_row), scratch, options)
+            if state == "done":
+                keep_snapshot(self.settings, submission.id, scratch / "repo")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             self.tokens.pop(submission.id, None)
@@ -202,6 +204,19 @@ class _JobRun:
             owner.hub.publish(self.submission_id, latest)
             async with owner.factory() as db:
                 await owner.queue.record_progress(db, self.job_id, latest)
+
+
+def snapshot_path(settings: Settings, submission_id: int) -> Path:
+    """The graded code, kept: the interview reads it, and a re-grade could see the same code after a force-push."""
+    return settings.data_path / "snapshots" / str(submission_id)
+
+
+def keep_snapshot(settings: Settings, submission_id: int, fetched: Path) -> None:
+    destination = snapshot_path(settings, submission_id)
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if fetched.is_dir():
+        shutil.move(str(fetched), destination)
 
 
 async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:

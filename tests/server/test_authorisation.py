@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 from litestar import Litestar, get
+from litestar.exceptions import WebSocketDisconnect
+from litestar.routes import WebSocketRoute
 from litestar.testing import AsyncTestClient
 
 from server.app import _require_access_rules, access_guard
@@ -32,6 +34,9 @@ def _route_table(app: Litestar) -> list[tuple[str, str, str]]:
     rows = []
     for route in app.routes:
         if str(route.path).startswith("/schema"):
+            continue
+        if isinstance(route, WebSocketRoute):
+            rows.append(("WEBSOCKET", str(route.path), route.route_handler.opt["access"]))
             continue
         for handler in getattr(route, "route_handlers", []):
             for method in sorted(handler.http_methods - {"OPTIONS"}):
@@ -65,12 +70,16 @@ async def _world(settings: Settings, client: AsyncTestClient[Litestar]) -> World
     ).json()
     await wait_for(client, owner, submission["id"])
     token = (await client.post("/api/tokens", json={"name": "spare"}, headers=owner.headers)).json()
+    interview = (
+        await client.post("/api/interviews", json={"submission_id": submission["id"]}, headers=owner.headers)
+    ).json()
     values = {
         "submission_id": str(submission["id"]),
         "position_id": str(position["id"]),
         "version_id": str(rubric["id"]),
         "token_id": str(token["id"]),
         "code": "not-a-real-code",
+        "interview_id": str(interview["id"]),
     }
     return World(people, values)
 
@@ -91,8 +100,13 @@ def _expected(access: str, path: str, method: str, who: str, identity: Identity 
             return {404}
         if method == "DELETE" and who == "manager_same_org":
             return {403}  # only the candidate deletes their data
-    if ("{position_id" in path or "{version_id" in path) and who == "manager_other_org":
+    if ("{position_id" in path or "{version_id" in path or "{interview_id" in path) and who in (
+        "manager_other_org",
+        "other_candidate",
+    ):
         return {404}
+    if method == "WEBSOCKET" and who != "owner":
+        return {404}  # an interview's socket is its candidate's alone (an admin reads the transcript instead)
     return None
 
 
@@ -108,7 +122,9 @@ async def test_every_route_against_every_kind_of_user(
         order = sorted(world.people.items(), key=lambda item: item[0] == "owner")  # the owner deletes last
         for who, identity in order:
             headers = identity.headers if identity else {}
-            if path.endswith("/events"):
+            if method == "WEBSOCKET":
+                status = await _socket_status(client, url, headers)
+            elif path.endswith("/events"):
                 async with client.stream(method, url, headers=headers) as response:
                     status = response.status_code
             else:
@@ -122,6 +138,16 @@ async def test_every_route_against_every_kind_of_user(
             elif refused is None and status in (401, 403):
                 failures.append(f"{method} {path} as {who}: refused with {status}")
     assert not failures, "\n".join(failures)
+
+
+async def _socket_status(client: AsyncTestClient[Litestar], url: str, headers: dict[str, str]) -> int:
+    """200 when the socket opened and said hello; otherwise the HTTP status its close code carries."""
+    try:
+        socket = await client.websocket_connect(url, headers=headers)
+        with socket:
+            return 200 if socket.receive_json()["type"] == "hello" else 500
+    except WebSocketDisconnect as refused:
+        return refused.code - 4000 if 4000 <= refused.code < 5000 else refused.code  # Litestar closes with 4000+status
 
 
 def test_a_route_without_an_access_rule_stops_the_app() -> None:

@@ -1,0 +1,203 @@
+"""Interviews: start one about a graded submission, talk over a WebSocket, read the transcript and the report.
+
+The WebSocket speaks JSON messages:
+- server → client: {"type": "hello", "acknowledged": [answer ids], "transcript": [...], "finished": bool};
+  {"type": "token", "text": "..."} while the interviewer speaks; {"type": "question", "text": "..."} when the
+  interview's first turn is complete; {"type": "ack", "id": "..."} once an answer is recorded;
+  {"type": "reply", "id": "...", "text": "..."} with the interviewer's whole reply; {"type": "end", "reason"};
+  {"type": "error", "message": "..."}.
+- client → server: {"type": "answer", "id": "<client-chosen id>", "text": "..."}.
+An answer sent again with the same id (after a dropped connection) is acknowledged and answered with the reply
+already given; it is never recorded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from litestar import Request, Response, WebSocket, get, post, websocket
+from litestar.di import NamedDependency
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, JSONBody
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from interviewer.errors import InterviewFinished
+from server.db.models import Interview, User
+from server.errors import DomainError, NotFound
+from server.services import interviews
+from server.web import client_address, state_of
+
+USER, CANDIDATE = ({"access": level} for level in ("user", "candidate"))
+MAX_ANSWER = 20_000
+
+
+class NewInterview(msgspec.Struct, forbid_unknown_fields=True):
+    submission_id: int
+
+
+class InterviewOut(msgspec.Struct):
+    id: int
+    submission_id: int
+    status: str
+    transcript: list[dict[str, Any]]
+
+
+def _out(row: Interview) -> InterviewOut:
+    assert row.id is not None
+    return InterviewOut(row.id, row.submission_id, row.status, msgspec.json.decode(row.transcript))
+
+
+@post("/api/interviews", opt=CANDIDATE, status_code=201)
+async def start_interview(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    data: JSONBody[NewInterview],
+) -> InterviewOut:
+    state = state_of(request)
+    state.limiter.hit("interview", client_address(request), state.settings.limits.interview_starts_per_minute)
+    return _out(await interviews.start(db, user, data.submission_id))
+
+
+@get("/api/interviews/{interview_id:int}", opt=USER)
+async def get_interview(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], interview_id: FromPath[int]
+) -> InterviewOut:
+    return _out(await interviews.visible_interview(db, user, interview_id))
+
+
+@get("/api/interviews/{interview_id:int}/report", opt=USER)
+async def get_interview_report(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], interview_id: FromPath[int]
+) -> Response[bytes]:
+    row = await interviews.visible_interview(db, user, interview_id)
+    if row.report is None:
+        raise NotFound("the interview has not finished yet")
+    return Response(row.report.encode(), media_type="application/json")
+
+
+@websocket("/api/interviews/{interview_id:int}/ws", opt=CANDIDATE)
+async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: FromPath[int]) -> None:
+    """The text interview, streamed. Only the candidate whose interview it is; a browser's Origin must be ours."""
+    state = state_of(socket)
+    user: User = socket.state["user"]
+    origin = socket.headers.get("origin")
+    if socket.state.get("session") is not None and (
+        origin is None or not _same_origin(origin, state.settings.server.public_url)
+    ):
+        await socket.close(code=4403, reason="origin not allowed")
+        return
+    async with state.factory() as db:
+        row = await db.get(Interview, interview_id)
+        if row is None or row.candidate_id != user.id:
+            await socket.close(code=4404, reason="no such interview")
+            return
+        try:
+            live = await state.interviews.open(db, row)
+        except DomainError as error:
+            await socket.close(code=4409, reason=error.message[:120])
+            return
+    await socket.accept()
+    session = live.session
+    await socket.send_json(
+        {
+            "type": "hello",
+            "acknowledged": interviews.acknowledged(session),
+            "transcript": msgspec.to_builtins(session.transcript),
+            "finished": session.finished,
+        }
+    )
+    try:
+        if not session.transcript:
+            sender = _Sender(socket)
+            async with live.lock:
+                question = await session.start(sender)
+                await _save(state, interview_id, live)
+            await sender.flush()
+            await socket.send_json({"type": "question", "text": question})
+        while True:
+            message = await socket.receive_json()
+            await _on_message(state, socket, interview_id, live, message)
+    except WebSocketDisconnect:
+        return
+
+
+async def _on_message(state: Any, socket: WebSocket[Any, Any, Any], interview_id: int, live: Any, message: Any) -> None:
+    if not isinstance(message, dict) or message.get("type") != "answer":
+        await socket.send_json({"type": "error", "message": 'send {"type": "answer", "id": ..., "text": ...}'})
+        return
+    answer_id, text = str(message.get("id", ""))[:100], str(message.get("text", ""))[:MAX_ANSWER]
+    if not answer_id:
+        await socket.send_json({"type": "error", "message": "an answer needs an id"})
+        return
+    session = live.session
+    async with live.lock:  # one answer at a time per interview, even across two connections
+        if answer_id in session.replies:
+            await socket.send_json({"type": "ack", "id": answer_id})
+            await socket.send_json({"type": "reply", "id": answer_id, "text": session.replies[answer_id]})
+            return
+        await socket.send_json({"type": "ack", "id": answer_id})
+        sender = _Sender(socket)
+        try:
+            # The reply is generated and saved even if the client drops meanwhile: it is there when they return.
+            reply = await asyncio.shield(
+                _answer_and_save(state, interview_id, live, answer_id=answer_id, text=text, sink=sender)
+            )
+        except InterviewFinished:
+            await socket.send_json({"type": "end", "reason": session.ended})
+            return
+        finally:
+            await sender.flush()
+    await socket.send_json({"type": "reply", "id": answer_id, "text": reply})
+    if session.finished:
+        await socket.send_json({"type": "end", "reason": session.ended})
+
+
+async def _answer_and_save(state: Any, interview_id: int, live: Any, *, answer_id: str, text: str, sink: Any) -> str:
+    reply: str = await live.session.answer(answer_id, text, sink)
+    await _save(state, interview_id, live)
+    return reply
+
+
+async def _save(state: Any, interview_id: int, live: Any) -> None:
+    async with state.factory() as db:
+        row = await db.get(Interview, interview_id)
+        if row is not None:
+            interviews.save(row, live, state.settings.interview.rubric)
+            await db.commit()
+
+
+class _Sender:
+    """Streams the interviewer's tokens in order from the agent's synchronous callback. A dropped client misses
+    tokens, never the saved reply."""
+
+    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
+        self.socket = socket
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.task = asyncio.create_task(self._drain())
+
+    def __call__(self, token: str) -> None:
+        self.queue.put_nowait(token)
+
+    async def _drain(self) -> None:
+        while True:
+            token = await self.queue.get()
+            with contextlib.suppress(Exception):
+                await self.socket.send_json({"type": "token", "text": token})
+            self.queue.task_done()
+
+    async def flush(self) -> None:
+        await self.queue.join()
+        self.task.cancel()
+
+
+def _same_origin(origin: str, public_url: str) -> bool:
+    mine, theirs = urlsplit(public_url), urlsplit(origin)
+    return (theirs.scheme, theirs.hostname, theirs.port) == (mine.scheme, mine.hostname, mine.port)
+
+
+ROUTES = [start_interview, get_interview, get_interview_report, interview_socket]
