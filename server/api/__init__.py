@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from server.api import accounts, catalogue, interviews, submissions, system
+from server.api import accounts, catalogue, interviews, reviews, submissions, system
 
-ROUTES = [*system.ROUTES, *accounts.ROUTES, *catalogue.ROUTES, *submissions.ROUTES, *interviews.ROUTES]
+ROUTES = [*system.ROUTES, *accounts.ROUTES, *catalogue.ROUTES, *submissions.ROUTES, *interviews.ROUTES, *reviews.ROUTES]

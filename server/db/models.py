@@ -189,3 +189,28 @@ class Interview(SQLModel, table=True):
     report: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+
+
+class ScoreOverride(SQLModel, table=True):
+    """A manager's change to one criterion's score, with the reason. Never edited or removed: the history is the
+    list of these, and the original score stays in the report."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    path: str = Field(max_length=200)
+    original: float | None = None
+    score: float
+    reason: str = Field(max_length=2000)
+    by_user: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewRequest(SQLModel, table=True):
+    """A candidate asks for a human to review a result."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    candidate_id: int = Field(foreign_key="user.id")
+    message: str = Field(max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None

@@ -9,7 +9,17 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.db.models import Candidacy, Interview, Job, Position, Submission, User, utcnow
+from server.db.models import (
+    Candidacy,
+    Interview,
+    Job,
+    Position,
+    ReviewRequest,
+    ScoreOverride,
+    Submission,
+    User,
+    utcnow,
+)
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, TooMany
 from server.jobs.queue import JobQueue
 from server.services.catalogue import default_rubric, rubric_version
@@ -141,8 +151,9 @@ async def delete(db: AsyncSession, candidate: User, submission_id: int) -> None:
     submission = await visible_submission(db, candidate, submission_id)
     if candidate.role != "admin" and submission.candidate_id != candidate.id:
         raise Forbidden("only the candidate can delete their submission")
-    for interview in (await db.exec(select(Interview).where(Interview.submission_id == submission.id))).all():
-        await db.delete(interview)
+    for kind in (Interview, ScoreOverride, ReviewRequest):
+        for row in (await db.exec(select(kind).where(kind.submission_id == submission.id))).all():
+            await db.delete(row)
     for job in (await db.exec(select(Job).where(Job.submission_id == submission.id))).all():
         await db.delete(job)
     await db.flush()

@@ -1,0 +1,124 @@
+"""Managers compare candidates, override scores with a reason and export CSV; candidates ask for a human review
+and delete their data."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db.models import Submission, User
+from server.jobs.worker import snapshot_path
+from server.services import reviews, submissions
+from server.web import state_of
+
+USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
+
+
+class NewOverride(msgspec.Struct, forbid_unknown_fields=True):
+    path: Annotated[str, msgspec.Meta(max_length=200)]
+    score: float
+    reason: Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class OverrideOut(msgspec.Struct):
+    id: int
+    path: str
+    original: float | None
+    score: float
+    reason: str
+    by_user: int
+    created_at: datetime
+
+
+class ReviewRequestIn(msgspec.Struct, forbid_unknown_fields=True):
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+
+
+@get("/api/positions/{position_id:int}/candidates", opt=MANAGER)
+async def candidates(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: FromPath[int]
+) -> list[dict[str, Any]]:
+    """The position's candidates side by side: scores per criterion (overrides applied), coverage, interview."""
+    return await reviews.position_candidates(db, user, position_id)
+
+
+@get("/api/positions/{position_id:int}/candidates.csv", opt=MANAGER)
+async def candidates_csv(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: FromPath[int]
+) -> Response[str]:
+    text = reviews.candidates_csv(await reviews.position_candidates(db, user, position_id))
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="position-{position_id}.csv"'},
+    )
+
+
+@post("/api/submissions/{submission_id:int}/overrides", opt=MANAGER, status_code=201)
+async def add_override(
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    submission_id: FromPath[int],
+    data: JSONBody[NewOverride],
+) -> OverrideOut:
+    row = await reviews.override(db, user, submission_id, path=data.path, score=data.score, reason=data.reason)
+    return OverrideOut(row.id or 0, row.path, row.original, row.score, row.reason, row.by_user, row.created_at)
+
+
+@get("/api/submissions/{submission_id:int}/overrides", opt=USER)
+async def list_overrides(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+) -> list[OverrideOut]:
+    """Every change a manager made to this result, oldest first; the candidate sees them too."""
+    rows = await reviews.history(db, user, submission_id)
+    return [
+        OverrideOut(row.id or 0, row.path, row.original, row.score, row.reason, row.by_user, row.created_at)
+        for row in rows
+    ]
+
+
+@get("/api/submissions/{submission_id:int}/scores", opt=USER)
+async def effective_scores(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+) -> dict[str, Any]:
+    """The score tree with overrides applied (the report keeps the original)."""
+    submission = await submissions.visible_submission(db, user, submission_id)
+    scored = await reviews.effective_scores(db, submission)
+    return msgspec.to_builtins(scored)  # type: ignore[no-any-return]
+
+
+@post("/api/submissions/{submission_id:int}/review-request", opt=CANDIDATE, status_code=201)
+async def review_request(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    submission_id: FromPath[int],
+    data: JSONBody[ReviewRequestIn],
+) -> dict[str, Any]:
+    """Ask for a human to review this result; the organisation's managers are mailed."""
+    row = await reviews.request_review(db, state_of(request).mailer, user, submission_id, data.message)
+    return {"id": row.id, "submission_id": row.submission_id, "created_at": row.created_at}
+
+
+@delete("/api/me/data", opt=USER, status_code=204)
+async def delete_my_data(
+    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], user: NamedDependency[User]
+) -> None:
+    """A candidate deletes everything Viva holds from their work: submissions, reports, interviews and their
+    transcripts, the kept code. The account stays (delete it by asking an admin)."""
+    settings = state_of(request).settings
+    mine = (await db.exec(select(Submission).where(Submission.candidate_id == user.id))).all()
+    for submission in mine:
+        await submissions.delete(db, user, submission.id or 0)
+        shutil.rmtree(snapshot_path(settings, submission.id or 0), ignore_errors=True)
+
+
+ROUTES = [candidates, candidates_csv, add_override, list_overrides, effective_scores, review_request, delete_my_data]

@@ -1,0 +1,213 @@
+"""What managers do with results: compare a position's candidates, override a score with a reason (history kept,
+the original visible), export CSV; and what candidates ask for: a human review."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import msgspec
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from grader.model import Score
+from grader.report.model import GradingReport
+from grader.scoring import ScoredRubric, score_rubric, walk
+from server.db.models import (
+    Candidacy,
+    Interview,
+    ReviewRequest,
+    RubricVersion,
+    ScoreOverride,
+    Submission,
+    User,
+)
+from server.errors import Forbidden, InvalidInput, NotFound
+from server.mail import Mailer
+from server.services.catalogue import loaded, managed_position
+from server.services.submissions import visible_submission
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+async def override(
+    db: AsyncSession, manager: User, submission_id: int, *, path: str, score: float, reason: str
+) -> ScoreOverride:
+    if manager.role not in ("manager", "admin"):
+        raise Forbidden("only managers override scores")
+    submission = await visible_submission(db, manager, submission_id)
+    if not 0.0 <= score <= 1.0:
+        raise InvalidInput("a score is between 0 and 1", {"field": "score"})
+    if len(reason.strip()) < 5:
+        raise InvalidInput("say why (at least a few words)", {"field": "reason"})
+    report = _report(submission)
+    leaf = next((node for node, _ in walk(report.criteria) if node.path == path), None)
+    if leaf is None or leaf.children:
+        raise InvalidInput(f"{path!r} is not a leaf criterion of this report", {"field": "path"})
+    row = ScoreOverride(
+        submission_id=submission_id,
+        path=path,
+        original=leaf.score,
+        score=score,
+        reason=reason.strip(),
+        by_user=manager.id or 0,
+    )
+    db.add(row)
+    await db.flush()
+    effective = await effective_scores(db, submission)
+    submission.score = effective.score
+    return row
+
+
+async def history(db: AsyncSession, user: User, submission_id: int) -> list[ScoreOverride]:
+    await visible_submission(db, user, submission_id)
+    query = select(ScoreOverride).where(ScoreOverride.submission_id == submission_id).order_by(col(ScoreOverride.id))
+    return list((await db.exec(query)).all())
+
+
+async def effective_scores(db: AsyncSession, submission: Submission) -> ScoredRubric:
+    """The report's scores with the latest override of each leaf applied, parents recomputed."""
+    report = _report(submission)
+    rubric_row = await db.get(RubricVersion, submission.rubric_version_id)
+    if rubric_row is None:
+        raise NotFound("the rubric version is gone")
+    overrides = {
+        row.path: row
+        for row in (
+            await db.exec(
+                select(ScoreOverride)
+                .where(ScoreOverride.submission_id == submission.id)
+                .order_by(col(ScoreOverride.id))
+            )
+        ).all()
+    }
+    leaves: dict[str, Score] = {}
+    for node, _ in walk(report.criteria):
+        if node.children:
+            continue
+        basis = node.basis[0] if node.basis else "static"
+        changed = overrides.get(node.path)
+        if changed is not None:
+            was = "not scored" if changed.original is None else f"{changed.original:.2f}"
+            leaves[node.path] = Score.scored(
+                changed.score, f"Set by a manager: {changed.reason} (was {was})", basis=basis
+            )
+        elif node.status == "scored" and node.score is not None:
+            leaves[node.path] = Score.scored(node.score, node.explanation, list(node.evidence), basis=basis)
+        else:
+            leaves[node.path] = Score(status=node.status, explanation=node.explanation, basis=basis)
+    return score_rubric(loaded(rubric_row).rubric, leaves)
+
+
+async def position_candidates(db: AsyncSession, manager: User, position_id: int) -> list[dict[str, Any]]:
+    """One row per candidate who joined: their latest submission's scores (overrides applied) and interview."""
+    position = await managed_position(db, manager, position_id)
+    rows = []
+    joined = (
+        await db.exec(select(Candidacy).where(Candidacy.position_id == position.id).order_by(col(Candidacy.id)))
+    ).all()
+    for candidacy in joined:
+        candidate = await db.get(User, candidacy.candidate_id)
+        if candidate is None:
+            continue
+        latest = (
+            await db.exec(
+                select(Submission)
+                .where(Submission.position_id == position.id, Submission.candidate_id == candidate.id)
+                .order_by(col(Submission.id).desc())
+            )
+        ).first()
+        row: dict[str, Any] = {
+            "candidate_id": candidate.id,
+            "name": candidate.name,
+            "email": candidate.email,
+            "submission_id": latest.id if latest else None,
+            "status": latest.status if latest else "not submitted",
+            "score": None,
+            "coverage": None,
+            "criteria": {},
+            "overridden": False,
+            "interview_score": None,
+            "rubric_version_id": latest.rubric_version_id if latest else None,
+        }
+        if latest is not None and latest.report is not None:
+            effective = await effective_scores(db, latest)
+            row["score"], row["coverage"] = effective.score, effective.coverage
+            row["criteria"] = {node.path: node.score for node in effective.criteria}
+            row["overridden"] = bool(
+                (await db.exec(select(ScoreOverride).where(ScoreOverride.submission_id == latest.id))).first()
+            )
+            row["interview_score"] = await _interview_score(db, latest.id or 0)
+        rows.append(row)
+    return rows
+
+
+def candidates_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV for a spreadsheet: every cell that a spreadsheet would read as a formula is made plain text."""
+    criteria = sorted({path for row in rows for path in row["criteria"]})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["name", "email", "status", "score", "coverage", *criteria, "interview", "overridden"])
+    for row in rows:
+        values = [row["name"], row["email"], row["status"], row["score"], row["coverage"]]
+        values += [row["criteria"].get(path) for path in criteria]
+        values += [row["interview_score"], "yes" if row["overridden"] else "no"]
+        writer.writerow([_cell(value) for value in values])
+    return buffer.getvalue()
+
+
+async def request_review(
+    db: AsyncSession, mailer: Mailer, candidate: User, submission_id: int, message: str
+) -> ReviewRequest:
+    submission = await visible_submission(db, candidate, submission_id)
+    if submission.candidate_id != candidate.id:
+        raise Forbidden("only the candidate asks for a review of their result")
+    request = ReviewRequest(submission_id=submission_id, candidate_id=candidate.id or 0, message=message.strip()[:4000])
+    db.add(request)
+    await db.flush()
+    if submission.organisation_id is not None:
+        managers = (
+            await db.exec(
+                select(User).where(User.organisation_id == submission.organisation_id, User.role == "manager")
+            )
+        ).all()
+        for manager in managers:
+            await mailer.send(
+                db,
+                manager.email,
+                "A candidate asks for a human review",
+                f"{candidate.name or candidate.email} asks for a review of submission {submission_id}:\n\n"
+                f"{request.message}\n",
+            )
+    return request
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _report(submission: Submission) -> GradingReport:
+    if submission.report is None:
+        raise InvalidInput(f"the grading is {submission.status}: there is no report yet")
+    return msgspec.json.decode(submission.report, type=GradingReport)
+
+
+async def _interview_score(db: AsyncSession, submission_id: int) -> float | None:
+    finished = (
+        await db.exec(
+            select(Interview)
+            .where(Interview.submission_id == submission_id, Interview.status == "finished")
+            .order_by(col(Interview.id).desc())
+        )
+    ).first()
+    if finished is None or finished.report is None:
+        return None
+    score = json.loads(finished.report).get("score")
+    return float(score) if isinstance(score, (int, float)) else None
