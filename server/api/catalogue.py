@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import get, post
+from typing import Any
+
+from litestar import Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -93,4 +95,38 @@ async def join(
     return PositionOut.of(await catalogue.join_position(db, user, data.invite_code), manager=False)
 
 
-ROUTES = [list_rubrics, get_rubric, validate_rubric, save_rubric, create_position, list_positions, get_position, join]
+@get("/api/rubrics/{version_id:int}/export", opt=MANAGER)
+async def export_rubric(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], version_id: FromPath[int]
+) -> Response[str]:
+    """The version's YAML exactly as saved (import it elsewhere with POST /api/rubrics)."""
+    row = await catalogue.rubric_version(db, user, version_id)
+    return Response(
+        row.source,
+        media_type="application/yaml",
+        headers={"content-disposition": f'attachment; filename="{row.key}-v{row.version}.yaml"'},
+    )
+
+
+@get("/api/rubrics/diff", opt=MANAGER)
+async def diff_rubrics(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], old: FromQuery[int], new: FromQuery[int]
+) -> dict[str, Any]:
+    """What changed between two versions: a unified diff of the YAML and the criteria added, removed or re-weighted."""
+    before = await catalogue.rubric_version(db, user, old)
+    after = await catalogue.rubric_version(db, user, new)
+    return catalogue.diff(before, after)
+
+
+ROUTES = [
+    export_rubric,
+    diff_rubrics,
+    list_rubrics,
+    get_rubric,
+    validate_rubric,
+    save_rubric,
+    create_position,
+    list_positions,
+    get_position,
+    join,
+]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from typing import Any
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -115,6 +118,40 @@ async def join_position(db: AsyncSession, candidate: User, invite_code: str) -> 
         db.add(Candidacy(position_id=position.id, candidate_id=candidate.id))
         await db.flush()
     return position
+
+
+def diff(before: RubricVersion, after: RubricVersion) -> dict[str, Any]:
+    old_tree, new_tree = _leaves(before), _leaves(after)
+    lines = difflib.unified_diff(
+        before.source.splitlines(),
+        after.source.splitlines(),
+        f"{before.key} v{before.version}",
+        f"{after.key} v{after.version}",
+        lineterm="",
+    )
+    return {
+        "old": {"id": before.id, "key": before.key, "version": before.version},
+        "new": {"id": after.id, "key": after.key, "version": after.version},
+        "added": sorted(set(new_tree) - set(old_tree)),
+        "removed": sorted(set(old_tree) - set(new_tree)),
+        "changed": sorted(path for path in set(old_tree) & set(new_tree) if old_tree[path] != new_tree[path]),
+        "unified": "\n".join(lines),
+    }
+
+
+def _leaves(row: RubricVersion) -> dict[str, tuple[float, str]]:
+    """Every criterion by path: its weight and its check (what a change to grading would be about)."""
+    found: dict[str, tuple[float, str]] = {}
+
+    def visit(criteria: list[Any], prefix: str) -> None:
+        for criterion in criteria:
+            path = f"{prefix}{criterion.id}"
+            check = f"{criterion.check.kind}:{criterion.check.name}" if criterion.check else ""
+            found[path] = (criterion.weight, check)
+            visit(criterion.children, f"{path}.")
+
+    visit(loaded(row).rubric.criteria, "")
+    return found
 
 
 async def _latest_version(db: AsyncSession, organisation_id: int | None, key: str) -> int | None:

@@ -146,6 +146,19 @@ async def test_cancel_delete_and_regrade_with_another_rubric_version(
         "/api/rubrics", json={"source": RUBRIC.replace("Lean", "Leaner")}, headers=manager.headers
     )
     assert (lean.json()["version"], again.json()["version"]) == (1, 2) and lean.json()["key"] == "lean"
+    exported = await client.get(f"/api/rubrics/{lean.json()['id']}/export", headers=manager.headers)
+    assert exported.text == RUBRIC and "lean-v1.yaml" in exported.headers["content-disposition"]
+    changed = (
+        await client.get(f"/api/rubrics/diff?old={lean.json()['id']}&new={again.json()['id']}", headers=manager.headers)
+    ).json()
+    assert changed["changed"] == changed["added"] == changed["removed"] == []
+    assert "-title: Lean" in changed["unified"] and "+title: Leaner" in changed["unified"]
+    heavier = RUBRIC.replace("weight: 1", "weight: 3")
+    reweighted = await client.post("/api/rubrics", json={"source": heavier}, headers=manager.headers)
+    diffed = await client.get(
+        f"/api/rubrics/diff?old={lean.json()['id']}&new={reweighted.json()['id']}", headers=manager.headers
+    )
+    assert diffed.json()["changed"] == ["docker"]
 
     regraded = await client.post(
         f"/api/submissions/{submission_id}/regrade",
