@@ -40,7 +40,7 @@ from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
 from server.metrics import METRICS
 from server.schemas import ErrorBody, ErrorOut
-from server.services import accounts
+from server.services import accounts, retention
 from server.services.catalogue import seed_builtin_rubrics
 from server.services.interviews import InterviewRooms
 from server.settings import Settings
@@ -49,6 +49,7 @@ from server.web import SESSION_COOKIE, RateLimiter, ServerState, state_of
 log = logging.getLogger("viva.server")
 CSRF_HEADER = "x-csrf-token"
 ACCESS_LEVELS = ("public", "user", "candidate", "manager", "admin")
+RETENTION_EVERY_S = 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -210,6 +211,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
             if not settings.submissions.static_only:
                 await asyncio.to_thread(_reap_sandboxes)  # containers a killed server left behind
             state.tasks += [asyncio.create_task(state.worker.run(slot)) for slot in range(settings.server.worker_slots)]
+            state.tasks.append(asyncio.create_task(_retention_loop(state)))
         state.ready = True
 
     async def shutdown(app: Litestar) -> None:
@@ -235,6 +237,20 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
     app.state["viva"] = state
     _require_access_rules(app)
     return app
+
+
+async def _retention_loop(state: ServerState) -> None:
+    """Apply the retention settings at start and then hourly."""
+    while True:
+        try:
+            async with state.factory() as db:
+                removed = await retention.sweep(db, state.settings)
+                await db.commit()
+            if any(removed.values()):
+                log.info("retention removed %s", removed)
+        except Exception:  # a failed sweep is retried next hour; it must not stop the server
+            log.exception("the retention sweep failed")
+        await asyncio.sleep(RETENTION_EVERY_S)
 
 
 def _reap_sandboxes() -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import timedelta
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from server.db.models import User
+from server.db.models import Interview, Submission, User, utcnow
+from server.services import retention
 from server.settings import Settings
 from tests.server.conftest import Identity, database, make_identity, make_organisation, wait_for
 
@@ -142,4 +144,28 @@ async def test_a_review_request_reaches_the_managers_and_a_candidate_can_delete_
     assert (await client.delete("/api/me/data", headers=candidate.headers)).status_code == 204
     assert (await client.get("/api/submissions", headers=candidate.headers)).json()["total"] == 0
     assert (await client.get(f"/api/submissions/{submission_id}", headers=manager.headers)).status_code == 404
+    assert not (settings.data_path / "snapshots" / str(submission_id)).exists()
+
+
+async def test_retention_removes_old_reports_and_transcripts(
+    settings: Settings, client: AsyncTestClient[Litestar]
+) -> None:
+    _, candidate, _, submission_id = await _graded_candidate(settings, client, "Old")
+    started = await client.post("/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers)
+    interview_id = started.json()["id"]
+    async with database(settings) as db:
+        submission = await db.get(Submission, submission_id)
+        interview = await db.get(Interview, interview_id)
+        assert submission is not None and interview is not None
+        long_ago = utcnow() - timedelta(days=400)
+        submission.finished_at, interview.created_at = long_ago, long_ago
+        interview.transcript = '[{"role": "interviewer", "text": "hello", "at": 0}]'
+        await db.commit()
+        removed = await retention.sweep(db, settings)
+        await db.commit()
+    assert removed == {"reports": 1, "transcripts": 1}
+    assert (await client.get(f"/api/submissions/{submission_id}/report", headers=candidate.headers)).status_code == 404
+    body = (await client.get(f"/api/submissions/{submission_id}", headers=candidate.headers)).json()
+    assert "retention" in body["error"] and body["score"] is not None  # the fact of the grading stays
+    assert (await client.get(f"/api/interviews/{interview_id}", headers=candidate.headers)).json()["transcript"] == []
     assert not (settings.data_path / "snapshots" / str(submission_id)).exists()
