@@ -6,9 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar.params import PathParameter, QueryParameter
 
 from server.db.models import Position, RubricVersion, Submission, User
 
+ID_MAX = 2**63 - 1
+"""The largest id a database integer column holds; larger ones in a request are refused with 400, not 500."""
+PathId = Annotated[int, PathParameter(ge=1, le=ID_MAX)]
+QueryId = Annotated[int, QueryParameter(ge=1, le=ID_MAX)]
+OptionalQueryId = Annotated[int | None, QueryParameter(ge=1, le=ID_MAX)]
+BodyId = Annotated[int, msgspec.Meta(ge=1, le=ID_MAX)]
 Email = Annotated[str, msgspec.Meta(max_length=320)]
 Password = Annotated[str, msgspec.Meta(max_length=1000)]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
@@ -61,7 +68,7 @@ class NewRubric(msgspec.Struct, forbid_unknown_fields=True):
 
 class NewPosition(msgspec.Struct, forbid_unknown_fields=True):
     title: Name
-    rubric_version_id: int
+    rubric_version_id: BodyId
 
 
 class JoinPosition(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,13 +77,13 @@ class JoinPosition(msgspec.Struct, forbid_unknown_fields=True):
 
 class NewSubmission(msgspec.Struct, forbid_unknown_fields=True):
     target: Annotated[str, msgspec.Meta(max_length=500)]
-    position_id: int | None = None
+    position_id: BodyId | None = None
     token: Annotated[str, msgspec.Meta(max_length=400)] | None = None
     """A token for a private repository: used for the clone, kept in memory until then, stored nowhere."""
 
 
 class Regrade(msgspec.Struct, forbid_unknown_fields=True):
-    rubric_version_id: int
+    rubric_version_id: BodyId
 
 
 class UserOut(msgspec.Struct):

@@ -20,6 +20,7 @@ from server.schemas import (
     NewOrganisation,
     NewToken,
     OutboxOut,
+    PathId,
     ResetConfirm,
     ResetRequest,
     SessionOut,
@@ -182,7 +183,7 @@ async def list_tokens(db: NamedDependency[AsyncSession], user: NamedDependency[U
 
 
 @delete("/api/tokens/{token_id:int}", opt=USER, status_code=204)
-async def revoke_token(db: NamedDependency[AsyncSession], user: NamedDependency[User], token_id: FromPath[int]) -> None:
+async def revoke_token(db: NamedDependency[AsyncSession], user: NamedDependency[User], token_id: PathId) -> None:
     await accounts.revoke_api_token(db, user, token_id)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import JSONBody
 from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubrics.errors import RubricError
 from rubrics.loader import load_rubric_text
 from server.db.models import Candidacy, Position, RubricVersion, User
-from server.schemas import JoinPosition, NewPosition, NewRubric, PositionOut, RubricOut
+from server.schemas import JoinPosition, NewPosition, NewRubric, PathId, PositionOut, QueryId, RubricOut
 from server.services import catalogue
 
 USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
@@ -33,9 +33,7 @@ async def list_rubrics(db: NamedDependency[AsyncSession], user: NamedDependency[
 
 
 @get("/api/rubrics/{version_id:int}", opt=MANAGER)
-async def get_rubric(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], version_id: FromPath[int]
-) -> RubricOut:
+async def get_rubric(db: NamedDependency[AsyncSession], user: NamedDependency[User], version_id: PathId) -> RubricOut:
     return RubricOut.of(await catalogue.rubric_version(db, user, version_id), with_source=True)
 
 
@@ -83,7 +81,7 @@ async def list_positions(db: NamedDependency[AsyncSession], user: NamedDependenc
 
 @get("/api/positions/{position_id:int}", opt=MANAGER)
 async def get_position(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: PathId
 ) -> PositionOut:
     return PositionOut.of(await catalogue.managed_position(db, user, position_id), manager=True)
 
@@ -97,7 +95,7 @@ async def join(
 
 @get("/api/rubrics/{version_id:int}/export", opt=MANAGER)
 async def export_rubric(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], version_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], version_id: PathId
 ) -> Response[str]:
     """The version's YAML exactly as saved (import it elsewhere with POST /api/rubrics)."""
     row = await catalogue.rubric_version(db, user, version_id)
@@ -110,7 +108,7 @@ async def export_rubric(
 
 @get("/api/rubrics/diff", opt=MANAGER)
 async def diff_rubrics(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], old: FromQuery[int], new: FromQuery[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], old: QueryId, new: QueryId
 ) -> dict[str, Any]:
     """What changed between two versions: a unified diff of the YAML and the criteria added, removed or re-weighted."""
     before = await catalogue.rubric_version(db, user, old)

@@ -22,12 +22,13 @@ import msgspec
 from litestar import Request, Response, WebSocket, get, post, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from interviewer.errors import InterviewFinished
 from server.db.models import Interview, User
 from server.errors import DomainError, NotFound
+from server.schemas import BodyId, PathId
 from server.services import interviews
 from server.web import client_address, state_of
 
@@ -36,7 +37,7 @@ MAX_ANSWER = 20_000
 
 
 class NewInterview(msgspec.Struct, forbid_unknown_fields=True):
-    submission_id: int
+    submission_id: BodyId
 
 
 class InterviewOut(msgspec.Struct):
@@ -65,14 +66,14 @@ async def start_interview(
 
 @get("/api/interviews/{interview_id:int}", opt=USER)
 async def get_interview(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], interview_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], interview_id: PathId
 ) -> InterviewOut:
     return _out(await interviews.visible_interview(db, user, interview_id))
 
 
 @get("/api/interviews/{interview_id:int}/report", opt=USER)
 async def get_interview_report(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], interview_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], interview_id: PathId
 ) -> Response[bytes]:
     row = await interviews.visible_interview(db, user, interview_id)
     if row.report is None:
@@ -81,7 +82,7 @@ async def get_interview_report(
 
 
 @websocket("/api/interviews/{interview_id:int}/ws", opt=CANDIDATE)
-async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: FromPath[int]) -> None:
+async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: PathId) -> None:
     """The text interview, streamed. Only the candidate whose interview it is; a browser's Origin must be ours."""
     state = state_of(socket)
     user: User = socket.state["user"]

@@ -10,12 +10,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Submission, User
 from server.jobs.worker import snapshot_path
+from server.schemas import PathId
 from server.services import reviews, submissions
 from server.web import state_of
 
@@ -44,7 +45,7 @@ class ReviewRequestIn(msgspec.Struct, forbid_unknown_fields=True):
 
 @get("/api/positions/{position_id:int}/candidates", opt=MANAGER)
 async def candidates(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: PathId
 ) -> list[dict[str, Any]]:
     """The position's candidates side by side: scores per criterion (overrides applied), coverage, interview."""
     return await reviews.position_candidates(db, user, position_id)
@@ -52,7 +53,7 @@ async def candidates(
 
 @get("/api/positions/{position_id:int}/candidates.csv", opt=MANAGER)
 async def candidates_csv(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: PathId
 ) -> Response[str]:
     text = reviews.candidates_csv(await reviews.position_candidates(db, user, position_id))
     return Response(
@@ -66,7 +67,7 @@ async def candidates_csv(
 async def add_override(
     db: NamedDependency[AsyncSession],
     user: NamedDependency[User],
-    submission_id: FromPath[int],
+    submission_id: PathId,
     data: JSONBody[NewOverride],
 ) -> OverrideOut:
     row = await reviews.override(db, user, submission_id, path=data.path, score=data.score, reason=data.reason)
@@ -75,7 +76,7 @@ async def add_override(
 
 @get("/api/submissions/{submission_id:int}/overrides", opt=USER)
 async def list_overrides(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: PathId
 ) -> list[OverrideOut]:
     """Every change a manager made to this result, oldest first; the candidate sees them too."""
     rows = await reviews.history(db, user, submission_id)
@@ -87,7 +88,7 @@ async def list_overrides(
 
 @get("/api/submissions/{submission_id:int}/scores", opt=USER)
 async def effective_scores(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: PathId
 ) -> dict[str, Any]:
     """The score tree with overrides applied (the report keeps the original)."""
     submission = await submissions.visible_submission(db, user, submission_id)
@@ -100,7 +101,7 @@ async def review_request(
     request: Request[Any, Any, Any],
     db: NamedDependency[AsyncSession],
     user: NamedDependency[User],
-    submission_id: FromPath[int],
+    submission_id: PathId,
     data: JSONBody[ReviewRequestIn],
 ) -> dict[str, Any]:
     """Ask for a human to review this result; the organisation's managers are mailed."""

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.db.models import Job, Submission, User
 from server.errors import NotFound
 from server.jobs.worker import TERMINAL, progress_of, snapshot_path
-from server.schemas import NewSubmission, Page, Regrade, SubmissionOut
+from server.schemas import NewSubmission, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
 from server.services import submissions
 from server.web import client_address, state_of
 
@@ -50,7 +50,7 @@ async def submit(
 async def list_submissions(
     db: NamedDependency[AsyncSession],
     user: NamedDependency[User],
-    position_id: FromQuery[int | None] = None,
+    position_id: OptionalQueryId = None,
     limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     offset: Annotated[int, QueryParameter(ge=0)] = 0,
 ) -> Page[SubmissionOut]:
@@ -60,7 +60,7 @@ async def list_submissions(
 
 @get("/api/submissions/{submission_id:int}", opt=USER)
 async def get_submission(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: PathId
 ) -> SubmissionOut:
     submission = await submissions.visible_submission(db, user, submission_id)
     return SubmissionOut.of(submission, progress_of(await _job(db, submission_id)))
@@ -68,7 +68,7 @@ async def get_submission(
 
 @get("/api/submissions/{submission_id:int}/report", opt=USER)
 async def get_report(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: PathId
 ) -> Response[bytes]:
     """The whole report.json as graded (schema: grader/report/report.schema.json)."""
     submission = await submissions.visible_submission(db, user, submission_id)
@@ -82,7 +82,7 @@ async def events(
     request: Request[Any, Any, Any],
     db: NamedDependency[AsyncSession],
     user: NamedDependency[User],
-    submission_id: FromPath[int],
+    submission_id: PathId,
 ) -> ServerSentEvent:
     """Progress as server-sent events: `progress` while it runs, one `status` event at the end."""
     await submissions.visible_submission(db, user, submission_id)
@@ -90,7 +90,7 @@ async def events(
     return ServerSentEvent(_stream(state, submission_id))
 
 
-async def _stream(state: Any, submission_id: FromPath[int]) -> AsyncIterator[ServerSentEventMessage]:
+async def _stream(state: Any, submission_id: PathId) -> AsyncIterator[ServerSentEventMessage]:
     queue = state.hub.subscribe(submission_id)
     last: dict[str, Any] | None = None
     try:
@@ -118,7 +118,7 @@ async def _stream(state: Any, submission_id: FromPath[int]) -> AsyncIterator[Ser
 
 @post("/api/submissions/{submission_id:int}/cancel", opt=USER, status_code=200)
 async def cancel(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: FromPath[int]
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: PathId
 ) -> SubmissionOut:
     return SubmissionOut.of(await submissions.cancel(db, user, submission_id))
 
@@ -128,7 +128,7 @@ async def delete_submission(
     request: Request[Any, Any, Any],
     db: NamedDependency[AsyncSession],
     user: NamedDependency[User],
-    submission_id: FromPath[int],
+    submission_id: PathId,
 ) -> None:
     """The candidate deletes a submission, its report, its interviews and the kept code (an admin may too)."""
     await submissions.delete(db, user, submission_id)
@@ -140,14 +140,14 @@ async def regrade(
     request: Request[Any, Any, Any],
     db: NamedDependency[AsyncSession],
     user: NamedDependency[User],
-    submission_id: FromPath[int],
+    submission_id: PathId,
     data: JSONBody[Regrade],
 ) -> SubmissionOut:
     state = state_of(request)
     return SubmissionOut.of(await submissions.regrade(db, state.queue, user, submission_id, data.rubric_version_id))
 
 
-async def _job(db: NamedDependency[AsyncSession], submission_id: FromPath[int]) -> Job | None:
+async def _job(db: NamedDependency[AsyncSession], submission_id: PathId) -> Job | None:
     return (await db.exec(select(Job).where(Job.submission_id == submission_id).order_by(col(Job.id).desc()))).first()
 
 
