@@ -231,6 +231,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=OpenAPIConfig(title="Viva", version=viva_version(), path="/schema"),
+        request_max_body_size=settings.submissions.max_archive_mb * 1024 * 1024 + 256 * 1024,
         state=None,
         debug=False,
     )

@@ -45,5 +45,6 @@ def host_secret(tmp_path_factory: pytest.TempPathFactory) -> Path:
     secret.write_text("HOST-SECRET-7f3a9 do not leak\n")
     return secret
 
+
 # The fixture services are candidate code (with their own tests, run only inside a sandbox), not Viva's tests.
 collect_ignore_glob = ["fixtures/apps/*"]

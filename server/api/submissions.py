@@ -7,20 +7,24 @@ import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, QueryParameter
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Job, Submission, User
-from server.errors import NotFound
-from server.jobs.worker import TERMINAL, progress_of, snapshot_path
-from server.schemas import NewSubmission, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
+from server.errors import InvalidInput, NotFound
+from server.jobs.worker import TERMINAL, progress_of, snapshot_path, uploads_path
+from server.schemas import ID_MAX, NewSubmission, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
 from server.services import submissions
+from server.services.archives import store_archive
 from server.web import client_address, state_of
 
 USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
@@ -43,6 +47,36 @@ async def submit(
     if data.token:
         assert submission.id is not None
         state.worker.tokens[submission.id] = data.token
+    return SubmissionOut.of(submission)
+
+
+@dataclass
+class ArchiveUpload:
+    file: UploadFile
+    position_id: int | None = None
+
+
+@post("/api/submissions/archive", opt=CANDIDATE, status_code=202)
+async def submit_archive(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    data: Annotated[ArchiveUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> SubmissionOut:
+    """Queue a grading of an uploaded archive (.tar.gz, .tgz, .tar, .zip), size-capped and unpacked safely."""
+    state = state_of(request)
+    settings = state.settings
+    state.limiter.hit("submission", client_address(request), settings.limits.submissions_per_minute)
+    cap = settings.submissions.max_archive_mb * 1024 * 1024
+    content = await data.file.read(cap + 1)
+    if len(content) > cap:
+        raise InvalidInput(f"the archive is larger than {settings.submissions.max_archive_mb} MB")
+    if data.position_id is not None and not 1 <= data.position_id <= ID_MAX:
+        raise InvalidInput("no such position", {"field": "position_id"})
+    target = await asyncio.to_thread(store_archive, content, uploads_path(settings), settings.fetch)
+    submission = await submissions.submit(
+        db, state.queue, settings, user, target=target, position_id=data.position_id, uploaded=True
+    )
     return SubmissionOut.of(submission)
 
 
@@ -151,4 +185,14 @@ async def _job(db: NamedDependency[AsyncSession], submission_id: PathId) -> Job 
     return (await db.exec(select(Job).where(Job.submission_id == submission_id).order_by(col(Job.id).desc()))).first()
 
 
-ROUTES = [submit, list_submissions, get_submission, get_report, events, cancel, delete_submission, regrade]
+ROUTES = [
+    submit,
+    submit_archive,
+    list_submissions,
+    get_submission,
+    get_report,
+    events,
+    cancel,
+    delete_submission,
+    regrade,
+]

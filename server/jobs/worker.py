@@ -117,16 +117,20 @@ class Worker:
         await self._finish(run, state, report, error)
 
     def _target_and_options(self, submission: Submission) -> tuple[str, GradeOptions]:
+        """An https URL is cloned within the submission host allow-list; an uploaded archive (unpacked at upload)
+        and a test fixture are local directories Viva itself wrote or was configured with."""
         settings = self.settings
-        fixture = submission.target.startswith("fixture:")
-        target = submission.target
-        if fixture:
+        target, local = submission.target, False
+        if target.startswith("fixture:"):
             assert settings.submissions.fixtures_dir, "fixture targets are accepted only when fixtures_dir is set"
-            target = str(Path(settings.submissions.fixtures_dir) / submission.target.removeprefix("fixture:"))
+            target, local = str(Path(settings.submissions.fixtures_dir) / target.removeprefix("fixture:")), True
+        elif target.startswith("archive:"):
+            target, local = str(uploads_path(settings) / target.removeprefix("archive:")), True
+        limits = msgspec.structs.replace(settings.fetch, allowed_hosts=list(settings.submissions.hosts))
         return target, GradeOptions(
-            fetch_limits=settings.fetch,
+            fetch_limits=limits,
             profile_limits=settings.profile,
-            allow_local=fixture,
+            allow_local=local,
             static_only=settings.submissions.static_only,
             disabled_checks=settings.grading.disabled_checks,
             token=self.tokens.get(submission.id or 0),
@@ -204,6 +208,10 @@ class _JobRun:
             owner.hub.publish(self.submission_id, latest)
             async with owner.factory() as db:
                 await owner.queue.record_progress(db, self.job_id, latest)
+
+
+def uploads_path(settings: Settings) -> Path:
+    return settings.data_path / "uploads"
 
 
 def snapshot_path(settings: Settings, submission_id: int) -> Path:

@@ -27,14 +27,17 @@ from server.settings import Settings
 
 ACTIVE = ("queued", "running")
 FIXTURE = re.compile(r"^fixture:([a-z0-9_-]{1,64})$")
+ARCHIVE = re.compile(r"^archive:[0-9a-f]{64}$")
 
 
-def check_target(target: str, settings: Settings) -> str:
+def check_target(target: str, settings: Settings, *, uploaded: bool = False) -> str:
     """The repository to grade, as the API accepts it: an https URL on the host allow-list (GitHub by default), or
     in tests a named fixture. Never a local path, `file://`, ssh, or a URL with credentials or a port."""
     target = target.strip()
     if settings.submissions.fixtures_dir and FIXTURE.match(target):
         return target
+    if uploaded and ARCHIVE.match(target):
+        return target  # made by the upload route from the candidate's own archive, never accepted as text
     parts = urlsplit(target)
     if parts.scheme != "https":
         raise InvalidInput("submit an https URL of a repository (local paths and other schemes are refused)")
@@ -57,12 +60,13 @@ async def submit(
     *,
     target: str,
     position_id: int | None,
+    uploaded: bool = False,
 ) -> Submission:
     if candidate.role != "candidate":
         raise Forbidden("only candidates submit repositories")
     if candidate.ai_notice_accepted_at is None:
         raise Forbidden("read and accept how Viva uses AI before you submit (POST /api/me/ai-notice)")
-    target = check_target(target, settings)
+    target = check_target(target, settings, uploaded=uploaded)
     position = await _joined_position(db, candidate, position_id) if position_id is not None else None
     rubric_id = (
         position.rubric_version_id if position else (await default_rubric(db, settings.grading.default_rubric)).id

@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 
 from server.app import create_app
 from server.settings import Settings
-from tests.server.conftest import Identity, make_identity, server_settings
+from tests.server.conftest import Identity, make_identity, make_organisation, server_settings
 
 DATA = Path(tempfile.mkdtemp(prefix="viva-schemathesis-"))
 SETTINGS: Settings = server_settings(
@@ -34,11 +34,11 @@ SETTINGS: Settings = server_settings(
 )
 SCHEMA = schemathesis.openapi.from_dict(create_app(SETTINGS).openapi_schema.to_schema())
 CONNECTED: list[Any] = []
-_recording = False
+RECORDING = {"on": False}
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if _recording and event == "socket.connect":
+    if RECORDING["on"] and event == "socket.connect":
         CONNECTED.append(args[1])
 
 
@@ -47,21 +47,18 @@ sys.addaudithook(_audit)
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[TestClient[Litestar], dict[str, Identity]]]:
-    global _recording
     with TestClient(create_app(SETTINGS)) as client:
         people = {role: asyncio.run(make_identity(SETTINGS, role, organisation_id=None)) for role in ("candidate",)}
         people["manager"] = asyncio.run(_manager())
-        _recording = True
+        RECORDING["on"] = True
         try:
             yield client, people
         finally:
-            _recording = False
+            RECORDING["on"] = False
     assert all(_loopback(address) for address in CONNECTED), [a for a in CONNECTED if not _loopback(a)]
 
 
 async def _manager() -> Identity:
-    from tests.server.conftest import make_organisation  # noqa: PLC0415 - same helpers, module-level settings
-
     return await make_identity(SETTINGS, "manager", organisation_id=await make_organisation(SETTINGS))
 
 
@@ -82,7 +79,9 @@ def test_no_server_errors(case: Any, role: str, served: tuple[TestClient[Litesta
     client, people = served
     kwargs = case.as_transport_kwargs(base_url="http://testserver.local", headers=people[role].headers)
     response = client.request(**{key: value for key, value in kwargs.items() if key in _ALLOWED})
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    )
 
 
 _ALLOWED = {"method", "url", "headers", "params", "json", "content", "data", "files"}
