@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import dynamic_bench, gateway_bench, interview_bench, profile_bench, sandbox_bench
+from bench import dynamic_bench, gateway_bench, interview_bench, profile_bench, sandbox_bench, server_bench
 
 BENCHMARKS = {
     "profile": profile_bench.run,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "sandbox": sandbox_bench.run,
     "gateway": gateway_bench.run,
     "dynamic": dynamic_bench.run,
+    "server": server_bench.run,
 }
 
 

@@ -114,7 +114,9 @@ async def token_user(db: AsyncSession, token: str) -> User | None:
     record = (await db.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))).first()
     if record is None or record.revoked:
         return None
-    record.last_used_at = utcnow()
+    now = utcnow()
+    if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+        record.last_used_at = now  # at most one write a minute per token, not one per request
     user = await db.get(User, record.user_id)
     return user if user is not None and not user.disabled else None
 

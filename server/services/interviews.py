@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from grader.profile import RepoProfile
+from grader.repo_index import RepoIndex
 from grader.report.model import GradingReport
 from interviewer.factory import new_session
 from interviewer.model import Turn
@@ -26,6 +30,8 @@ from server.db.models import Interview, Submission, User, utcnow
 from server.errors import Conflict, Forbidden, NotFound
 from server.jobs.worker import snapshot_path
 from server.settings import Settings
+
+INDEXES_KEPT = 32
 
 
 @dataclass
@@ -41,6 +47,8 @@ class InterviewRooms:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._live: dict[int, LiveInterview] = {}
+        self._indexes: OrderedDict[int, RepoIndex] = OrderedDict()
+        self._index_lock = threading.Lock()
 
     async def open(self, db: AsyncSession, row: Interview) -> LiveInterview:
         assert row.id is not None
@@ -60,6 +68,7 @@ class InterviewRooms:
         if not root.is_dir():
             raise Conflict("the graded code is no longer kept; grade the repository again to be interviewed on it")
         book = BudgetBook()
+        index = self._index(submission.id or 0, root)
         session = new_session(
             root,
             msgspec.convert(report.profile, RepoProfile),
@@ -70,9 +79,23 @@ class InterviewRooms:
             interview_id=str(row.id),
             budget_usd=self.settings.interview.budget_usd,
             report=report,
+            index=index,
         )
         session.resume(msgspec.json.decode(row.transcript, type=list[Turn]), json.loads(row.replies))
         return LiveInterview(session, book)
+
+    def _index(self, submission_id: int, root: Path) -> RepoIndex:
+        """One search index per graded snapshot, shared by its interviews (the code does not change under them)."""
+        with self._index_lock:
+            if submission_id in self._indexes:
+                self._indexes.move_to_end(submission_id)
+                return self._indexes[submission_id]
+        built = RepoIndex.build(root)
+        with self._index_lock:
+            self._indexes[submission_id] = built
+            while len(self._indexes) > INDEXES_KEPT:
+                self._indexes.popitem(last=False)
+        return built
 
 
 async def start(db: AsyncSession, candidate: User, submission_id: int) -> Interview:

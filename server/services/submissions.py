@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlsplit
 
 from sqlalchemy import func
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -132,7 +133,8 @@ async def list_submissions(
     if position_id is not None:
         query = query.where(Submission.position_id == position_id)
     total = (await db.exec(select(func.count()).select_from(query.subquery()))).one()
-    rows = (await db.exec(query.order_by(col(Submission.id).desc()).offset(offset).limit(limit))).all()
+    page = query.options(defer(Submission.report)).order_by(col(Submission.id).desc()).offset(offset).limit(limit)  # type: ignore[arg-type]
+    rows = (await db.exec(page)).all()
     return list(rows), int(total)
 
 
