@@ -27,7 +27,7 @@ from rubrics.loader import load_rubric_file
 from rubrics.registry import builtin_rubrics, resolve_rubric
 from rubrics.schema import rubric_json_schema
 from sandboxes.errors import SandboxError
-from server import interview_cli, judge_eval_cli, sandbox_cli
+from server import interview_cli, judge_eval_cli, logs, sandbox_cli
 from server.console import print_rubric, print_rubric_problems, print_summary, stage_progress
 from server.errors import ServerError
 from server.settings import Settings, load_settings
@@ -138,7 +138,13 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from server.app import create_app  # noqa: PLC0415 - as above
 
     host, port = args.host or settings.server.host, args.port or settings.server.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.general.log_level, lifespan="on")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=logs.configure(settings.general.log_level),
+        lifespan="on",
+    )
     return 0
 
 

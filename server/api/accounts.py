@@ -199,7 +199,23 @@ async def outbox(db: NamedDependency[AsyncSession], user: NamedDependency[User])
     ]
 
 
+AI_NOTICE = (
+    "Viva grades your project and interviews you with AI. An automated grader reads and runs your repository in an "
+    "isolated sandbox, and a language model interviews you about it and rates your answers against the rubric the "
+    "hiring team chose. Every score comes with its evidence. You can ask for a person to review any result, and you "
+    "can delete your data — submissions, reports, interview transcripts and recordings — at any time. Data is kept "
+    "only as long as this deployment's retention settings say."
+)
+
+
+@get("/api/ai-notice", opt=PUBLIC, sync_to_thread=False)
+def ai_notice() -> dict[str, str]:
+    """What a candidate is told before they start; accepting it (POST /api/me/ai-notice) unlocks submitting."""
+    return {"text": AI_NOTICE}
+
+
 ROUTES = [
+    ai_notice,
     sign_up,
     log_in,
     log_out,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from server.errors import SettingsError
+from server.logs import JsonFormatter
 from server.settings import Settings, load_settings, variable_names
 
 
@@ -56,3 +58,26 @@ def test_every_variable_is_documented() -> None:
     documented = (Path(__file__).parents[2] / "docs" / "SETTINGS.md").read_text()
     missing = [name for name in variable_names() if name not in documented]
     assert not missing, f"docs/SETTINGS.md does not mention {missing}"
+
+
+def test_logs_never_carry_secrets() -> None:
+    record = logging.LogRecord(
+        "viva",
+        logging.INFO,
+        __file__,
+        1,
+        "GET /api/invitations/abcdefghijklmnop123/accept Authorization: Bearer viva_secretsecretsecret cookie "
+        'viva_session=topsecretvalue {"password": "hunter2hunter2"} key sk-ant-abcdefghijkl token=abcdefghijkl',
+        None,
+        None,
+    )
+    line = JsonFormatter().format(record)
+    for secret in (
+        "abcdefghijklmnop123",
+        "viva_secretsecretsecret",
+        "topsecretvalue",
+        "hunter2hunter2",
+        "sk-ant-abcdefghijkl",
+    ):
+        assert secret not in line, secret
+    assert '"level": "info"' in line and "[redacted]" in line
