@@ -29,6 +29,7 @@ from rubrics.registry import resolve_rubric
 from server.db.models import Interview, Submission, User, utcnow
 from server.errors import Conflict, Forbidden, NotFound
 from server.jobs.worker import snapshot_path
+from server.metrics import METRICS
 from server.settings import Settings
 
 INDEXES_KEPT = 32
@@ -39,6 +40,8 @@ class LiveInterview:
     session: InterviewSession
     book: BudgetBook
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    reported_usd: float = 0.0
+    """Spend already added to the model-spend metric."""
 
 
 class InterviewRooms:
@@ -57,6 +60,10 @@ class InterviewRooms:
             live = await asyncio.to_thread(self._build, await _submission(db, row.submission_id), row)
             self._live[row.id] = live
         return live
+
+    def running(self, interview_id: int) -> LiveInterview | None:
+        """The live session, if this process is running it."""
+        return self._live.get(interview_id)
 
     def forget(self, interview_id: int) -> None:
         self._live.pop(interview_id, None)
@@ -126,6 +133,10 @@ async def visible_interview(db: AsyncSession, user: User, interview_id: int) -> 
 
 def save(row: Interview, live: LiveInterview, rubric_id: str) -> None:
     session = live.session
+    spent = live.book.spent(f"interview:{row.id}")
+    if spent > live.reported_usd:
+        METRICS.add_spend("interview", spent - live.reported_usd)
+        live.reported_usd = spent
     row.transcript = msgspec.json.encode(session.transcript).decode()
     row.replies = json.dumps(session.replies)
     if session.finished and row.status == "active":

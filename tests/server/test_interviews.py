@@ -14,7 +14,9 @@ from litestar import Litestar
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
+from llm.budget import CallRecord
 from server.app import create_app
+from server.metrics import METRICS
 from server.settings import Settings
 from tests.server.conftest import PASSWORD, Identity, make_identity
 
@@ -113,3 +115,24 @@ def test_the_socket_checks_origin_owner_and_sign_in(settings: Settings) -> None:
         assert foreign.value.code == 4403
         with client.websocket_connect(path, headers=ORIGIN) as socket:
             assert socket.receive_json()["type"] == "hello"
+
+
+def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
+    """What an interview's model calls cost is added to viva_model_spend_usd_total (once, as it grows)."""
+    with TestClient(create_app(settings)) as client:
+        candidate = asyncio.run(make_identity(settings, "candidate"))
+        submission_id = _graded_submission(client, candidate)
+        interview_id = client.post(
+            "/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers
+        ).json()["id"]
+        with client.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
+            _until(socket, "question")
+            live = client.app.state["viva"].interviews.running(interview_id)
+            account = f"interview:{interview_id}"
+            before = METRICS.spend_usd["interview"]
+            reservation = live.book.reserve([account], 0.002)
+            live.book.settle(reservation, CallRecord("priced", "interview_turn", [account], 100, 50, 0.00125, 0.1, True))
+            socket.send_json({"type": "answer", "id": "a1", "text": "We cap spend per request and alert at 80%."})
+            _until(socket, "reply")
+        assert METRICS.spend_usd["interview"] - before == pytest.approx(0.00125)
+        assert "viva_model_spend_usd_total" in client.get("/metrics").text
