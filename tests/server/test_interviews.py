@@ -131,7 +131,9 @@ def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
             account = f"interview:{interview_id}"
             before = METRICS.spend_usd["interview"]
             reservation = live.book.reserve([account], 0.002)
-            live.book.settle(reservation, CallRecord("priced", "interview_turn", [account], 100, 50, 0.00125, 0.1, True))
+            live.book.settle(
+                reservation, CallRecord("priced", "interview_turn", [account], 100, 50, 0.00125, 0.1, True)
+            )
             socket.send_json({"type": "answer", "id": "a1", "text": "We cap spend per request and alert at 80%."})
             _until(socket, "reply")
         assert METRICS.spend_usd["interview"] - before == pytest.approx(0.00125)
