@@ -53,6 +53,10 @@ _GITHUB_TARGET = re.compile(
 )
 
 
+JUDGE_ACCOUNT = "grading:run"
+"""The budget account the judge's model calls are charged to."""
+
+
 @dataclass(frozen=True)
 class GradeOptions:
     """How one grading run behaves, beyond what to grade and with which rubric."""
@@ -191,7 +195,7 @@ def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options
 def _run_judge(leaves: list[tuple[str, str, Any]], root: Path, options: GradeOptions) -> dict[str, Score]:
     """Judge leaves run on the judge voters (offline by default), metered against the grading run's budget."""
     book = options.budget_book or BudgetBook()
-    account = "grading:run"
+    account = JUDGE_ACCOUNT
     book.open_account(account, options.judge_budget_usd)
     try:
         voters = [

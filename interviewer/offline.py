@@ -79,6 +79,9 @@ def _decide(messages: list[ModelMessage]) -> ToolCallPart | str:
     return _utterance(directive, searched, seed)
 
 
+WORDS_PER_CHUNK = 4
+
+
 def _interviewer_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     decision = _decide(messages)
     if isinstance(decision, ToolCallPart):
@@ -91,8 +94,11 @@ async def _interviewer_stream(messages: list[ModelMessage], info: AgentInfo) -> 
     if isinstance(decision, ToolCallPart):
         yield {0: DeltaToolCall(name=decision.tool_name, json_args=decision.args_as_json_str())}
         return
-    for word in re.findall(r"\S+\s*", decision):
-        yield word
+    # A few words per chunk, as providers' streams arrive over the network: each chunk costs pydantic-ai a round of
+    # stream events, and a word at a time made the stand-in model's streaming the server's main CPU cost.
+    words = re.findall(r"\S+\s*", decision)
+    for start in range(0, len(words), WORDS_PER_CHUNK):
+        yield "".join(words[start : start + WORDS_PER_CHUNK])
 
 
 def best_sentence(answer: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
 from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
@@ -44,6 +45,23 @@ WITHHELD = "I can't share how I'm set up. Let's get back to your project."
 MAX_SILENT = 2
 
 TokenSink = Callable[[str], None]
+
+
+class SessionState(msgspec.Struct, forbid_unknown_fields=False):
+    """Everything an interview has decided so far, saved after every answer: a session rebuilt from it (after a
+    restart, or by another server process) continues exactly where this one stood — same topic, same follow-up
+    count, the earlier answers' assessments kept for the report."""
+
+    transcript: list[Turn] = msgspec.field(default_factory=list)
+    replies: dict[str, str] = msgspec.field(default_factory=dict)
+    assessments: list[Assessment] = msgspec.field(default_factory=list)
+    contradictions: list[Contradiction] = msgspec.field(default_factory=list)
+    injection_attempts: list[str] = msgspec.field(default_factory=list)
+    ended: str = ""
+    topic_index: int = 0
+    follow_ups: int = 0
+    silent: int = 0
+    probed: list[str] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -82,13 +100,27 @@ class InterviewSession:
     def topic(self) -> Topic | None:
         return self.plan.topics[self._topic_index] if self._topic_index < len(self.plan.topics) else None
 
-    def resume(self, transcript: list[Turn], replies: dict[str, str]) -> None:
-        """Continue a saved interview (after a server restart): its transcript and replies back in place, and the plan
-        moved past the topics already answered. Follow-up counts within a topic start again."""
-        self.transcript, self.replies = list(transcript), dict(replies)
-        covered = {turn.topic_id for turn in transcript if turn.role == "candidate" and turn.topic_id}
-        while self.topic is not None and self.topic.id in covered:
-            self._topic_index += 1
+    def state(self) -> SessionState:
+        return SessionState(
+            list(self.transcript),
+            dict(self.replies),
+            list(self.assessments),
+            list(self.contradictions),
+            list(self.injection_attempts),
+            self.ended,
+            self._topic_index,
+            self._follow_ups,
+            self._silent,
+            sorted(self._probed),
+        )
+
+    def restore(self, state: SessionState) -> None:
+        """Continue a saved interview exactly where it stood."""
+        self.transcript, self.replies = list(state.transcript), dict(state.replies)
+        self.assessments, self.contradictions = list(state.assessments), list(state.contradictions)
+        self.injection_attempts, self.ended = list(state.injection_attempts), state.ended
+        self._topic_index, self._follow_ups, self._silent = state.topic_index, state.follow_ups, state.silent
+        self._probed = set(state.probed)
 
     async def start(self, on_token: TokenSink | None = None) -> str:
         if self.transcript:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -43,7 +44,7 @@ from server.schemas import ErrorBody, ErrorOut
 from server.services import accounts, retention
 from server.services.catalogue import seed_builtin_rubrics
 from server.services.interviews import InterviewRooms
-from server.settings import Settings
+from server.settings import Settings, load_settings
 from server.web import SESSION_COOKIE, RateLimiter, ServerState, state_of
 
 log = logging.getLogger("viva.server")
@@ -181,7 +182,30 @@ def observability(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litestar:
+async def prepare_database(settings: Settings) -> None:
+    """Bring the schema up to date, seed the built-in rubrics and the demo. Once per start: by the only process, or
+    by `viva serve`'s parent before it starts several (concurrent migrations would race)."""
+    url = database_url(settings)
+    await asyncio.to_thread(upgrade, url)  # Alembic runs its own loop: keep it off ours
+    engine = make_engine(url)
+    try:
+        factory = session_factory(engine)
+        async with factory() as db:
+            await seed_builtin_rubrics(db)
+            await db.commit()
+        if settings.server.demo:
+            await ensure_demo(settings, factory)
+    finally:
+        await engine.dispose()
+
+
+def process_app() -> Litestar:
+    """One of several server processes (`uvicorn --factory`): settings from the environment as the parent read
+    them; the parent prepared the database."""
+    return create_app(load_settings(env_file=Path(".env")), prepared=True)
+
+
+def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: bool = False) -> Litestar:
     url = database_url(settings)
     engine = make_engine(url)
     factory = session_factory(engine)
@@ -201,16 +225,12 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> Litesta
     worker_on = settings.server.worker if run_worker is None else run_worker
 
     async def startup(app: Litestar) -> None:
-        await asyncio.to_thread(upgrade, url)  # Alembic runs its own loop: keep it off ours
-        async with factory() as db:
-            await seed_builtin_rubrics(db)
-            await db.commit()
-        if settings.server.demo:
-            await ensure_demo(state)
+        if not prepared:
+            await prepare_database(settings)
         if worker_on:
             if not settings.submissions.static_only:
                 await asyncio.to_thread(_reap_sandboxes)  # containers a killed server left behind
-            state.tasks += [asyncio.create_task(state.worker.run(slot)) for slot in range(settings.server.worker_slots)]
+            state.tasks += state.worker.start(settings.server.worker_slots)
             state.tasks.append(asyncio.create_task(_retention_loop(state)))
         state.ready = True
 

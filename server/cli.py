@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the web server (API, worker) on VIVA_SERVER_HOST:PORT")
     serve_cmd.add_argument("--host", default=None, help="override VIVA_SERVER_HOST")
     serve_cmd.add_argument("--port", type=int, default=None, help="override VIVA_SERVER_PORT")
+    serve_cmd.add_argument(
+        "--processes", type=int, default=None, help="server processes sharing the port (VIVA_SERVER_PROCESSES)"
+    )
     serve_cmd.set_defaults(handler=_cmd_serve)
 
     manifest_cmd = commands.add_parser("manifest", help="the viva.toml manifest a candidate may write")
@@ -133,16 +136,29 @@ def _cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn  # noqa: PLC0415 - the server loads only for `viva serve`, keeping the other commands quick
+    import asyncio  # noqa: PLC0415 - the server loads only for `viva serve`, keeping the other commands quick
 
-    from server.app import create_app  # noqa: PLC0415 - as above
+    import uvicorn  # noqa: PLC0415 - as above
+
+    from server.app import create_app, prepare_database  # noqa: PLC0415 - as above
 
     host, port = args.host or settings.server.host, args.port or settings.server.port
+    processes = args.processes or settings.server.processes
+    if processes < 1:
+        raise CommandFailed("--processes must be at least 1")
+    log_config = logs.configure(settings.general.log_level)
+    if processes == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config, lifespan="on")
+        return 0
+    # Several processes share the port; the database is prepared here once, before any of them starts.
+    asyncio.run(prepare_database(settings))
     uvicorn.run(
-        create_app(settings),
+        "server.app:process_app",
+        factory=True,
+        workers=processes,
         host=host,
         port=port,
-        log_config=logs.configure(settings.general.log_level),
+        log_config=log_config,
         lifespan="on",
     )
     return 0

@@ -4,23 +4,22 @@ position, created on first start; the passwords are printed once and stored only
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Organisation, User
 from server.services import accounts
 from server.services.catalogue import create_position, default_rubric
-
-if TYPE_CHECKING:
-    from server.web import ServerState
+from server.settings import Settings
 
 MANAGER_EMAIL = "manager@demo.viva.localhost"
 CANDIDATE_EMAIL = "candidate@demo.viva.localhost"
 
 
-async def ensure_demo(state: ServerState) -> None:
-    async with state.factory() as db:
+async def ensure_demo(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> None:
+    async with factory() as db:
         if (await db.exec(select(User).where(User.email == MANAGER_EMAIL))).first() is not None:
             return
         organisation = Organisation(name="Demo organisation")
@@ -38,11 +37,11 @@ async def ensure_demo(state: ServerState) -> None:
         await accounts.create_user(
             db, email=CANDIDATE_EMAIL, password=candidate_password, role="candidate", name="Demo candidate"
         )
-        rubric = await default_rubric(db, state.settings.grading.default_rubric)
+        rubric = await default_rubric(db, settings.grading.default_rubric)
         assert rubric.id is not None
         position = await create_position(db, manager, "AI engineer (demo)", rubric.id)
         await db.commit()
-    url = state.settings.server.public_url
+    url = settings.server.public_url
     print(
         f"\nViva demo, created once (these passwords are not shown again):\n"
         f"  manager    {MANAGER_EMAIL}  {manager_password}\n"

@@ -15,6 +15,8 @@ ID_MAX = 2**63 - 1
 PathId = Annotated[int, PathParameter(ge=1, le=ID_MAX)]
 QueryId = Annotated[int, QueryParameter(ge=1, le=ID_MAX)]
 OptionalQueryId = Annotated[int | None, QueryParameter(ge=1, le=ID_MAX)]
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="items per page")]
+Offset = Annotated[int, QueryParameter(ge=0, le=ID_MAX, description="items to skip")]
 BodyId = Annotated[int, msgspec.Meta(ge=1, le=ID_MAX)]
 Email = Annotated[str, msgspec.Meta(max_length=320)]
 Password = Annotated[str, msgspec.Meta(max_length=1000)]

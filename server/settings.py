@@ -40,6 +40,11 @@ class GradingSettings(msgspec.Struct, frozen=True, kw_only=True):
     formats: list[Literal["json", "md", "html"]] = msgspec.field(default_factory=lambda: ["json", "md", "html"])
     disabled_checks: list[str] = msgspec.field(default_factory=list)
     """Check names this deployment switches off; their criteria are `not_run`, never 0."""
+    judge_model: str | None = None
+    """The server's LLM judge (a model string, llm.spec); None picks offline, or the configured providers with
+    offline last. (`viva grade --judge-model` chooses for the CLI.)"""
+    judge_budget_usd: float = 0.50
+    """Ceiling on the judge's spend per grading."""
 
 
 class InterviewSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +78,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     session_hours: float = 12.0
     cookie_secure: bool = False
     """Mark session cookies Secure (set it when the server is behind https)."""
+    processes: int = 1
+    """Server processes (`viva serve --processes`). Each serves requests and interviews and, with `worker`, runs
+    gradings; interviews and jobs live in the database, so any process can carry on any of them."""
     worker: bool = True
     """Run the grading worker inside the server process."""
     worker_slots: int = 1

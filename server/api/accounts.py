@@ -15,11 +15,14 @@ from server.db.models import ApiToken, OutboxMail, User, utcnow
 from server.errors import Forbidden
 from server.schemas import (
     AcceptInvitation,
+    Limit,
     Login,
     NewInvitation,
     NewOrganisation,
     NewToken,
+    Offset,
     OutboxOut,
+    Page,
     PathId,
     ResetConfirm,
     ResetRequest,
@@ -30,6 +33,7 @@ from server.schemas import (
 )
 from server.services import accounts
 from server.services.catalogue import join_position
+from server.services.paging import paged
 from server.web import SESSION_COOKIE, client_address, state_of
 
 PUBLIC, USER, MANAGER, ADMIN = ({"access": level} for level in ("public", "user", "manager", "admin"))
@@ -177,9 +181,17 @@ async def create_token(
 
 
 @get("/api/tokens", opt=USER)
-async def list_tokens(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[TokenOut]:
-    rows = (await db.exec(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked == False))).all()  # noqa: E712
-    return [TokenOut(row.id or 0, row.name, row.prefix, row.created_at, row.last_used_at) for row in rows]
+async def list_tokens(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], limit: Limit = 100, offset: Offset = 0
+) -> Page[TokenOut]:
+    query = select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked == False)  # noqa: E712
+    rows, total = await paged(db, query, col(ApiToken.id), limit=limit, offset=offset)
+    return Page(
+        [TokenOut(row.id or 0, row.name, row.prefix, row.created_at, row.last_used_at) for row in rows],
+        total,
+        limit,
+        offset,
+    )
 
 
 @delete("/api/tokens/{token_id:int}", opt=USER, status_code=204)
@@ -188,15 +200,22 @@ async def revoke_token(db: NamedDependency[AsyncSession], user: NamedDependency[
 
 
 @get("/api/admin/outbox", opt=ADMIN)
-async def outbox(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[OutboxOut]:
-    """Mail Viva sent, or would have sent without SMTP: invitations and reset links."""
+async def outbox(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], limit: Limit = 100, offset: Offset = 0
+) -> Page[OutboxOut]:
+    """Mail Viva sent, or would have sent without SMTP: invitations and reset links, newest first."""
     if user.role != "admin":
         raise Forbidden("admins only")
-    rows = (await db.exec(select(OutboxMail).order_by(col(OutboxMail.id).desc()).limit(200))).all()
-    return [
-        OutboxOut(row.id or 0, row.recipient, row.subject, row.body, row.created_at, row.sent_at, row.error)
-        for row in rows
-    ]
+    rows, total = await paged(db, select(OutboxMail), col(OutboxMail.id).desc(), limit=limit, offset=offset)
+    return Page(
+        [
+            OutboxOut(row.id or 0, row.recipient, row.subject, row.body, row.created_at, row.sent_at, row.error)
+            for row in rows
+        ],
+        total,
+        limit,
+        offset,
+    )
 
 
 AI_NOTICE = (

@@ -14,22 +14,36 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubrics.errors import RubricError
 from rubrics.loader import load_rubric_text
 from server.db.models import Candidacy, Position, RubricVersion, User
-from server.schemas import JoinPosition, NewPosition, NewRubric, PathId, PositionOut, QueryId, RubricOut
+from server.schemas import (
+    JoinPosition,
+    Limit,
+    NewPosition,
+    NewRubric,
+    Offset,
+    Page,
+    PathId,
+    PositionOut,
+    QueryId,
+    RubricOut,
+)
 from server.services import catalogue
+from server.services.paging import paged
 
 USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
 
 
 @get("/api/rubrics", opt=MANAGER)
-async def list_rubrics(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[RubricOut]:
+async def list_rubrics(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], limit: Limit = 100, offset: Offset = 0
+) -> Page[RubricOut]:
     """Built-in rubrics and the organisation's own, every version."""
     owner = or_(
         col(RubricVersion.organisation_id).is_(None), col(RubricVersion.organisation_id) == user.organisation_id
     )
-    rows = (
-        await db.exec(select(RubricVersion).where(owner).order_by(col(RubricVersion.key), col(RubricVersion.version)))
-    ).all()
-    return [RubricOut.of(row) for row in rows]
+    query = select(RubricVersion).where(owner)
+    order = (col(RubricVersion.key), col(RubricVersion.version))
+    rows, total = await paged(db, query, *order, limit=limit, offset=offset)
+    return Page([RubricOut.of(row) for row in rows], total, limit, offset)
 
 
 @get("/api/rubrics/{version_id:int}", opt=MANAGER)
@@ -63,7 +77,9 @@ async def create_position(
 
 
 @get("/api/positions", opt=USER)
-async def list_positions(db: NamedDependency[AsyncSession], user: NamedDependency[User]) -> list[PositionOut]:
+async def list_positions(
+    db: NamedDependency[AsyncSession], user: NamedDependency[User], limit: Limit = 100, offset: Offset = 0
+) -> Page[PositionOut]:
     """Managers: their organisation's positions. Candidates: the positions they joined."""
     if user.role == "candidate":
         query = (
@@ -75,8 +91,8 @@ async def list_positions(db: NamedDependency[AsyncSession], user: NamedDependenc
         query = select(Position).where(Position.organisation_id == user.organisation_id)
     else:
         query = select(Position)
-    rows = (await db.exec(query.order_by(col(Position.id)))).all()
-    return [PositionOut.of(row, manager=user.role != "candidate") for row in rows]
+    rows, total = await paged(db, query, col(Position.id), limit=limit, offset=offset)
+    return Page([PositionOut.of(row, manager=user.role != "candidate") for row in rows], total, limit, offset)
 
 
 @get("/api/positions/{position_id:int}", opt=MANAGER)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from interviewer.errors import InterviewFinished
 from server.db.models import Interview, User
 from server.errors import DomainError, NotFound
-from server.schemas import BodyId, PathId
+from server.schemas import BodyId, Limit, Offset, OptionalQueryId, Page, PathId
 from server.services import interviews
 from server.web import client_address, state_of
 
@@ -45,11 +46,47 @@ class InterviewOut(msgspec.Struct):
     submission_id: int
     status: str
     transcript: list[dict[str, Any]]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class InterviewSummary(msgspec.Struct):
+    id: int
+    submission_id: int
+    candidate_id: int
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
 
 
 def _out(row: Interview) -> InterviewOut:
     assert row.id is not None
-    return InterviewOut(row.id, row.submission_id, row.status, msgspec.json.decode(row.transcript))
+    return InterviewOut(
+        row.id, row.submission_id, row.status, msgspec.json.decode(row.transcript), row.created_at, row.finished_at
+    )
+
+
+@get("/api/interviews", opt=USER)
+async def list_interviews(
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    submission_id: OptionalQueryId = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[InterviewSummary]:
+    """Candidates: their interviews. Managers: their organisation's. Newest first."""
+    rows, total = await interviews.list_interviews(db, user, submission_id=submission_id, limit=limit, offset=offset)
+    return Page(
+        [
+            InterviewSummary(
+                row.id or 0, row.submission_id, row.candidate_id, row.status, row.created_at, row.finished_at
+            )
+            for row in rows
+        ],
+        total,
+        limit,
+        offset,
+    )
 
 
 @post("/api/interviews", opt=CANDIDATE, status_code=201)
@@ -116,8 +153,7 @@ async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: PathI
         if not session.transcript:
             sender = _Sender(socket)
             async with live.lock:
-                question = await session.start(sender)
-                await _save(state, interview_id, live)
+                question = await _first_question(state, interview_id, live, sender)
             await sender.flush()
             await socket.send_json({"type": "question", "text": question})
         while True:
@@ -135,11 +171,12 @@ async def _on_message(state: Any, socket: WebSocket[Any, Any, Any], interview_id
     if not answer_id:
         await socket.send_json({"type": "error", "message": "an answer needs an id"})
         return
-    session = live.session
-    async with live.lock:  # one answer at a time per interview, even across two connections
-        if answer_id in session.replies:
+    async with live.lock:  # one answer at a time per interview in this process; the row's revision across them
+        async with state.factory() as db:
+            await state.interviews.catch_up(db, interview_id, live)
+        if answer_id in live.session.replies:
             await socket.send_json({"type": "ack", "id": answer_id})
-            await socket.send_json({"type": "reply", "id": answer_id, "text": session.replies[answer_id]})
+            await socket.send_json({"type": "reply", "id": answer_id, "text": live.session.replies[answer_id]})
             return
         await socket.send_json({"type": "ack", "id": answer_id})
         sender = _Sender(socket)
@@ -149,27 +186,48 @@ async def _on_message(state: Any, socket: WebSocket[Any, Any, Any], interview_id
                 _answer_and_save(state, interview_id, live, answer_id=answer_id, text=text, sink=sender)
             )
         except InterviewFinished:
-            await socket.send_json({"type": "end", "reason": session.ended})
+            await socket.send_json({"type": "end", "reason": live.session.ended})
+            return
+        except interviews.StaleInterview as error:
+            await socket.send_json({"type": "error", "message": str(error)})
             return
         finally:
             await sender.flush()
     await socket.send_json({"type": "reply", "id": answer_id, "text": reply})
-    if session.finished:
-        await socket.send_json({"type": "end", "reason": session.ended})
+    if live.session.finished:
+        await socket.send_json({"type": "end", "reason": live.session.ended})
 
 
 async def _answer_and_save(state: Any, interview_id: int, live: Any, *, answer_id: str, text: str, sink: Any) -> str:
-    reply: str = await live.session.answer(answer_id, text, sink)
-    await _save(state, interview_id, live)
-    return reply
+    """Answer on the session as saved; if another process saved first meanwhile, catch up and answer again from
+    there (or return the reply it already gave to this very answer)."""
+    for _ in range(3):
+        reply: str = await live.session.answer(answer_id, text, sink)
+        try:
+            await _save(state, interview_id, live)
+            return reply
+        except interviews.StaleInterview:
+            async with state.factory() as db:
+                await state.interviews.catch_up(db, interview_id, live)
+            if answer_id in live.session.replies:
+                return str(live.session.replies[answer_id])
+    raise interviews.StaleInterview("the interview kept changing under this answer; send it again")
+
+
+async def _first_question(state: Any, interview_id: int, live: Any, sink: Any) -> str:
+    question: str = await live.session.start(sink)
+    try:
+        await _save(state, interview_id, live)
+    except interviews.StaleInterview:  # another process asked it first: theirs is the one on record
+        async with state.factory() as db:
+            await state.interviews.catch_up(db, interview_id, live)
+        question = await live.session.start(None)
+    return question
 
 
 async def _save(state: Any, interview_id: int, live: Any) -> None:
     async with state.factory() as db:
-        row = await db.get(Interview, interview_id)
-        if row is not None:
-            interviews.save(row, live, state.settings.interview.rubric)
-            await db.commit()
+        await interviews.save(db, interview_id, live, state.settings.interview.rubric)
 
 
 class _Sender:
@@ -201,4 +259,4 @@ def _same_origin(origin: str, public_url: str) -> bool:
     return (theirs.scheme, theirs.hostname, theirs.port) == (mine.scheme, mine.hostname, mine.port)
 
 
-ROUTES = [start_interview, get_interview, get_interview_report, interview_socket]
+ROUTES = [list_interviews, start_interview, get_interview, get_interview_report, interview_socket]

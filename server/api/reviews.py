@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Submission, User
 from server.jobs.worker import snapshot_path
-from server.schemas import PathId
+from server.schemas import Limit, Offset, Page, PathId
 from server.services import reviews, submissions
 from server.web import state_of
 
@@ -45,17 +45,24 @@ class ReviewRequestIn(msgspec.Struct, forbid_unknown_fields=True):
 
 @get("/api/positions/{position_id:int}/candidates", opt=MANAGER)
 async def candidates(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: PathId
-) -> list[dict[str, Any]]:
-    """The position's candidates side by side: scores per criterion (overrides applied), coverage, interview."""
-    return await reviews.position_candidates(db, user, position_id)
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    position_id: PathId,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[dict[str, Any]]:
+    """The position's candidates side by side, in the order they joined: scores per criterion (overrides applied),
+    coverage, interview."""
+    rows, total = await reviews.position_candidates(db, user, position_id, limit=limit, offset=offset)
+    return Page(rows, total, limit, offset)
 
 
 @get("/api/positions/{position_id:int}/candidates.csv", opt=MANAGER)
 async def candidates_csv(
     db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: PathId
 ) -> Response[str]:
-    text = reviews.candidates_csv(await reviews.position_candidates(db, user, position_id))
+    rows, _ = await reviews.position_candidates(db, user, position_id)
+    text = reviews.candidates_csv(rows)
     return Response(
         text,
         media_type="text/csv; charset=utf-8",
@@ -76,14 +83,19 @@ async def add_override(
 
 @get("/api/submissions/{submission_id:int}/overrides", opt=USER)
 async def list_overrides(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], submission_id: PathId
-) -> list[OverrideOut]:
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    submission_id: PathId,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[OverrideOut]:
     """Every change a manager made to this result, oldest first; the candidate sees them too."""
-    rows = await reviews.history(db, user, submission_id)
-    return [
+    rows, total = await reviews.history(db, user, submission_id, limit=limit, offset=offset)
+    items = [
         OverrideOut(row.id or 0, row.path, row.original, row.score, row.reason, row.by_user, row.created_at)
         for row in rows
     ]
+    return Page(items, total, limit, offset)
 
 
 @get("/api/submissions/{submission_id:int}/scores", opt=USER)

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Job, Submission, User
-from server.errors import InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound
 from server.jobs.worker import TERMINAL, progress_of, snapshot_path, uploads_path
 from server.schemas import ID_MAX, NewSubmission, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
 from server.services import submissions
@@ -41,8 +41,19 @@ async def submit(
     """Queue a grading of an https repository URL (a private one with a token, used for the clone only)."""
     state = state_of(request)
     state.limiter.hit("submission", client_address(request), state.settings.limits.submissions_per_minute)
+    if data.token and not state.worker.running:
+        raise Conflict(
+            "this server process runs no gradings, so it cannot hold a private repository's token (tokens are kept "
+            "in memory only, by the process that grades); submit through a server with its worker on"
+        )
     submission = await submissions.submit(
-        db, state.queue, state.settings, user, target=data.target, position_id=data.position_id
+        db,
+        state.queue,
+        state.settings,
+        user,
+        target=data.target,
+        position_id=data.position_id,
+        pinned_to=state.worker.name if data.token else None,
     )
     if data.token:
         assert submission.id is not None

@@ -170,6 +170,9 @@ class Job(SQLModel, table=True):
     worker: str = Field(default="", max_length=100)
     lease_until: datetime | None = None
     cancel_requested: bool = False
+    pinned_to: str | None = Field(default=None, max_length=100)
+    """The server process holding this job's private-repository token (memory only): only it may take the job
+    while it is queued. Its lease lapsing (the process died) frees the job, and the retry says the token is gone."""
     progress: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, server_default="{}"))
     """{"stage": ..., "done": n, "total": n} as JSON."""
     created_at: datetime = Field(default_factory=utcnow)
@@ -186,6 +189,11 @@ class Interview(SQLModel, table=True):
     status: str = Field(default="active", max_length=20)
     transcript: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
     replies: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, server_default="{}"))
+    state: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    """The session's whole state (interviewer.session.SessionState as JSON): topic, follow-ups, assessments."""
+    revision: int = 0
+    """Bumped by every save, which only succeeds on the revision it read: two server processes (a reconnect that
+    lands on another one) can never both record an answer."""
     report: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None

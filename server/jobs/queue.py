@@ -16,10 +16,17 @@ from server.db.models import Job, Submission, utcnow
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, db: AsyncSession, submission_id: int) -> Job: ...
+    """Workers are named `<process>/<slot>`; a job may be pinned to a process (it holds the job's private-repository
+    token in memory), which keeps the pin alive with `renew_pins` while it lives."""
+
+    async def enqueue(self, db: AsyncSession, submission_id: int, pinned_to: str | None = None) -> Job: ...
 
     async def claim(self, db: AsyncSession, worker: str) -> Job | None:
-        """Take the oldest job that is queued, or running with a lapsed lease; None when there is none."""
+        """Take the oldest job that is queued (and not pinned to another living process), or running with a lapsed
+        lease; None when there is none."""
+
+    async def renew_pins(self, db: AsyncSession, process: str) -> None:
+        """Keep this process's pins on its queued jobs from lapsing."""
 
     async def renew(self, db: AsyncSession, job_id: int, worker: str) -> bool:
         """Extend the lease; False when the job is no longer this worker's or a cancel was requested."""
@@ -35,16 +42,20 @@ class DatabaseQueue:
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
 
-    async def enqueue(self, db: AsyncSession, submission_id: int) -> Job:
-        job = Job(submission_id=submission_id)
+    async def enqueue(self, db: AsyncSession, submission_id: int, pinned_to: str | None = None) -> Job:
+        job = Job(
+            submission_id=submission_id, pinned_to=pinned_to, lease_until=utcnow() + self.lease if pinned_to else None
+        )
         db.add(job)
         await db.flush()
         return job
 
     async def claim(self, db: AsyncSession, worker: str) -> Job | None:
         now = utcnow()
+        process = worker.rsplit("/", 1)[0]
         takeable = or_(
-            col(Job.state) == "queued",
+            (col(Job.state) == "queued")
+            & or_(col(Job.pinned_to).is_(None), col(Job.pinned_to) == process, col(Job.lease_until) < now),
             (col(Job.state) == "running") & (col(Job.lease_until) < now),
         )
         for candidate in (await db.exec(select(Job).where(takeable).order_by(col(Job.id)).limit(5))).all():
@@ -86,6 +97,14 @@ class DatabaseQueue:
         )
         await db.commit()
         return bool(result.rowcount == 1)
+
+    async def renew_pins(self, db: AsyncSession, process: str) -> None:
+        await db.exec(
+            update(Job)
+            .where(col(Job.state) == "queued", col(Job.pinned_to) == process)
+            .values(lease_until=utcnow() + self.lease)
+        )
+        await db.commit()
 
     async def record_progress(self, db: AsyncSession, job_id: int, progress: dict[str, Any]) -> None:
         await db.exec(

@@ -25,8 +25,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from grader.dynamic import DynamicOptions
 from grader.errors import GraderError
-from grader.pipeline import GradeOptions, grade
+from grader.pipeline import JUDGE_ACCOUNT, GradeOptions, grade
 from grader.report.model import GradingReport
+from llm.budget import BudgetBook
+from llm.select import default_model_string
 from rubrics.loader import LoadedRubric
 from server.db.models import Job, RubricVersion, Submission, utcnow
 from server.jobs.queue import JobQueue
@@ -73,8 +75,25 @@ class Worker:
         self.settings, self.factory, self.queue, self.hub = settings, factory, queue, hub
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.tokens: dict[int, str] = {}
-        """Private-repository tokens by submission id: memory only, used for the clone, never stored."""
+        """Private-repository tokens by submission id: memory only, used for the clone, never stored. Their jobs
+        are pinned to this process (see JobQueue)."""
+        self.running = False
+        """Set once the worker's tasks run: only then may this process accept a token."""
         self._stopping = asyncio.Event()
+
+    def start(self, slots: int) -> list[asyncio.Task[None]]:
+        self.running = True
+        return [asyncio.create_task(self.run(slot)) for slot in range(slots)] + [asyncio.create_task(self.keep_pins())]
+
+    async def keep_pins(self) -> None:
+        """Keep the pins on the queued jobs whose tokens this process holds (a dead process's pins lapse)."""
+        while not self._stopping.is_set():
+            try:
+                async with self.factory() as db:
+                    await self.queue.renew_pins(db, self.name)
+            except Exception:
+                log.exception("renewing the pins on queued private-repository jobs failed; trying again")
+            await _sleep_or_stop(self._stopping, self.settings.server.job_lease_seconds / 3)
 
     async def run(self, slot: int) -> None:
         name = f"{self.name}/{slot}"
@@ -101,22 +120,33 @@ class Worker:
         if submission is None or submission.id is None or rubric_row is None:
             return  # the submission was deleted while queued
         run = _JobRun(self, job.id, submission.id, worker)
+        book = BudgetBook()  # the judge's spend on this grading, for the model-spend metric
+        if job.pinned_to is not None and submission.id not in self.tokens:
+            await self._finish(
+                run,
+                "failed",
+                None,
+                "the token for this private repository was held only in the memory of a server process that stopped "
+                "before grading it (tokens are never stored); submit the repository again with its token",
+            )
+            return
         scratch = self.settings.data_path / "jobs" / str(job.id)
         shutil.rmtree(scratch, ignore_errors=True)  # a retried job starts clean
         scratch.mkdir(parents=True)
         started = time.monotonic()
         try:
-            target, options = self._target_and_options(submission)
+            target, options = self._target_and_options(submission, book)
             state, report, error = await run.execute(target, loaded(rubric_row), scratch, options)
             if state == "done":
                 keep_snapshot(self.settings, submission.id, scratch / "repo")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             self.tokens.pop(submission.id, None)
+        METRICS.add_spend("grading", book.spent(JUDGE_ACCOUNT))
         METRICS.observe_job(state, time.monotonic() - started)
         await self._finish(run, state, report, error)
 
-    def _target_and_options(self, submission: Submission) -> tuple[str, GradeOptions]:
+    def _target_and_options(self, submission: Submission, book: BudgetBook) -> tuple[str, GradeOptions]:
         """An https URL is cloned within the submission host allow-list; an uploaded archive (unpacked at upload)
         and a test fixture are local directories Viva itself wrote or was configured with."""
         settings = self.settings
@@ -134,8 +164,11 @@ class Worker:
             static_only=settings.submissions.static_only,
             disabled_checks=settings.grading.disabled_checks,
             token=self.tokens.get(submission.id or 0),
+            judge_models=[settings.grading.judge_model or default_model_string(settings.llm)],
             judge_keys=settings.llm,
+            judge_budget_usd=settings.grading.judge_budget_usd,
             dynamic=DynamicOptions.from_settings(settings.sandbox),
+            budget_book=book,
         )
 
     async def _finish(self, run: _JobRun, state: str, report: GradingReport | None, error: str) -> None:

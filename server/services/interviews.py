@@ -1,20 +1,26 @@
 """Text interviews about a graded submission: the live sessions of this process, and their record in the database.
 
 Answers carry ids chosen by the client. The session records an answer once and remembers its reply, and the row
-keeps the transcript and the replies after every answer: a client that reconnects is told which answers were
+keeps the session's whole state after every answer: a client that reconnects is told which answers were
 acknowledged, and an answer it sends again gets the same reply without being recorded twice.
+
+Several server processes may hold the same interview (a reconnect can land on another one). The row's revision
+decides: a process checks it before each answer and rebuilds its session if another process moved on, and a save
+succeeds only on the revision it read — so two processes can never both record an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+from sqlalchemy import update
+from sqlalchemy.orm import defer
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from grader.profile import RepoProfile
@@ -23,22 +29,36 @@ from grader.report.model import GradingReport
 from interviewer.factory import new_session
 from interviewer.model import Turn
 from interviewer.report import build_report, render_json
-from interviewer.session import InterviewSession
+from interviewer.session import InterviewSession, SessionState
 from llm.budget import BudgetBook
 from rubrics.registry import resolve_rubric
 from server.db.models import Interview, Submission, User, utcnow
 from server.errors import Conflict, Forbidden, NotFound
 from server.jobs.worker import snapshot_path
 from server.metrics import METRICS
+from server.services.paging import paged
 from server.settings import Settings
 
 INDEXES_KEPT = 32
+
+
+@dataclass(frozen=True)
+class _Graded:
+    report: GradingReport
+    profile: RepoProfile
+    index: RepoIndex
+
+
+class StaleInterview(Exception):
+    """Another server process saved this interview since this one read it."""
 
 
 @dataclass
 class LiveInterview:
     session: InterviewSession
     book: BudgetBook
+    revision: int
+    """The row's revision the session reflects."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reported_usd: float = 0.0
     """Spend already added to the model-spend metric."""
@@ -50,7 +70,7 @@ class InterviewRooms:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._live: dict[int, LiveInterview] = {}
-        self._indexes: OrderedDict[int, RepoIndex] = OrderedDict()
+        self._graded_cache: OrderedDict[int, _Graded] = OrderedDict()
         self._index_lock = threading.Lock()
 
     async def open(self, db: AsyncSession, row: Interview) -> LiveInterview:
@@ -59,7 +79,23 @@ class InterviewRooms:
         if live is None:
             live = await asyncio.to_thread(self._build, await _submission(db, row.submission_id), row)
             self._live[row.id] = live
+        elif live.revision != row.revision:
+            await self.refresh(db, live, row)
         return live
+
+    async def catch_up(self, db: AsyncSession, interview_id: int, live: LiveInterview) -> None:
+        """Bring the session up to the saved state if another process moved the interview on (call under the
+        interview's lock, before recording an answer)."""
+        saved = (await db.exec(select(Interview.revision).where(col(Interview.id) == interview_id))).first()
+        if saved is not None and saved != live.revision:
+            row = await db.get(Interview, interview_id, populate_existing=True)
+            if row is not None:
+                await self.refresh(db, live, row)
+
+    async def refresh(self, db: AsyncSession, live: LiveInterview, row: Interview) -> None:
+        fresh = await asyncio.to_thread(self._build, await _submission(db, row.submission_id), row)
+        live.session, live.book, live.revision = fresh.session, fresh.book, fresh.revision
+        live.reported_usd = 0.0  # a fresh book: what this process spends from here on
 
     def running(self, interview_id: int) -> LiveInterview | None:
         """The live session, if this process is running it."""
@@ -70,38 +106,41 @@ class InterviewRooms:
 
     def _build(self, submission: Submission, row: Interview) -> LiveInterview:
         assert submission.report is not None and row.id is not None
-        report = msgspec.json.decode(submission.report, type=GradingReport)
         root = snapshot_path(self.settings, submission.id or 0)
         if not root.is_dir():
             raise Conflict("the graded code is no longer kept; grade the repository again to be interviewed on it")
+        graded = self._graded(submission, root)
         book = BudgetBook()
-        index = self._index(submission.id or 0, root)
         session = new_session(
             root,
-            msgspec.convert(report.profile, RepoProfile),
+            graded.profile,
             resolve_rubric(self.settings.interview.rubric),
             model=self.settings.interview.model or "offline",
             keys=self.settings.llm,
             book=book,
             interview_id=str(row.id),
             budget_usd=self.settings.interview.budget_usd,
-            report=report,
-            index=index,
+            report=graded.report,
+            index=graded.index,
         )
-        session.resume(msgspec.json.decode(row.transcript, type=list[Turn]), json.loads(row.replies))
-        return LiveInterview(session, book)
+        session.restore(_state_of(row))
+        return LiveInterview(session, book, row.revision)
 
-    def _index(self, submission_id: int, root: Path) -> RepoIndex:
-        """One search index per graded snapshot, shared by its interviews (the code does not change under them)."""
+    def _graded(self, submission: Submission, root: Path) -> _Graded:
+        """The decoded report and the search index of one graded snapshot, shared by its interviews (neither
+        changes under them; a re-grade is a new submission)."""
+        submission_id = submission.id or 0
         with self._index_lock:
-            if submission_id in self._indexes:
-                self._indexes.move_to_end(submission_id)
-                return self._indexes[submission_id]
-        built = RepoIndex.build(root)
+            if submission_id in self._graded_cache:
+                self._graded_cache.move_to_end(submission_id)
+                return self._graded_cache[submission_id]
+        assert submission.report is not None
+        report = msgspec.json.decode(submission.report, type=GradingReport)
+        built = _Graded(report, msgspec.convert(report.profile, RepoProfile), RepoIndex.build(root))
         with self._index_lock:
-            self._indexes[submission_id] = built
-            while len(self._indexes) > INDEXES_KEPT:
-                self._indexes.popitem(last=False)
+            self._graded_cache[submission_id] = built
+            while len(self._graded_cache) > INDEXES_KEPT:
+                self._graded_cache.popitem(last=False)
         return built
 
 
@@ -119,6 +158,22 @@ async def start(db: AsyncSession, candidate: User, submission_id: int) -> Interv
     return row
 
 
+async def list_interviews(
+    db: AsyncSession, user: User, *, submission_id: int | None, limit: int, offset: int
+) -> tuple[list[Interview], int]:
+    query = select(Interview)
+    if user.role == "candidate":
+        query = query.where(Interview.candidate_id == user.id)
+    elif user.role == "manager":
+        query = query.join(Submission, col(Submission.id) == col(Interview.submission_id)).where(
+            Submission.organisation_id == user.organisation_id
+        )
+    if submission_id is not None:
+        query = query.where(Interview.submission_id == submission_id)
+    query = query.options(defer(Interview.transcript), defer(Interview.state), defer(Interview.report))  # type: ignore[arg-type]
+    return await paged(db, query, col(Interview.id).desc(), limit=limit, offset=offset)
+
+
 async def visible_interview(db: AsyncSession, user: User, interview_id: int) -> Interview:
     row = await db.get(Interview, interview_id)
     if row is None:
@@ -131,23 +186,53 @@ async def visible_interview(db: AsyncSession, user: User, interview_id: int) -> 
     raise NotFound("no such interview")
 
 
-def save(row: Interview, live: LiveInterview, rubric_id: str) -> None:
+async def save(db: AsyncSession, interview_id: int, live: LiveInterview, rubric_id: str) -> None:
+    """Write the session's state on the revision it was read at; StaleInterview if another process got there first
+    (nothing is written then, and the caller catches up and answers from the saved state)."""
     session = live.session
-    spent = live.book.spent(f"interview:{row.id}")
+    state = session.state()
+    values: dict[str, object] = {
+        "transcript": msgspec.json.encode(state.transcript).decode(),
+        "replies": msgspec.json.encode(state.replies).decode(),
+        "state": msgspec.json.encode(state).decode(),
+        "revision": live.revision + 1,
+    }
+    if session.finished:
+        row = await db.get(Interview, interview_id)
+        if row is not None and row.status == "active":
+            rubric = resolve_rubric(rubric_id)
+            report = build_report(
+                session, rubric, live.book, f"interview:{interview_id}", f"submission {row.submission_id}"
+            )
+            values.update(status="finished", finished_at=utcnow(), report=render_json(report))
+    written = await db.exec(
+        update(Interview)
+        .where(col(Interview.id) == interview_id, col(Interview.revision) == live.revision)
+        .values(**values)
+    )
+    if written.rowcount != 1:
+        await db.rollback()
+        raise StaleInterview(f"interview {interview_id} was saved by another process")
+    await db.commit()
+    live.revision += 1
+    spent = live.book.spent(f"interview:{interview_id}")
     if spent > live.reported_usd:
         METRICS.add_spend("interview", spent - live.reported_usd)
         live.reported_usd = spent
-    row.transcript = msgspec.json.encode(session.transcript).decode()
-    row.replies = json.dumps(session.replies)
-    if session.finished and row.status == "active":
-        row.status, row.finished_at = "finished", utcnow()
-        rubric = resolve_rubric(rubric_id)
-        report = build_report(session, rubric, live.book, f"interview:{row.id}", f"submission {row.submission_id}")
-        row.report = render_json(report)
 
 
 def acknowledged(session: InterviewSession) -> list[str]:
     return [turn.answer_id for turn in session.transcript if turn.role == "candidate" and turn.answer_id]
+
+
+def _state_of(row: Interview) -> SessionState:
+    if row.state:
+        return msgspec.json.decode(row.state, type=SessionState)
+    # A row saved before states were kept: its transcript and replies (the plan starts again at the first topic).
+    return SessionState(
+        transcript=msgspec.json.decode(row.transcript, type=list[Turn]),
+        replies=msgspec.json.decode(row.replies, type=dict[str, str]),
+    )
 
 
 async def _submission(db: AsyncSession, submission_id: int) -> Submission:

@@ -26,7 +26,9 @@ from server.db.models import (
 )
 from server.errors import Forbidden, InvalidInput, NotFound
 from server.mail import Mailer
+from server.schemas import ID_MAX
 from server.services.catalogue import loaded, managed_position
+from server.services.paging import paged
 from server.services.submissions import visible_submission
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -61,10 +63,12 @@ async def override(
     return row
 
 
-async def history(db: AsyncSession, user: User, submission_id: int) -> list[ScoreOverride]:
+async def history(
+    db: AsyncSession, user: User, submission_id: int, *, limit: int, offset: int
+) -> tuple[list[ScoreOverride], int]:
     await visible_submission(db, user, submission_id)
-    query = select(ScoreOverride).where(ScoreOverride.submission_id == submission_id).order_by(col(ScoreOverride.id))
-    return list((await db.exec(query)).all())
+    query = select(ScoreOverride).where(ScoreOverride.submission_id == submission_id)
+    return await paged(db, query, col(ScoreOverride.id), limit=limit, offset=offset)
 
 
 async def effective_scores(db: AsyncSession, submission: Submission) -> ScoredRubric:
@@ -101,13 +105,15 @@ async def effective_scores(db: AsyncSession, submission: Submission) -> ScoredRu
     return score_rubric(loaded(rubric_row).rubric, leaves)
 
 
-async def position_candidates(db: AsyncSession, manager: User, position_id: int) -> list[dict[str, Any]]:
-    """One row per candidate who joined: their latest submission's scores (overrides applied) and interview."""
+async def position_candidates(
+    db: AsyncSession, manager: User, position_id: int, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One row per candidate who joined (a page of them, or all): their latest submission's scores (overrides
+    applied) and interview; and how many joined."""
     position = await managed_position(db, manager, position_id)
     rows = []
-    joined = (
-        await db.exec(select(Candidacy).where(Candidacy.position_id == position.id).order_by(col(Candidacy.id)))
-    ).all()
+    query = select(Candidacy).where(Candidacy.position_id == position.id)
+    joined, total = await paged(db, query, col(Candidacy.id), limit=limit or ID_MAX, offset=offset)
     for candidacy in joined:
         candidate = await db.get(User, candidacy.candidate_id)
         if candidate is None:
@@ -141,7 +147,7 @@ async def position_candidates(db: AsyncSession, manager: User, position_id: int)
             )
             row["interview_score"] = await _interview_score(db, latest.id or 0)
         rows.append(row)
-    return rows
+    return rows, total
 
 
 def candidates_csv(rows: list[dict[str, Any]]) -> str:

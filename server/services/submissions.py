@@ -24,6 +24,7 @@ from server.db.models import (
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, TooMany
 from server.jobs.queue import JobQueue
 from server.services.catalogue import default_rubric, rubric_version
+from server.services.paging import paged
 from server.settings import Settings
 
 ACTIVE = ("queued", "running")
@@ -62,6 +63,7 @@ async def submit(
     target: str,
     position_id: int | None,
     uploaded: bool = False,
+    pinned_to: str | None = None,
 ) -> Submission:
     if candidate.role != "candidate":
         raise Forbidden("only candidates submit repositories")
@@ -83,7 +85,7 @@ async def submit(
     )
     db.add(submission)
     await db.flush()
-    await queue.enqueue(db, _id(submission))
+    await queue.enqueue(db, _id(submission), pinned_to)
     return submission
 
 
@@ -132,10 +134,8 @@ async def list_submissions(
         query = query.where(Submission.organisation_id == user.organisation_id)
     if position_id is not None:
         query = query.where(Submission.position_id == position_id)
-    total = (await db.exec(select(func.count()).select_from(query.subquery()))).one()
-    page = query.options(defer(Submission.report)).order_by(col(Submission.id).desc()).offset(offset).limit(limit)  # type: ignore[arg-type]
-    rows = (await db.exec(page)).all()
-    return list(rows), int(total)
+    query = query.options(defer(Submission.report))  # type: ignore[arg-type]
+    return await paged(db, query, col(Submission.id).desc(), limit=limit, offset=offset)
 
 
 async def cancel(db: AsyncSession, user: User, submission_id: int) -> Submission:

@@ -63,7 +63,7 @@ async def test_api_tokens_work_without_csrf_and_stop_when_revoked(
     assert created.status_code == 201 and created.json()["token"].startswith("viva_")
     second = {"authorization": f"Bearer {created.json()['token']}"}
     assert (await client.get("/api/me", headers=second)).json()["id"] == identity.user.id
-    listed = (await client.get("/api/tokens", headers=second)).json()
+    listed = (await client.get("/api/tokens", headers=second)).json()["items"]
     assert {item["name"] for item in listed} == {"tests", "laptop"} and all(item["token"] is None for item in listed)
     assert (await client.delete(f"/api/tokens/{created.json()['id']}", headers=identity.headers)).status_code == 204
     assert (await client.get("/api/me", headers=second)).status_code == 401
@@ -76,7 +76,7 @@ async def test_password_reset_through_the_outbox(settings: Settings, client: Asy
     for email in ("c@example.org", "nobody@example.org"):  # the same answer either way
         answer = await client.post("/api/auth/password-reset", json={"email": email})
         assert answer.status_code == 202
-    outbox = (await client.get("/api/admin/outbox", headers=admin.headers)).json()
+    outbox = (await client.get("/api/admin/outbox", headers=admin.headers)).json()["items"]
     assert [mail["recipient"] for mail in outbox] == ["c@example.org"]
     token = re.search(r"/password-reset/(\S+)", outbox[0]["body"]).group(1)  # type: ignore[union-attr]
     changed = await client.post(
@@ -109,7 +109,7 @@ async def test_a_manager_invites_a_manager_who_joins_the_same_organisation(
     ).status_code == 403
     sent = await client.post("/api/invitations", json={"email": "new.manager@example.org"}, headers=manager.headers)
     assert sent.status_code == 201
-    mail = (await client.get("/api/admin/outbox", headers=admin.headers)).json()[0]
+    mail = (await client.get("/api/admin/outbox", headers=admin.headers)).json()["items"][0]
     code = re.search(r"/invitations/(\S+)", mail["body"]).group(1)  # type: ignore[union-attr]
     joined = await client.post(f"/api/invitations/{code}/accept", json={"password": PASSWORD, "name": "New"})
     assert joined.status_code == 201

@@ -5,8 +5,11 @@ and the report at the end — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -15,10 +18,12 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
 from llm.budget import CallRecord
+from server.api.interviews import _answer_and_save
 from server.app import create_app
+from server.db.models import Interview
 from server.metrics import METRICS
 from server.settings import Settings
-from tests.server.conftest import PASSWORD, Identity, make_identity
+from tests.server.conftest import PASSWORD, Identity, database, make_identity
 
 ORIGIN = {"origin": "http://127.0.0.1:8000"}
 
@@ -138,3 +143,115 @@ def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
             _until(socket, "reply")
         assert METRICS.spend_usd["interview"] - before == pytest.approx(0.00125)
         assert "viva_model_spend_usd_total" in client.get("/metrics").text
+
+
+ANSWERS = [
+    "Not sure.",
+    "We retry the model call twice with backoff, then answer 503 so the client can retry later.",
+    "It depends.",
+    "The budget is counted per request in USD from the provider's usage, and we refuse once it is spent.",
+    "Chunks are 500 tokens with 50 overlap; smaller chunks lost the table headers in our eval.",
+]
+
+
+def _talk(socket: Any, answer_id: str, text: str) -> str:
+    socket.send_json({"type": "answer", "id": answer_id, "text": text})
+    reply, _ = _until(socket, "reply")
+    assert reply["id"] == answer_id
+    return str(reply["text"])
+
+
+def _saved_state(settings: Settings, interview_id: int) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        async with database(settings) as db:
+            row = await db.get(Interview, interview_id)
+            assert row is not None
+            return {"state": json.loads(row.state), "revision": row.revision, "status": row.status}
+
+    return asyncio.run(read())
+
+
+def _comparable(state: dict[str, Any]) -> dict[str, Any]:
+    """What must not depend on which process took which answer: what was asked and how each answer was judged."""
+    return {
+        "asked": [turn["text"] for turn in state["transcript"] if turn["role"] == "interviewer"],
+        "answers": [turn["answer_id"] for turn in state["transcript"] if turn["role"] == "candidate"],
+        "assessments": [(a["answer_id"], a["dimension"], a["rating"]) for a in state["assessments"]],
+        "position": (state["topic_index"], state["follow_ups"], state["ended"]),
+    }
+
+
+def test_two_server_processes_share_an_interview_exactly(settings: Settings) -> None:
+    """Two apps on one database stand for two `viva serve` workers. Each answer lands on the other one (a reconnect
+    to another process), one answer is resent to the process that did not take it, and two processes race on the
+    same answer: the interview ends exactly as if one uninterrupted process had run it — same questions, same
+    follow-ups, same assessments — with every answer recorded once."""
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings, run_worker=False)) as second:
+        candidate = asyncio.run(make_identity(settings, "candidate"))
+        submission_id = _graded_submission(first, candidate)
+
+        def new_interview() -> tuple[int, str]:
+            started = first.post("/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers)
+            assert started.status_code == 201
+            return started.json()["id"], f"/api/interviews/{started.json()['id']}/ws"
+
+        reference_id, path = new_interview()
+        with first.websocket_connect(path, headers=candidate.headers) as socket:
+            _until(socket, "question")
+            for number, text in enumerate(ANSWERS):
+                _talk(socket, f"a{number}", text)
+        reference = _saved_state(settings, reference_id)
+        asked_topics = [
+            turn.get("topic_id") for turn in reference["state"]["transcript"] if turn["role"] == "candidate"
+        ]
+        assert len(asked_topics) != len(set(asked_topics)), "the answers should draw a follow-up within a topic"
+
+        shared_id, path = new_interview()
+        clients = [first, second]
+        with first.websocket_connect(path, headers=candidate.headers) as socket:
+            _until(socket, "question")
+        for number, text in enumerate(ANSWERS):
+            with clients[(number + 1) % 2].websocket_connect(path, headers=candidate.headers) as socket:
+                hello = socket.receive_json()
+                assert hello["acknowledged"] == [f"a{n}" for n in range(number)]
+                _talk(socket, f"a{number}", text)
+            if number == 1:  # the other process, still holding revision 1, is sent the same answer again
+                with clients[number % 2].websocket_connect(path, headers=candidate.headers) as socket:
+                    socket.receive_json()
+                    _talk(socket, "a1", text)
+        shared = _saved_state(settings, shared_id)
+        assert _comparable(shared["state"]) == _comparable(reference["state"])
+        assert shared["status"] == reference["status"]
+
+
+def test_two_processes_racing_on_one_answer_record_it_once(settings: Settings) -> None:
+    """Both processes hold the interview at the same revision and both get the same answer at once: one save wins,
+    the other catches up and returns the winner's reply — the answer is in the transcript once."""
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings, run_worker=False)) as second:
+        candidate = asyncio.run(make_identity(settings, "candidate"))
+        submission_id = _graded_submission(first, candidate)
+        started = first.post("/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers)
+        interview_id = started.json()["id"]
+        with first.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
+            _until(socket, "question")
+        both_open = threading.Barrier(2, timeout=30)
+
+        async def answer_in(client: TestClient[Litestar]) -> tuple[str, int]:
+            state = client.app.state["viva"]
+            async with state.factory() as db:
+                row = await db.get(Interview, interview_id)
+                assert row is not None
+                live = await state.interviews.open(db, row)
+            opened_at = live.revision
+            both_open.wait()  # neither has saved: both answer on the same revision
+            reply = await _answer_and_save(state, interview_id, live, answer_id="same", text=ANSWERS[1], sink=None)
+            return reply, opened_at
+
+        with ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(client.blocking_portal.call, answer_in, client) for client in (first, second)]
+            (reply_one, at_one), (reply_two, at_two) = (run.result(timeout=60) for run in runs)
+        assert at_one == at_two == 1
+        assert reply_one == reply_two
+        saved = _saved_state(settings, interview_id)
+        answers = [turn["answer_id"] for turn in saved["state"]["transcript"] if turn["role"] == "candidate"]
+        assert answers == ["same"] and saved["revision"] == 2

@@ -24,7 +24,7 @@ async def _graded_candidate(
     manager = await make_identity(settings, "manager", organisation_id=organisation)
     capstone = next(
         item
-        for item in (await client.get("/api/rubrics", headers=manager.headers)).json()
+        for item in (await client.get("/api/rubrics", headers=manager.headers)).json()["items"]
         if item["key"] == "ai-engineer-capstone"
     )
     position = (
@@ -90,7 +90,9 @@ async def test_an_override_keeps_the_original_and_its_history(
             headers=manager.headers,
         )
         assert made.status_code == 201 and made.json()["original"] == readme["score"]
-    history = (await client.get(f"/api/submissions/{submission_id}/overrides", headers=candidate.headers)).json()
+    history = (await client.get(f"/api/submissions/{submission_id}/overrides", headers=candidate.headers)).json()[
+        "items"
+    ]
     assert [item["score"] for item in history] == [1.0, 0.5] and all(
         item["original"] == readme["score"] for item in history
     )
@@ -113,7 +115,7 @@ async def test_candidates_side_by_side_and_a_csv_a_spreadsheet_cannot_run(
     settings: Settings, client: AsyncTestClient[Litestar]
 ) -> None:
     manager, _, position, submission_id = await _graded_candidate(settings, client, '=HYPERLINK("http://evil","click")')
-    listed = (await client.get(f"/api/positions/{position['id']}/candidates", headers=manager.headers)).json()
+    listed = (await client.get(f"/api/positions/{position['id']}/candidates", headers=manager.headers)).json()["items"]
     assert len(listed) == 1 and listed[0]["submission_id"] == submission_id and listed[0]["criteria"]
     assert set(listed[0]["criteria"]) == {"evals", "injection", "citations", "cost", "latency", "engineering"}
     exported = await client.get(f"/api/positions/{position['id']}/candidates.csv", headers=manager.headers)
@@ -137,7 +139,7 @@ async def test_a_review_request_reaches_the_managers_and_a_candidate_can_delete_
         headers=candidate.headers,
     )
     assert asked.status_code == 201
-    outbox = (await client.get("/api/admin/outbox", headers=admin.headers)).json()
+    outbox = (await client.get("/api/admin/outbox", headers=admin.headers)).json()["items"]
     assert any(
         mail["recipient"] == manager.user.email and "latency score looks wrong" in mail["body"] for mail in outbox
     )

@@ -3,15 +3,20 @@ limits, cancel, delete, re-grade — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import update
+from sqlmodel import select
 
 from server.app import create_app
+from server.db.models import Job, Submission, utcnow
 from server.settings import Settings
-from tests.server.conftest import Identity, make_identity, make_organisation, wait_for
+from tests.server.conftest import Identity, database, make_identity, make_organisation, wait_for
 
 RUBRIC = """id: lean
 version: 1
@@ -27,7 +32,7 @@ criteria:
 async def _position(settings: Settings, client: AsyncTestClient[Litestar]) -> tuple[Identity, dict]:
     organisation = await make_organisation(settings)
     manager = await make_identity(settings, "manager", organisation_id=organisation)
-    rubrics = (await client.get("/api/rubrics", headers=manager.headers)).json()
+    rubrics = (await client.get("/api/rubrics", headers=manager.headers)).json()["items"]
     capstone = next(item for item in rubrics if item["key"] == "ai-engineer-capstone")
     position = await client.post(
         "/api/positions", json={"title": "AI engineer", "rubric_version_id": capstone["id"]}, headers=manager.headers
@@ -194,3 +199,51 @@ async def test_one_grading_at_a_time_per_candidate_and_a_queued_one_can_be_cance
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         again = await client.post("/api/submissions", json={"target": "fixture:naive"}, headers=candidate.headers)
         assert again.status_code == 202
+
+
+async def test_a_private_repository_token_stays_with_the_process_that_holds_it(
+    settings: Settings, client: AsyncTestClient[Litestar]
+) -> None:
+    """A token is kept in the memory of the process that took it, and its job is pinned there: another process
+    does not take the job while the pin is alive, takes it once the pin lapses (that process died) and fails it
+    with a message saying to submit the token again — it never tries the clone without the token."""
+    state = client.app.state["viva"]
+    candidate = await make_identity(settings, "candidate")
+    submitted = await client.post(
+        "/api/submissions", json={"target": "fixture:naive", "token": "ghp_secret"}, headers=candidate.headers
+    )
+    assert submitted.status_code == 202, submitted.text
+    assert (await wait_for(client, candidate, submitted.json()["id"]))["status"] == "done"
+    async with database(settings) as db:
+        job = (await db.exec(select(Job).where(Job.submission_id == submitted.json()["id"]))).one()
+        assert job.pinned_to == state.worker.name  # the process holding the token took it
+    assert state.worker.tokens == {}  # and forgot the token once the clone was done
+
+    # A job pinned to another process, its pin alive: this process leaves it alone.
+    async with database(settings) as db:
+        orphan = Submission(candidate_id=candidate.user.id or 0, target="fixture:naive", rubric_version_id=1)
+        db.add(orphan)
+        await db.flush()
+        db.add(Job(submission_id=orphan.id or 0, pinned_to="elsewhere:1", lease_until=utcnow() + timedelta(hours=1)))
+        await db.commit()
+        orphan_id = orphan.id or 0
+    await asyncio.sleep(2)
+    assert (await client.get(f"/api/submissions/{orphan_id}", headers=candidate.headers)).json()["status"] == "queued"
+
+    # That process died: its pin lapses, this process takes the job and says what happened.
+    async with database(settings) as db:
+        await db.exec(update(Job).where(Job.submission_id == orphan_id).values(lease_until=utcnow() - timedelta(1)))
+        await db.commit()
+    failed = await wait_for(client, candidate, orphan_id)
+    assert failed["status"] == "failed" and "submit the repository again with its token" in failed["error"]
+
+
+async def test_a_process_without_a_worker_refuses_a_token(settings: Settings) -> None:
+    async with AsyncTestClient(create_app(settings, run_worker=False)) as client:
+        candidate = await make_identity(settings, "candidate")
+        refused = await client.post(
+            "/api/submissions", json={"target": "fixture:naive", "token": "ghp_secret"}, headers=candidate.headers
+        )
+        assert refused.status_code == 409 and "memory only" in refused.json()["error"]["message"]
+        listed = (await client.get("/api/submissions", headers=candidate.headers)).json()
+        assert listed["items"] == []  # nothing half-made was left behind
