@@ -6,7 +6,9 @@ the same run.
 - Concurrent WebSocket interviews with the offline model: each connects, reads the first question, answers twice;
   turn latency (answer sent → whole reply received) at p95 and errors, vs the bare app's WebSocket echo.
 
-Both servers are `uvicorn` subprocesses (one worker each); this process is the client.
+Both servers are `uvicorn` subprocesses; this process is the client. The interviews run twice: against `viva serve`
+with one process, then with `--processes 2` on the same database (the machine has two cores, shared with the
+client).
 """
 
 from __future__ import annotations
@@ -134,11 +136,15 @@ def run(mode: str) -> bool:
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("VIVA_")}, **values}
     settings = server_settings(values["VIVA_DATABASE_URL"], scratch / "data", **values)
     viva_port, bare_port = _free_port(), _free_port()
-    viva = _start(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(viva_port)],
-        environment,
-        f"http://127.0.0.1:{viva_port}/ready",
-    )
+
+    def start_viva(processes: int) -> subprocess.Popen[bytes]:
+        return _start(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(viva_port), "--processes", str(processes)],
+            environment,
+            f"http://127.0.0.1:{viva_port}/ready",
+        )
+
+    viva = start_viva(1)
     bare = _start(
         [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(bare_port), "--log-level", "warning"],
         environment,
@@ -152,22 +158,27 @@ def run(mode: str) -> bool:
             _http_load(f"{base}/api/submissions/{graded_id}/report", headers, requests, 20)
         )
         plain, plain_errors = asyncio.run(_http_load(f"http://127.0.0.1:{bare_port}/items", {}, requests, 20))
-        turns, turn_errors = asyncio.run(
-            _sockets(
-                [f"ws://127.0.0.1:{viva_port}/api/interviews/{i}/ws" for i in interview_ids],
-                headers,
-                2,
-                "question",
-                think,
+        by_processes: dict[int, tuple[list[float], int]] = {}
+        for processes in (1, 2):
+            if processes > 1:
+                _stop(viva)
+                viva = start_viva(processes)
+                interview_ids = asyncio.run(_seed_interviews(settings, graded_id, sockets))
+            by_processes[processes] = asyncio.run(
+                _sockets(
+                    [f"ws://127.0.0.1:{viva_port}/api/interviews/{i}/ws" for i in interview_ids],
+                    headers,
+                    2,
+                    "question",
+                    think,
+                )
             )
-        )
         echoes, echo_errors = asyncio.run(
             _sockets([f"ws://127.0.0.1:{bare_port}/echo"] * sockets, {}, 2, "hello", think)
         )
     finally:
         for process in (viva, bare):
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+            _stop(process)
         shutil.rmtree(scratch, ignore_errors=True)
     bare_p95 = _p95(plain) * 1000
     print(f"{requests} requests, 20 in flight (2 cores; client and server on one machine)")
@@ -184,10 +195,33 @@ def run(mode: str) -> bool:
         f"{think[0]:g}-{think[1]:g} s to type each answer, offline model"
     )
     print(f"  bare Litestar WebSocket echo turn p95 {echo_p95:.1f} ms (errors {echo_errors})")
-    print(
-        f"  interview turn p95 {_p95(turns) * 1000:.1f} ms ({_p95(turns) * 1000 / echo_p95:.1f}x; errors {turn_errors})"
-    )
+    for processes, (turns, turn_errors) in by_processes.items():
+        p95 = _p95(turns) * 1000
+        print(
+            f"  interview turn p95, {processes} server process(es): {p95:.1f} ms "
+            f"({p95 / echo_p95:.1f}x the echo; errors {turn_errors})"
+        )
     return True
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+async def _seed_interviews(settings: Settings, submission_id: int, count: int) -> list[int]:
+    async with database(settings) as db:
+        graded = await db.get(Submission, submission_id)
+        assert graded is not None
+        ids = []
+        for _ in range(count):
+            interview = Interview(candidate_id=graded.candidate_id, submission_id=submission_id)
+            db.add(interview)
+            await db.flush()
+            ids.append(interview.id or 0)
+        await db.commit()
+    return ids
 
 
 async def _prepare(settings: Settings, port: int, sockets: int) -> tuple[dict[str, str], int, list[int]]:
@@ -219,11 +253,5 @@ async def _prepare(settings: Settings, port: int, sockets: int) -> tuple[dict[st
                     finished_at=utcnow(),
                 )
             )
-        ids = []
-        for _ in range(sockets):
-            interview = Interview(candidate_id=candidate.user.id or 0, submission_id=submission_id)
-            db.add(interview)
-            await db.flush()
-            ids.append(interview.id or 0)
         await db.commit()
-    return candidate.headers, submission_id, ids
+    return candidate.headers, submission_id, await _seed_interviews(settings, submission_id, sockets)

@@ -141,6 +141,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - as above
 
     from server.app import create_app, prepare_database  # noqa: PLC0415 - as above
+    from server.processes import serve_processes  # noqa: PLC0415 - as above
 
     host, port = args.host or settings.server.host, args.port or settings.server.port
     processes = args.processes or settings.server.processes
@@ -152,16 +153,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     # Several processes share the port; the database is prepared here once, before any of them starts.
     asyncio.run(prepare_database(settings))
-    uvicorn.run(
-        "server.app:process_app",
-        factory=True,
-        workers=processes,
-        host=host,
-        port=port,
-        log_config=log_config,
-        lifespan="on",
-    )
-    return 0
+    return serve_processes(processes, host, port, log_config)
 
 
 def _cmd_rubric_validate(args: argparse.Namespace, settings: Settings) -> int:

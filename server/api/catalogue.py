@@ -53,12 +53,22 @@ async def get_rubric(db: NamedDependency[AsyncSession], user: NamedDependency[Us
 
 @post("/api/rubrics/validate", opt=MANAGER, status_code=200)
 async def validate_rubric(data: JSONBody[NewRubric]) -> dict[str, object]:
-    """Problems with field paths and lines, without saving anything."""
+    """Without saving anything: every problem with its field path and line, or the criteria tree as it would grade
+    (weights, each criterion's share of the score, each check with its parameters)."""
     try:
         loaded = load_rubric_text(data.source, source="rubric")
     except RubricError as error:
-        return {"valid": False, "problems": str(error).splitlines()}
-    return {"valid": True, "id": loaded.rubric.id, "hash": loaded.content_hash, "problems": []}
+        return {"valid": False, "problems": catalogue.problems_of(error)}
+    rubric = loaded.rubric
+    return {
+        "valid": True,
+        "id": rubric.id,
+        "version": rubric.version,
+        "title": rubric.title,
+        "hash": loaded.content_hash,
+        "problems": [],
+        "tree": catalogue.preview(loaded),
+    }
 
 
 @post("/api/rubrics", opt=MANAGER, status_code=201)

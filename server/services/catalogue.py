@@ -5,10 +5,12 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+import msgspec
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rubrics.errors import RubricError
+from rubrics.catalogue import spec_for
+from rubrics.errors import RubricError, RubricInvalid, RubricSyntaxError
 from rubrics.loader import LoadedRubric, load_rubric_text
 from rubrics.registry import BUILTIN_DIR
 from server.db.models import Candidacy, Position, RubricVersion, User
@@ -69,7 +71,7 @@ async def save_rubric(db: AsyncSession, manager: User, text: str) -> RubricVersi
     try:
         parsed = load_rubric_text(text, source="rubric")
     except RubricError as error:
-        raise InvalidInput("the rubric is not valid", {"problems": str(error).splitlines()}) from None
+        raise InvalidInput("the rubric is not valid", {"problems": problems_of(error)}) from None
     latest = await _latest_version(db, manager.organisation_id, parsed.rubric.id)
     row = _version_row(parsed, text, manager.organisation_id, manager.id, (latest or 0) + 1)
     db.add(row)
@@ -180,3 +182,44 @@ def _version_row(
         content_hash=parsed.content_hash,
         created_by=author,
     )
+
+
+def problems_of(error: RubricError) -> list[dict[str, Any]]:
+    """Every problem with its field path and source line, for an editor to mark."""
+    if isinstance(error, RubricInvalid):
+        return [{"path": problem.path, "message": problem.message, "line": problem.line} for problem in error.problems]
+    if isinstance(error, RubricSyntaxError):
+        return [{"path": "", "message": error.reason, "line": error.line}]
+    return [{"path": "", "message": str(error), "line": None}]
+
+
+def preview(rubric: LoadedRubric) -> list[dict[str, Any]]:
+    """The criteria tree as the editor previews it: each node's weight and its share of the whole score, and for a
+    leaf its check with the catalogue's summary and the parameters it will run with (defaults filled in)."""
+
+    def nodes(criteria: list[Any], prefix: str, share: float) -> list[dict[str, Any]]:
+        total = sum(criterion.weight for criterion in criteria) or 1.0
+        built = []
+        for criterion in criteria:
+            path = f"{prefix}{criterion.id}"
+            mine = share * criterion.weight / total
+            node: dict[str, Any] = {
+                "path": path,
+                "title": criterion.title,
+                "weight": criterion.weight,
+                "share": round(mine, 4),
+                "children": nodes(criterion.children, f"{path}.", mine),
+            }
+            if criterion.check is not None:
+                spec = spec_for(criterion.check.name)
+                params = rubric.params.get(path)
+                node["check"] = {
+                    "kind": criterion.check.kind,
+                    "name": criterion.check.name,
+                    "summary": spec.summary if spec else "",
+                    "params": msgspec.to_builtins(params) if params is not None else {},
+                }
+            built.append(node)
+        return built
+
+    return nodes(rubric.rubric.criteria, "", 1.0)

@@ -143,9 +143,17 @@ async def test_cancel_delete_and_regrade_with_another_rubric_version(
     invalid = await client.post(
         "/api/rubrics", json={"source": RUBRIC.replace("weight: 1", "weight: -1")}, headers=manager.headers
     )
-    assert invalid.status_code == 400 and any(
-        "weight" in problem for problem in invalid.json()["error"]["details"]["problems"]
+    assert invalid.status_code == 400
+    [problem] = invalid.json()["error"]["details"]["problems"]
+    assert problem["path"] == "criteria[0].weight" and problem["line"] == 7, problem
+    checked = await client.post(
+        "/api/rubrics/validate", json={"source": RUBRIC.replace("weight: 1", "weight: -1")}, headers=manager.headers
     )
+    assert checked.json()["valid"] is False and checked.json()["problems"] == [problem]
+    previewed = (await client.post("/api/rubrics/validate", json={"source": RUBRIC}, headers=manager.headers)).json()
+    [docker] = previewed["tree"]
+    assert (docker["path"], docker["weight"], docker["share"]) == ("docker", 1, 1.0)
+    assert docker["check"]["name"] == "dockerfile" and docker["check"]["summary"]
     lean = await client.post("/api/rubrics", json={"source": RUBRIC}, headers=manager.headers)
     again = await client.post(
         "/api/rubrics", json={"source": RUBRIC.replace("Lean", "Leaner")}, headers=manager.headers
