@@ -40,6 +40,8 @@ from server.jobs.queue import DatabaseQueue
 from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
 from server.metrics import METRICS
+from server.pages import ROUTES as PAGE_ROUTES
+from server.pages import render as pages_render
 from server.schemas import ErrorBody, ErrorOut
 from server.services import accounts, retention
 from server.services.catalogue import seed_builtin_rubrics
@@ -129,7 +131,29 @@ def current_user(request: Request[Any, Any, Any]) -> User:
     return user  # type: ignore[no-any-return]
 
 
-def error_response(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorOut]:
+def error_response(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """One error shape for the API; on a page, the same error as a page (and a sign-in redirect when signed out)."""
+    body = _error_body(request, error)
+    if _wants_page(request):
+        if body.status == 401:
+            return pages_render.sign_in_redirect(request)
+        return pages_render.render(request, "error.html.j2", status_code=body.status, error=body)
+    return Response(ErrorOut(body), status_code=body.status)
+
+
+def _wants_page(request: Request[Any, Any, Any]) -> bool:
+    handler = request.scope.get("route_handler")
+    opt = getattr(handler, "opt", None) or {}
+    if opt.get("page"):
+        return True
+    if opt.get("access") is not None:
+        return False  # an API route: JSON, whatever the client accepts
+    path = request.url.path
+    api = path.startswith(("/api/", "/schema", "/static/")) or path in ("/health", "/ready", "/metrics")
+    return not api and "text/html" in request.headers.get("accept", "")
+
+
+def _error_body(request: Request[Any, Any, Any], error: Exception) -> ErrorBody:
     if isinstance(error, DomainError):
         body = ErrorBody(error.status, error.code, error.message, error.details)
     elif isinstance(error, ValidationException):
@@ -139,7 +163,7 @@ def error_response(request: Request[Any, Any, Any], error: Exception) -> Respons
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         body = ErrorBody(500, "internal", "Viva hit an unexpected error; it has been logged")
-    return Response(ErrorOut(body), status_code=body.status)
+    return body
 
 
 def _code(status: int) -> str:
@@ -243,7 +267,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: 
         await engine.dispose()
 
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *PAGE_ROUTES],
         dependencies={"db": Provide(provide_db), "user": Provide(current_user, sync_to_thread=False)},
         guards=[access_guard],
         middleware=[observability],

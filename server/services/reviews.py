@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import msgspec
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -114,40 +115,74 @@ async def position_candidates(
     rows = []
     query = select(Candidacy).where(Candidacy.position_id == position.id)
     joined, total = await paged(db, query, col(Candidacy.id), limit=limit or ID_MAX, offset=offset)
+    labels: dict[int, str] = {}
     for candidacy in joined:
         candidate = await db.get(User, candidacy.candidate_id)
         if candidate is None:
             continue
-        latest = (
+        theirs = (
             await db.exec(
                 select(Submission)
                 .where(Submission.position_id == position.id, Submission.candidate_id == candidate.id)
+                .options(defer(Submission.report))  # type: ignore[arg-type]
                 .order_by(col(Submission.id).desc())
             )
-        ).first()
-        row: dict[str, Any] = {
-            "candidate_id": candidate.id,
-            "name": candidate.name,
-            "email": candidate.email,
-            "submission_id": latest.id if latest else None,
-            "status": latest.status if latest else "not submitted",
-            "score": None,
-            "coverage": None,
-            "criteria": {},
-            "overridden": False,
-            "interview_score": None,
-            "rubric_version_id": latest.rubric_version_id if latest else None,
-        }
-        if latest is not None and latest.report is not None:
-            effective = await effective_scores(db, latest)
-            row["score"], row["coverage"] = effective.score, effective.coverage
-            row["criteria"] = {node.path: node.score for node in effective.criteria}
-            row["overridden"] = bool(
-                (await db.exec(select(ScoreOverride).where(ScoreOverride.submission_id == latest.id))).first()
-            )
-            row["interview_score"] = await _interview_score(db, latest.id or 0)
-        rows.append(row)
+        ).all()
+        latest_by_version: dict[int, Submission] = {}
+        for submission in theirs:
+            latest_by_version.setdefault(submission.rubric_version_id, submission)
+        results = [await _result(db, submission, labels) for submission in latest_by_version.values()]
+        results.sort(key=lambda result: result["rubric_version_id"])
+        latest = next((result for result in results if theirs and result["submission_id"] == theirs[0].id), None)
+        rows.append(
+            {
+                "candidate_id": candidate.id,
+                "name": candidate.name,
+                "email": candidate.email,
+                **(latest or _NOT_SUBMITTED),
+                "results": results,
+            }
+        )
     return rows, total
+
+
+_NOT_SUBMITTED: dict[str, Any] = {
+    "submission_id": None,
+    "status": "not submitted",
+    "score": None,
+    "coverage": None,
+    "criteria": {},
+    "overridden": False,
+    "interview_score": None,
+    "rubric_version_id": None,
+    "rubric": "",
+}
+
+
+async def _result(db: AsyncSession, submission: Submission, labels: dict[int, str]) -> dict[str, Any]:
+    """One submission's standing: scores with overrides applied, coverage, the interview's score."""
+    version_id = submission.rubric_version_id
+    if version_id not in labels:
+        rubric = await db.get(RubricVersion, version_id)
+        labels[version_id] = f"{rubric.key} v{rubric.version}" if rubric else f"version {version_id}"
+    result: dict[str, Any] = {
+        **_NOT_SUBMITTED,
+        "submission_id": submission.id,
+        "status": submission.status,
+        "rubric_version_id": version_id,
+        "rubric": labels[version_id],
+    }
+    if submission.status == "done":
+        await db.refresh(submission, ["report"])
+    if submission.report is not None:
+        effective = await effective_scores(db, submission)
+        result["score"], result["coverage"] = effective.score, effective.coverage
+        result["criteria"] = {node.path: node.score for node in effective.criteria}
+        result["overridden"] = bool(
+            (await db.exec(select(ScoreOverride).where(ScoreOverride.submission_id == submission.id))).first()
+        )
+        result["interview_score"] = await _interview_score(db, submission.id or 0)
+    return result
 
 
 def candidates_csv(rows: list[dict[str, Any]]) -> str:
@@ -155,9 +190,9 @@ def candidates_csv(rows: list[dict[str, Any]]) -> str:
     criteria = sorted({path for row in rows for path in row["criteria"]})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["name", "email", "status", "score", "coverage", *criteria, "interview", "overridden"])
+    writer.writerow(["name", "email", "rubric", "status", "score", "coverage", *criteria, "interview", "overridden"])
     for row in rows:
-        values = [row["name"], row["email"], row["status"], row["score"], row["coverage"]]
+        values = [row["name"], row["email"], row["rubric"], row["status"], row["score"], row["coverage"]]
         values += [row["criteria"].get(path) for path in criteria]
         values += [row["interview_score"], "yes" if row["overridden"] else "no"]
         writer.writerow([_cell(value) for value in values])

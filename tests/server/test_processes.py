@@ -89,7 +89,7 @@ def test_two_processes_serve_replace_the_dead_and_stop_together(tmp_path: Path) 
                     while json.loads(await socket.recv())["type"] != "question":
                         pass
                 await socket.send(json.dumps({"type": "answer", "id": answer_id, "text": "We retry twice."}))
-                while (message := json.loads(await socket.recv()))["type"] != "reply":
+                while json.loads(await socket.recv())["type"] != "reply":
                     pass
                 return list(hello["acknowledged"])
 
