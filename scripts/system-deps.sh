@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What Viva's tests need beyond Python: a running Docker engine, debootstrap to build the offline base image, and
-# PostgreSQL's server binaries (the database tests start a throwaway cluster of their own; no service is left running).
+# What Viva's tests need beyond Python: a running Docker engine, debootstrap to build the offline base image,
+# Chromium for the browser tests, and PostgreSQL's server binaries (the database tests start a throwaway cluster of
+# their own; no service is left running).
 # Installs (Debian, as root) and starts what is missing; otherwise says what to run. Idempotent and quick when
 # everything is already there.
 set -euo pipefail
@@ -9,6 +10,7 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser tests drive Debian's Chromium
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]}" >&2
