@@ -186,15 +186,17 @@ async def _result(db: AsyncSession, submission: Submission, labels: dict[int, st
 
 
 def candidates_csv(rows: list[dict[str, Any]]) -> str:
-    """CSV for a spreadsheet: every cell that a spreadsheet would read as a formula is made plain text."""
-    criteria = sorted({path for row in rows for path in row["criteria"]})
+    """CSV for a spreadsheet, one line per candidate and rubric version: every cell that a spreadsheet would read as a
+    formula is made plain text."""
+    lines = [(row, result) for row in rows for result in (row.get("results") or [row])]
+    criteria = sorted({path for _, result in lines for path in result["criteria"]})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["name", "email", "rubric", "status", "score", "coverage", *criteria, "interview", "overridden"])
-    for row in rows:
-        values = [row["name"], row["email"], row["rubric"], row["status"], row["score"], row["coverage"]]
-        values += [row["criteria"].get(path) for path in criteria]
-        values += [row["interview_score"], "yes" if row["overridden"] else "no"]
+    for row, result in lines:  # one line per candidate and rubric version, as the comparison page shows them
+        values = [row["name"], row["email"], result["rubric"], result["status"], result["score"], result["coverage"]]
+        values += [result["criteria"].get(path) for path in criteria]
+        values += [result["interview_score"], "yes" if result["overridden"] else "no"]
         writer.writerow([_cell(value) for value in values])
     return buffer.getvalue()
 

@@ -17,10 +17,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -32,6 +34,7 @@ from tests.server.test_durability import _free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+T = TypeVar("T")
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}
 
@@ -45,10 +48,10 @@ class Site:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def identity(self, role: str, organisation_id: int | None = None, *, accepted: bool = True) -> Identity:
-        return asyncio.run(make_identity(self.settings, role, organisation_id=organisation_id, accepted=accepted))
+        return _run(make_identity(self.settings, role, organisation_id=organisation_id, accepted=accepted))
 
     def organisation(self, name: str) -> int:
-        return asyncio.run(make_organisation(self.settings, name))
+        return _run(make_organisation(self.settings, name))
 
     def api(self, identity: Identity) -> httpx.Client:
         return httpx.Client(base_url=self.base, headers=identity.headers, timeout=30)
@@ -72,6 +75,12 @@ class Site:
                     return body
                 assert time.monotonic() < deadline, f"grading {submission_id} did not finish: {body}"
                 time.sleep(0.3)
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a database helper on its own loop in another thread: Playwright's sync API owns this thread's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _serve(environment: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -132,13 +141,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         _stop(web)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync driver runs it owns this thread's event loop, and the async
+# tests in other folders need it back.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(
         executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-background-networking"]

@@ -45,7 +45,11 @@ def test_a_candidate_signs_up_submits_watches_and_follows_evidence(page: Page, s
     shot(page, "progress-queued")
 
     seen: list[str] = []
-    page.expose_function("recordProgress", seen.append)
+
+    def record(label: str) -> None:
+        seen.append(label)
+
+    page.expose_function("recordProgress", record)
     page.evaluate(
         """() => new MutationObserver(() => window.recordProgress(
              document.querySelector('[data-progress-label]')?.textContent || '')).observe(

@@ -124,7 +124,8 @@ async def test_candidates_side_by_side_and_a_csv_a_spreadsheet_cannot_run(
         and "attachment" in exported.headers["content-disposition"]
     )
     rows = list(csv.reader(io.StringIO(exported.text)))
-    assert rows[0][:3] == ["name", "email", "status"] and rows[1][0].startswith("'=HYPERLINK")
+    assert rows[0][:4] == ["name", "email", "rubric", "status"] and rows[1][0].startswith("'=HYPERLINK")
+    assert rows[1][2] == "ai-engineer-capstone v1" and len(listed[0]["results"]) == 1
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows[1:] for cell in row)
 
 
