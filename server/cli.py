@@ -148,6 +148,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if processes < 1:
         raise CommandFailed("--processes must be at least 1")
     log_config = logs.configure(settings.general.log_level)
+    public = settings.server.public_url.rstrip("/")
+    print(f"Viva will serve {public} (listening on {host}:{port}); sign in at {public}/login", flush=True)
     if processes == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config, lifespan="on")
         return 0

@@ -46,6 +46,7 @@ async def ensure_demo(settings: Settings, factory: async_sessionmaker[AsyncSessi
         f"\nViva demo, created once (these passwords are not shown again):\n"
         f"  manager    {MANAGER_EMAIL}  {manager_password}\n"
         f"  candidate  {CANDIDATE_EMAIL}  {candidate_password}\n"
-        f"  invite link for candidates: {url}/join/{position.invite_code}\n",
+        f"  invite link for candidates: {url}/join/{position.invite_code}\n"
+        f"Open {url}/login and sign in as either.\n",
         flush=True,
     )
