@@ -56,6 +56,14 @@ class InterviewSettings(msgspec.Struct, frozen=True, kw_only=True):
     budget_usd: float = 0.50
     """Hard ceiling per interview; at the ceiling the interview ends gracefully and an alert is raised."""
     organisation_budget_usd: float | None = None
+    speech_to_text: str = "pocketsphinx"
+    """Voice interviews: `pocketsphinx` (offline, no downloads) or `openai` (needs the OpenAI key)."""
+    text_to_speech: str = "browser"
+    """Voice interviews: `browser` (the candidate's browser speaks), `flite` or `espeak-ng` (offline, where
+    installed), or `openai`."""
+    low_confidence: float = 0.6
+    """A transcript recognised with less confidence than this waits for the candidate to check it, and the report
+    notes it."""
 
 
 class AlertSettings(msgspec.Struct, frozen=True, kw_only=True):
