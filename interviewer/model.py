@@ -72,12 +72,43 @@ class Assessment(msgspec.Struct, frozen=True):
     """The answer claimed something the code does not show: it scores 0, below any honest answer."""
 
 
+class VoiceMeta(msgspec.Struct, frozen=True, omit_defaults=True):
+    """How a spoken answer was heard. The answer's text is what the candidate confirmed (and may have corrected);
+    ratings rest on it alone, never on how fluently it was said."""
+
+    confidence: float
+    heard: str = ""
+    """The recogniser's transcript, when the candidate corrected it before sending."""
+    speech_seconds: float = 0.0
+    stages_ms: dict[str, float] = msgspec.field(default_factory=dict)
+    """`transcript` (end of speech → final transcript), `first_token` (answer received → the interviewer's first
+    words), `first_audio` (first words → first audio), `end_to_first_audio` (end of speech → first audio, when the
+    answer went without the candidate pausing to check it)."""
+
+
+class StageLatency(msgspec.Struct, frozen=True):
+    stage: str
+    turns: int
+    p50_ms: float
+    p95_ms: float
+
+
+class VoiceSummary(msgspec.Struct, frozen=True):
+    spoken_answers: int
+    stages: list[StageLatency]
+    mean_confidence: float
+    low_confidence_answers: int
+    corrected_answers: int
+    note: str = ""
+
+
 class Turn(msgspec.Struct, frozen=True, omit_defaults=True):
     role: Literal["interviewer", "candidate"]
     text: str
     at: float
     topic_id: str | None = None
     answer_id: str | None = None
+    voice: VoiceMeta | None = None
 
 
 class DimensionResult(msgspec.Struct, frozen=True):
@@ -113,3 +144,5 @@ class InterviewReport(msgspec.Struct, frozen=True):
     injection_attempts: list[str]
     ended: str
     """Why the interview ended: completed, budget, candidate_silent, turn_limit."""
+    voice: VoiceSummary | None = None
+    """For an interview (partly) spoken: per-stage latency and how well the speech was recognised."""

@@ -3,6 +3,8 @@ the transcript and the cost. JSON (versioned, docs/INTERVIEW.md) and Markdown (e
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from grader.report.render_markdown import escape_markdown
@@ -12,6 +14,9 @@ from interviewer.model import (
     DimensionResult,
     InterviewCost,
     InterviewReport,
+    StageLatency,
+    Turn,
+    VoiceSummary,
 )
 from interviewer.session import InterviewSession
 from llm.budget import BudgetBook
@@ -30,7 +35,13 @@ STUDY = {
 
 
 def build_report(
-    session: InterviewSession, rubric: LoadedRubric, book: BudgetBook, account: str, repo: str
+    session: InterviewSession,
+    rubric: LoadedRubric,
+    book: BudgetBook,
+    account: str,
+    repo: str,
+    *,
+    low_confidence: float = 0.6,
 ) -> InterviewReport:
     dimensions = []
     for path, node in leaf_paths(rubric.rubric):
@@ -74,7 +85,41 @@ def build_report(
         study=[STUDY.get(d.id, d.title) for d in rated if d.rating != "high"][:5],
         injection_attempts=session.injection_attempts,
         ended=session.ended or "in_progress",
+        voice=voice_summary(session.transcript, low_confidence),
     )
+
+
+VOICE_STAGES = ("transcript", "first_token", "first_audio", "end_to_first_audio")
+
+
+def voice_summary(transcript: list[Turn], low_confidence: float = 0.6) -> VoiceSummary | None:
+    spoken = [turn.voice for turn in transcript if turn.role == "candidate" and turn.voice is not None]
+    if not spoken:
+        return None
+    stages = []
+    for stage in VOICE_STAGES:
+        values = sorted(voice.stages_ms[stage] for voice in spoken if stage in voice.stages_ms)
+        if values:
+            stages.append(StageLatency(stage, len(values), _percentile(values, 0.5), _percentile(values, 0.95)))
+    low = sum(voice.confidence < low_confidence for voice in spoken)
+    note = (
+        f"{low} of {len(spoken)} spoken answers were recognised with low confidence; the candidate saw each "
+        "transcript and could correct it before it was assessed, and ratings rest on the confirmed text."
+        if low
+        else ""
+    )
+    return VoiceSummary(
+        spoken_answers=len(spoken),
+        stages=stages,
+        mean_confidence=round(sum(voice.confidence for voice in spoken) / len(spoken), 3),
+        low_confidence_answers=low,
+        corrected_answers=sum(bool(voice.heard) for voice in spoken),
+        note=note,
+    )
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    return round(ordered[max(0, math.ceil(fraction * len(ordered)) - 1)], 1)
 
 
 def render_json(report: InterviewReport) -> str:
@@ -112,6 +157,20 @@ def render_markdown(report: InterviewReport) -> str:
     ):
         if items:
             lines += ["", f"## {title}", ""] + [f"- {escape_markdown(item)}" for item in items]
+    if report.voice is not None:
+        voice = report.voice
+        lines += [
+            "",
+            "## Voice",
+            "",
+            f"{voice.spoken_answers} spoken answers, mean recognition confidence "
+            f"{voice.mean_confidence:.2f}, {voice.corrected_answers} corrected by the candidate.",
+            "",
+        ]
+        lines += ["| stage | turns | p50 ms | p95 ms |", "| --- | --- | --- | --- |"]
+        lines += [f"| {s.stage} | {s.turns} | {s.p50_ms:.0f} | {s.p95_ms:.0f} |" for s in voice.stages]
+        if voice.note:
+            lines += ["", voice.note]
     lines += ["", "## Transcript", ""]
     lines += [f"**{turn.role}**: {escape_markdown(turn.text)}" + "\n" for turn in report.transcript]
     return "\n".join(lines).rstrip() + "\n"

@@ -29,7 +29,7 @@ from interviewer.assess import gate
 from interviewer.claims import find_contradictions
 from interviewer.errors import InterviewFinished
 from interviewer.guard import fence, leaks
-from interviewer.model import Assessment, Contradiction, InterviewPlan, Topic, Turn
+from interviewer.model import Assessment, Contradiction, InterviewPlan, Topic, Turn, VoiceMeta
 from interviewer.signals import FOLLOW_UPS, follow_up_reason, is_silent, measure
 from llm.errors import BudgetExceeded, NoModelAvailable
 from llm.metered import MeteredCaller
@@ -113,6 +113,12 @@ class InterviewSession:
             self._silent,
             sorted(self._probed),
         )
+
+    def note_voice(self, answer_id: str, voice: VoiceMeta) -> None:
+        """Attach how a spoken answer was heard (and its timings) to the answer's turn."""
+        for index, turn in enumerate(self.transcript):
+            if turn.role == "candidate" and turn.answer_id == answer_id:
+                self.transcript[index] = msgspec.structs.replace(turn, voice=voice)
 
     def restore(self, state: SessionState) -> None:
         """Continue a saved interview exactly where it stood."""

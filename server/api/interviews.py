@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,10 +33,14 @@ from server.db.models import Interview, User
 from server.errors import DomainError, NotFound
 from server.schemas import BodyId, Limit, Offset, OptionalQueryId, Page, PathId
 from server.services import interviews
+from server.services.voice import VoiceChannel
 from server.web import client_address, state_of
 
 USER, CANDIDATE = ({"access": level} for level in ("user", "candidate"))
 MAX_ANSWER = 20_000
+MAX_AUDIO_MESSAGE = 64_000
+"""Bytes of PCM in one message: two seconds (the browser sends 100 ms at a time)."""
+VOICE_MESSAGES = {"voice", "talk", "barge_in", "first_audio"}
 
 
 class NewInterview(msgspec.Struct, forbid_unknown_fields=True):
@@ -156,14 +162,82 @@ async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: PathI
                 question = await _first_question(state, interview_id, live, sender)
             await sender.flush()
             await socket.send_json({"type": "question", "text": question})
+        voice: VoiceChannel | None = None
         while True:
-            message = await socket.receive_json()
-            await _on_message(state, socket, interview_id, live, message)
+            event: dict[str, Any] = dict(await socket.receive())
+            if event["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(detail="disconnect event", code=event.get("code", 1000))
+            if event.get("bytes") is not None:  # microphone frames
+                if voice is not None and len(event["bytes"]) <= MAX_AUDIO_MESSAGE:
+                    await voice.frames(event["bytes"])
+                continue
+            try:
+                message = json.loads(event.get("text") or "")
+            except ValueError:
+                message = None
+            if isinstance(message, dict) and message.get("type") in VOICE_MESSAGES:
+                voice = await _on_voice(state, socket, interview_id, live, voice=voice, message=message)
+                continue
+            await _on_message(state, socket, interview_id, live, message, voice=voice)
     except WebSocketDisconnect:
         return
+    finally:
+        if voice is not None:
+            await voice.close()
 
 
-async def _on_message(state: Any, socket: WebSocket[Any, Any, Any], interview_id: int, live: Any, message: Any) -> None:
+async def _on_voice(
+    state: Any,
+    socket: WebSocket[Any, Any, Any],
+    interview_id: int,
+    live: Any,
+    *,
+    voice: VoiceChannel | None,
+    message: Any,
+) -> VoiceChannel | None:
+    kind = message["type"]
+    if kind == "voice":  # {"type": "voice", "on": bool}: the candidate switches voice on or off at any time
+        if voice is not None:
+            await voice.close()
+        if not message.get("on", True):
+            return None
+        voice = VoiceChannel(state.settings, socket.send_json)
+        await socket.send_json(voice.hello())
+        return voice
+    if voice is None:
+        await socket.send_json({"type": "error", "message": 'switch voice on first: {"type": "voice", "on": true}'})
+        return None
+    if kind == "talk":
+        await voice.talk(str(message.get("state", "")))
+    elif kind == "barge_in":
+        await voice.barge_in()
+    elif kind == "first_audio":  # the browser spoke the reply; its timing completes the answer's stages
+        answer_id = str(message.get("id", ""))[:100]
+        voice.browser_audio(answer_id, float(message.get("after_first_token_ms", 0) or 0))
+        await _note_voice(state, interview_id, live, voice, answer_id)
+    return voice
+
+
+async def _note_voice(state: Any, interview_id: int, live: Any, voice: VoiceChannel, answer_id: str) -> None:
+    async with live.lock:
+        turn = next((t for t in live.session.transcript if t.answer_id == answer_id), None)
+        meta = voice.meta(answer_id, turn.text) if turn is not None else None
+        if meta is None:
+            return
+        live.session.note_voice(answer_id, meta)
+        with contextlib.suppress(interviews.StaleInterview):
+            await _save(state, interview_id, live)
+
+
+async def _on_message(
+    state: Any,
+    socket: WebSocket[Any, Any, Any],
+    interview_id: int,
+    live: Any,
+    message: Any,
+    *,
+    voice: VoiceChannel | None = None,
+) -> None:
     if not isinstance(message, dict) or message.get("type") != "answer":
         await socket.send_json({"type": "error", "message": 'send {"type": "answer", "id": ..., "text": ...}'})
         return
@@ -179,7 +253,8 @@ async def _on_message(state: Any, socket: WebSocket[Any, Any, Any], interview_id
             await socket.send_json({"type": "reply", "id": answer_id, "text": live.session.replies[answer_id]})
             return
         await socket.send_json({"type": "ack", "id": answer_id})
-        sender = _Sender(socket)
+        spoken = voice is not None and voice.is_spoken(answer_id)
+        sender = _Sender(socket, voice.start_reply(answer_id) if spoken and voice is not None else None)
         try:
             # The reply is generated and saved even if the client drops meanwhile: it is there when they return.
             reply = await asyncio.shield(
@@ -194,6 +269,10 @@ async def _on_message(state: Any, socket: WebSocket[Any, Any, Any], interview_id
         finally:
             await sender.flush()
     await socket.send_json({"type": "reply", "id": answer_id, "text": reply})
+    if spoken and voice is not None:
+        voice.forget_older(answer_id)
+        await voice.end_reply()  # server speech: the last sentences' audio; then the stages so far are kept
+        await _note_voice(state, interview_id, live, voice, answer_id)
     if live.session.finished:
         await socket.send_json({"type": "end", "reason": live.session.ended})
 
@@ -234,13 +313,15 @@ class _Sender:
     """Streams the interviewer's tokens in order from the agent's synchronous callback. A dropped client misses
     tokens, never the saved reply."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
-        self.socket = socket
+    def __init__(self, socket: WebSocket[Any, Any, Any], also: Callable[[str], None] | None = None) -> None:
+        self.socket, self.also = socket, also
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.task = asyncio.create_task(self._drain())
 
     def __call__(self, token: str) -> None:
         self.queue.put_nowait(token)
+        if self.also is not None:
+            self.also(token)
 
     async def _drain(self) -> None:
         while True:

@@ -5,18 +5,24 @@ and the report at the end — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import random
+import struct
+import subprocess
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
+from interviewer.voice.audio import from_wav
 from llm.budget import CallRecord
 from server.api.interviews import _answer_and_save
 from server.app import create_app
@@ -24,6 +30,7 @@ from server.db.models import Interview
 from server.metrics import METRICS
 from server.settings import Settings
 from tests.server.conftest import PASSWORD, Identity, database, make_identity
+from tests.unit.test_voice import word_error_rate
 
 ORIGIN = {"origin": "http://127.0.0.1:8000"}
 
@@ -255,3 +262,86 @@ def test_two_processes_racing_on_one_answer_record_it_once(settings: Settings) -
         saved = _saved_state(settings, interview_id)
         answers = [turn["answer_id"] for turn in saved["state"]["transcript"] if turn["role"] == "candidate"]
         assert answers == ["same"] and saved["revision"] == 2
+
+
+def _speech(text: str, tmp: Any) -> bytes:
+    out = tmp / "say.wav"
+    subprocess.run(["flite", "-voice", "rms", "-t", text, "-o", str(out)], check=True)
+    pcm, _ = from_wav(out.read_bytes())
+    return pcm
+
+
+def _stream(socket: Any, pcm: bytes) -> None:
+    for start in range(0, len(pcm), 3200):  # 100 ms per message, as the browser's worklet batches them
+        socket.send_bytes(pcm[start : start + 3200])
+
+
+SPOKEN = "we keep a cache of the answers for one hour and we check the cost of every request"
+
+
+def test_a_spoken_answer_is_heard_confirmed_answered_and_timed(settings: Settings, tmp_path: Any) -> None:
+    voiced = msgspec.structs.replace(
+        settings, interview=msgspec.structs.replace(settings.interview, text_to_speech="flite")
+    )
+    with TestClient(create_app(voiced)) as client:
+        candidate = asyncio.run(make_identity(voiced, "candidate"))
+        submission_id = _graded_submission(client, candidate)
+        started = client.post("/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers)
+        interview_id = started.json()["id"]
+        speech = _speech(SPOKEN, tmp_path)
+        with client.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
+            _until(socket, "question")
+            socket.send_json({"type": "voice", "on": True})
+            ready = socket.receive_json()
+            assert ready["type"] == "voice_ready" and ready["speech_to_text"] == "pocketsphinx"
+            assert ready["text_to_speech"] == "flite" and not ready["browser_speaks"]
+
+            # Half an answer, then the candidate stops mid-sentence and says it all again: only the whole one counts.
+            _stream(socket, b"\0\0" * 8000 + speech + b"\0\0" * 24000)
+            heard, events = _until(socket, "transcript")
+            kinds = {event["type"] for event in events}
+            assert {"level", "speech", "partial"} <= kinds
+            assert word_error_rate(SPOKEN, heard["text"]) <= 0.3, heard["text"]
+            assert 0 < heard["confidence"] <= 1
+
+            # The candidate corrects one word before sending: the confirmed text is what is recorded.
+            corrected = heard["text"] + " please"
+            socket.send_json({"type": "answer", "id": heard["id"], "text": corrected})
+            ack, _ = _until(socket, "ack")  # (the microphone's last level readings may come first)
+            assert ack["id"] == heard["id"]
+            _, streamed = _until(socket, "audio_end")
+            audio = [event for event in streamed if event["type"] == "audio"]
+            assert audio and [event["seq"] for event in audio] == list(range(len(audio)))
+            assert audio[0]["sample_rate"] == 16000 and len(base64.b64decode(audio[0]["pcm"])) > 16000
+
+            # A typed answer in the same interview (the candidate switched to the keyboard for one).
+            socket.send_json({"type": "answer", "id": "typed-1", "text": "We retry twice, then return a 503."})
+            _until(socket, "reply")
+
+        row = _saved_state(voiced, interview_id)
+        [spoken] = [turn for turn in row["state"]["transcript"] if turn.get("voice")]
+        assert spoken["text"] == corrected and spoken["voice"]["heard"] == heard["text"]
+        stages = spoken["voice"]["stages_ms"]
+        assert {"transcript", "first_token", "first_audio"} <= set(stages) and all(v >= 0 for v in stages.values())
+        typed = [turn for turn in row["state"]["transcript"] if turn.get("answer_id") == "typed-1"]
+        assert typed and "voice" not in typed[0]  # a typed answer in the same interview stays a typed answer
+
+
+def test_silence_noise_and_a_dropped_connection_mid_utterance(settings: Settings, tmp_path: Any) -> None:
+    with TestClient(create_app(settings)) as client:
+        candidate = asyncio.run(make_identity(settings, "candidate"))
+        submission_id = _graded_submission(client, candidate)
+        started = client.post("/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers)
+        path = f"/api/interviews/{started.json()['id']}/ws"
+        speech = _speech(SPOKEN, tmp_path)
+        with client.websocket_connect(path, headers=candidate.headers) as socket:
+            _until(socket, "question")
+            socket.send_json({"type": "voice", "on": True})
+            assert socket.receive_json()["browser_speaks"]
+            _stream(socket, b"\0\0" * 48000)  # three seconds of silence: nothing happens
+            noise = struct.pack("<64000h", *(random.Random(3).randint(-3000, 3000) for _ in range(64000)))
+            _stream(socket, noise + b"\0\0" * 16000)  # four seconds of hiss: noise, not an answer
+            _stream(socket, speech[: len(speech) // 2])  # half a sentence, then the connection drops
+        with client.websocket_connect(path, headers=candidate.headers) as socket:
+            hello = socket.receive_json()
+            assert hello["acknowledged"] == [] and len(hello["transcript"]) == 1  # only the first question

@@ -9,16 +9,19 @@ import random
 import shutil
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from interviewer.voice.audio import FRAME_BYTES, SAMPLE_RATE, from_wav
-from interviewer.voice.engines import choose
+from interviewer.voice.engines import VoiceEngines, choose
 from interviewer.voice.listener import Heard, Listener
 from interviewer.voice.stt import PocketSphinx
-from interviewer.voice.tts import CommandSpeech
+from interviewer.voice.tts import CommandSpeech, Speech
 from llm.select import ProviderKeys
+from server.services.voice import VoiceChannel
+from server.settings import load_settings
 
 SENTENCE = "we keep a cache of the answers for one hour and we check the cost of every request"
 
@@ -105,3 +108,52 @@ def test_a_missing_engine_is_reported_and_the_browser_speaks(monkeypatch: pytest
 def test_flite_speaks_a_sentence() -> None:
     speech = CommandSpeech("flite").speak("Thank you. What happens when the model times out?")
     assert speech is not None and speech.sample_rate == SAMPLE_RATE and len(speech.pcm) > SAMPLE_RATE
+
+
+class SlowSpeech:
+    """A stand-in speech engine: a fixed time per sentence, a fixed amount of audio."""
+
+    name, in_browser = "stand-in", False
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.spoken = seconds, []
+
+    def speak(self, sentence: str) -> Speech:
+        time.sleep(self.seconds)
+        self.spoken.append(sentence)
+        return Speech(b"\1\0" * 1600, SAMPLE_RATE)
+
+
+def test_the_reply_is_spoken_sentence_by_sentence_and_barge_in_stops_it() -> None:
+    async def run() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        sent: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        engines = VoiceEngines(stt=None, tts=SlowSpeech(0.05), problems=[])
+        channel = VoiceChannel(load_settings({}), send, engines)
+        sink = channel.start_reply("a1")
+        sink("First sentence. ")
+        await asyncio.sleep(0.2)  # the interviewer is still thinking about the second sentence
+        first_audio_before_the_rest = [m for m in sent if m["type"] == "audio"]
+        sink("Second sentence. ")
+        sink("Third sentence. ")
+        await channel.end_reply()
+        whole = list(sent)
+
+        sent.clear()
+        sink = channel.start_reply("a2")
+        for number in range(10):
+            sink(f"Sentence {number}. ")
+        await asyncio.sleep(0.08)
+        await channel.barge_in()  # the candidate starts talking over the interviewer
+        await asyncio.sleep(0.3)
+        return [*first_audio_before_the_rest, {"type": "-"}, *whole], list(sent)
+
+    spoken, interrupted = asyncio.run(run())
+    split = spoken.index({"type": "-"})
+    assert len(spoken[:split]) == 1  # audio for the first sentence before the others existed
+    audio = [m for m in spoken[split + 1 :] if m["type"] == "audio"]
+    assert [m["seq"] for m in audio] == [0, 1, 2] and spoken[-1] == {"type": "audio_end", "id": "a1"}
+    assert 1 <= len([m for m in interrupted if m["type"] == "audio"]) <= 2  # stopped, not all ten
