@@ -75,6 +75,7 @@ document.addEventListener("DOMContentLoaded", () => {
     state.textContent = "Connecting…";
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
+      section.dispatchEvent(new CustomEvent("viva:message", { detail: message }));
       if (message.type === "hello") {
         retries = 0;
         chat.textContent = "";
@@ -122,6 +123,7 @@ document.addEventListener("DOMContentLoaded", () => {
         setReady(true);
       }
     };
+    socket.onopen = () => section.dispatchEvent(new CustomEvent("viva:open"));
     socket.onclose = (event) => {
       setReady(false);
       if (ended) return;
@@ -141,7 +143,8 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     const text = input.value.trim();
     if (!text || !socket || socket.readyState !== WebSocket.OPEN) return;
-    const answer = { id: newId(), text };
+    const answer = { id: form.dataset.voiceId || newId(), text };  // a spoken answer keeps the id it was heard with
+    delete form.dataset.voiceId;
     localStorage.setItem(pendingKey, JSON.stringify(answer));  // kept until its reply arrives
     errors.textContent = "";
     bubble("candidate", text, "pending");
@@ -153,5 +156,16 @@ document.addEventListener("DOMContentLoaded", () => {
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
   });
+  // The voice panel (voice.js) talks over the same socket.
+  section.vivaSend = (message) => {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(message instanceof ArrayBuffer ? message : JSON.stringify(message));
+    return true;
+  };
+  section.vivaAnswer = (answerId, text) => {
+    form.dataset.voiceId = answerId;
+    input.value = text;
+    form.requestSubmit();
+  };
   connect();
 });

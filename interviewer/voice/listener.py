@@ -40,6 +40,8 @@ class Listener:
         self.stt, self.emit, self.on_heard = stt, emit, on_heard
         self.detector = EndOfTurn()
         self.push_to_talk = False
+        """Push-to-talk mode: only audio while the button is held counts; the detector is not used."""
+        self.pressed = False
         self.recognizer: Recognizer | None = None
         self.pending = bytearray()
         self.turn_audio = 0
@@ -53,11 +55,12 @@ class Listener:
 
     async def start(self) -> None:
         """Push-to-talk pressed."""
-        self.push_to_talk = True
+        self.pressed = True
         await self._begin()
 
     async def stop(self) -> None:
         """Push-to-talk released: the turn ends now."""
+        self.pressed = False
         if self.recognizer is not None:
             await self._end(time.monotonic())
 
@@ -70,8 +73,8 @@ class Listener:
         self._frames += 1
         if self._frames % self._level_every == 0:
             await self.emit({"type": "level", "dbfs": round(level_dbfs(frame), 1)})
-        if self.push_to_talk:
-            if self.recognizer is not None:
+        if self.push_to_talk or self.pressed:
+            if self.pressed and self.recognizer is not None:
                 await self._listen(frame)
             return
         event = self.detector.frame(frame)
@@ -115,7 +118,6 @@ class Listener:
         await self._decode()
         recognizer, spoken = self.recognizer, self.turn_audio
         self.recognizer, self.turn_audio = None, 0
-        self.push_to_talk = False
         if recognizer is None:
             return
         async with self.lock:

@@ -196,12 +196,14 @@ async def _on_voice(
     message: Any,
 ) -> VoiceChannel | None:
     kind = message["type"]
-    if kind == "voice":  # {"type": "voice", "on": bool}: the candidate switches voice on or off at any time
+    if kind == "voice":  # {"type": "voice", "on": bool, "mode": "hands_free" | "push_to_talk"}: on or off at any time
         if voice is not None:
             await voice.close()
         if not message.get("on", True):
             return None
         voice = VoiceChannel(state.settings, socket.send_json)
+        if voice.listener is not None:
+            voice.listener.push_to_talk = message.get("mode") == "push_to_talk"
         await socket.send_json(voice.hello())
         return voice
     if voice is None:
