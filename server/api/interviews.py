@@ -308,7 +308,8 @@ async def _first_question(state: Any, interview_id: int, live: Any, sink: Any) -
 
 async def _save(state: Any, interview_id: int, live: Any) -> None:
     async with state.factory() as db:
-        await interviews.save(db, interview_id, live, state.settings.interview.rubric)
+        interview = state.settings.interview
+        await interviews.save(db, interview_id, live, interview.rubric, low_confidence=interview.low_confidence)
 
 
 class _Sender:

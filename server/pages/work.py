@@ -140,8 +140,29 @@ async def interview_report_page(
 ) -> Response[str]:
     row = await interviews.visible_interview(db, user, interview_id)
     report = msgspec.json.decode(row.report) if row.report else None
-    transcript = msgspec.json.decode(row.transcript)
-    return render(request, "work/interview_report.html.j2", interview=row, report=report, transcript=transcript)
+    transcript = msgspec.json.decode(row.state)["transcript"] if row.state else msgspec.json.decode(row.transcript)
+    started = transcript[0]["at"] if transcript else 0.0
+    for turn in transcript:
+        turn["clock"] = _clock(turn["at"] - started)
+    quoted = {}  # each quote's place in the interview, so a reader can find it (and, in a voice interview, hear it)
+    for dimension in (report or {}).get("dimensions", []):
+        for words in dimension["quotes"]:
+            said = next((t for t in transcript if t["role"] == "candidate" and words in t["text"]), None)
+            quoted[words] = said["clock"] if said else ""
+    return render(
+        request,
+        "work/interview_report.html.j2",
+        interview=row,
+        report=report,
+        transcript=transcript,
+        quoted=quoted,
+        low_confidence=state_of(request).settings.interview.low_confidence,
+    )
+
+
+def _clock(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
 def _evidence_link(submission_id: int, kept: bool, report: GradingReport) -> Any:

@@ -186,7 +186,9 @@ async def visible_interview(db: AsyncSession, user: User, interview_id: int) -> 
     raise NotFound("no such interview")
 
 
-async def save(db: AsyncSession, interview_id: int, live: LiveInterview, rubric_id: str) -> None:
+async def save(
+    db: AsyncSession, interview_id: int, live: LiveInterview, rubric_id: str, *, low_confidence: float = 0.6
+) -> None:
     """Write the session's state on the revision it was read at; StaleInterview if another process got there first
     (nothing is written then, and the caller catches up and answers from the saved state)."""
     session = live.session
@@ -197,14 +199,21 @@ async def save(db: AsyncSession, interview_id: int, live: LiveInterview, rubric_
         "state": msgspec.json.encode(state).decode(),
         "revision": live.revision + 1,
     }
-    if session.finished:
+    if session.finished:  # (re)built on every save once finished: a spoken last answer's timings arrive after it
         row = await db.get(Interview, interview_id)
-        if row is not None and row.status == "active":
+        if row is not None:
             rubric = resolve_rubric(rubric_id)
             report = build_report(
-                session, rubric, live.book, f"interview:{interview_id}", f"submission {row.submission_id}"
+                session,
+                rubric,
+                live.book,
+                f"interview:{interview_id}",
+                f"submission {row.submission_id}",
+                low_confidence=low_confidence,
             )
-            values.update(status="finished", finished_at=utcnow(), report=render_json(report))
+            values["report"] = render_json(report)
+            if row.status == "active":
+                values.update(status="finished", finished_at=utcnow())
     written = await db.exec(
         update(Interview)
         .where(col(Interview.id) == interview_id, col(Interview.revision) == live.revision)

@@ -93,6 +93,12 @@ def test_a_spoken_answer_is_transcribed_and_answered(page: Page, site: Site) -> 
     [spoken] = [turn for turn in transcript if turn["role"] == "candidate"]
     assert spoken["voice"]["confidence"] > 0 and "transcript" in spoken["voice"]["stages_ms"]
 
+    # The transcript on the interview's report page says the answer was spoken and how well it was recognised.
+    page.goto(f"{site.base}/interviews/{interview['id']}/report")
+    expect(page.locator(".chat .turn.candidate .who-said")).to_contain_text("spoken, recognition confidence")
+    page.go_back()
+    page.get_by_role("button", name="Use my microphone").click()
+
     # The candidate can switch back to typing at any time.
     page.get_by_role("button", name="Stop using my microphone").click()
     expect(caption).to_have_text("Voice is off; type your answers.")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from interviewer.model import Turn, VoiceMeta
+from interviewer.report import voice_summary
 from interviewer.voice.audio import FRAME_BYTES, SAMPLE_RATE, from_wav
 from interviewer.voice.engines import VoiceEngines, choose
 from interviewer.voice.listener import Heard, Listener
@@ -157,3 +159,19 @@ def test_the_reply_is_spoken_sentence_by_sentence_and_barge_in_stops_it() -> Non
     audio = [m for m in spoken[split + 1 :] if m["type"] == "audio"]
     assert [m["seq"] for m in audio] == [0, 1, 2] and spoken[-1] == {"type": "audio_end", "id": "a1"}
     assert 1 <= len([m for m in interrupted if m["type"] == "audio"]) <= 2  # stopped, not all ten
+
+
+def test_the_report_summarises_spoken_turns_and_notes_low_recognition() -> None:
+    turns = [Turn("interviewer", "Why this chunk size?", 0.0)]
+    for number, confidence in enumerate([0.9, 0.4, 0.8, 0.85]):
+        stages = {"transcript": 100.0 + number * 10, "first_token": 50.0, "first_audio": 200.0 + number}
+        heard = "the chunks are for hundred tokens" if confidence < 0.5 else ""
+        voice = VoiceMeta(confidence=confidence, heard=heard, speech_seconds=4.0, stages_ms=stages)
+        turns.append(Turn("candidate", "The chunks are 400 tokens.", 1.0 + number, answer_id=f"a{number}", voice=voice))
+    turns.append(Turn("candidate", "typed", 9.0, answer_id="typed"))
+    summary = voice_summary(turns, low_confidence=0.6)
+    assert summary is not None and summary.spoken_answers == 4
+    assert summary.low_confidence_answers == 1 and summary.corrected_answers == 1 and "low confidence" in summary.note
+    [transcript] = [stage for stage in summary.stages if stage.stage == "transcript"]
+    assert (transcript.turns, transcript.p50_ms, transcript.p95_ms) == (4, 110.0, 130.0)
+    assert voice_summary([Turn("candidate", "typed", 1.0, answer_id="x")]) is None
