@@ -3,12 +3,16 @@ server speaking their protocols. Tokens and prices are recorded, 429/500 fail ov
 
 from __future__ import annotations
 
+import math
+
 import anthropic
 import openai
 import pytest
 from pydantic import BaseModel
 from pydantic_ai import Agent
 
+from interviewer.voice.stt import OpenAITranscription
+from interviewer.voice.tts import OpenAISpeech
 from llm.budget import BudgetBook
 from llm.errors import BudgetExceeded
 from llm.metered import MeteredCaller
@@ -140,3 +144,29 @@ async def test_ceiling_trips_before_the_provider_is_called() -> None:
         with pytest.raises(BudgetExceeded):
             await caller.run("interview_turn", ["interview:1"], 100, lambda m: agent.run("q", model=m))
         assert len(server.requests) == 1 and book.metrics["alerts_total"] == 1
+
+
+def test_openai_transcription_and_speech_adapters_speak_the_real_protocol() -> None:
+    """The voice adapters through the real OpenAI SDK against a local server speaking its audio endpoints: the
+    turn's audio goes up as a WAV upload with verbose JSON asked for (confidence from the segments' log-probability),
+    and speech comes back as raw 24 kHz PCM."""
+    with serve_fake_provider() as server:
+        stt = OpenAITranscription("k", server.base_url + "/v1")
+        recognizer = stt.open()
+        assert recognizer.feed(b"\0\1" * 16000) is None  # buffered until the turn ends
+        transcript = recognizer.finish()
+        assert transcript.text == "we check the cost of every request"
+        assert transcript.confidence == pytest.approx(math.exp(-0.105), abs=0.001)
+        [upload] = [r for r in server.requests if r["path"].endswith("/audio/transcriptions")]
+        assert upload["body"] == {
+            "model": "whisper-1",
+            "audio_bytes": 44 + 32000,
+            "riff": True,
+            "format": "verbose_json",
+        }
+
+        speech = OpenAISpeech("k", server.base_url + "/v1").speak("Why that chunk size?")
+        assert speech is not None and speech.sample_rate == 24_000
+        assert len(speech.pcm) == 24_000 * 2 * 50 * len("Why that chunk size?") // 1000
+        [spoken] = [r for r in server.requests if r["path"].endswith("/audio/speech")]
+        assert spoken["body"]["input"] == "Why that chunk size?" and spoken["body"]["response_format"] == "pcm"

@@ -10,6 +10,8 @@ for structured output).
 from __future__ import annotations
 
 import json
+import math
+import re
 import socket
 import threading
 import time
@@ -108,6 +110,9 @@ def _answered_tool(protocol: Protocol, body: dict[str, Any]) -> bool:
 
 
 class FakeProvider:
+    transcript = "we check the cost of every request"
+    """What the transcription endpoint hears, whatever the audio."""
+
     def __init__(self, script: Script) -> None:
         self.script = script
         self.requests: list[dict[str, Any]] = []
@@ -116,8 +121,21 @@ class FakeProvider:
         if scope["type"] != "http":
             return
         raw = await read_body(receive)
-        body = json.loads(raw or b"{}")
         path = scope["path"]
+        if path.endswith("/audio/transcriptions"):
+            await self._transcribe(send, raw, dict(scope["headers"]))
+            return
+        body = json.loads(raw or b"{}")
+        if path.endswith("/audio/speech"):
+            self.requests.append({"path": path, "protocol": "openai", "body": body})
+            # A 440 Hz tone, 50 ms per character of the input: enough to tell speech happened and how much.
+            count = 24_000 * 50 * len(body.get("input", "")) // 1000
+            tone = b"".join(
+                int(8000 * math.sin(2 * math.pi * 440 * i / 24_000)).to_bytes(2, "little", signed=True)
+                for i in range(count)
+            )
+            await _respond(send, 200, tone, "audio/pcm", {})
+            return
         protocol: Protocol = "anthropic" if path.endswith("/messages") else "openai"
         self.requests.append({"path": path, "protocol": protocol, "body": body})
         reply = self.script(protocol, body)
@@ -134,6 +152,36 @@ class FakeProvider:
             await self._stream(send, protocol, body, reply)
         else:
             await self._json(send, protocol, body, reply)
+
+    async def _transcribe(self, send: Callable[..., Any], raw: bytes, headers: dict[bytes, bytes]) -> None:
+        """OpenAI's transcription endpoint: a multipart upload with the audio file and the model; verbose JSON back."""
+        boundary = headers.get(b"content-type", b"").split(b"boundary=")[-1].strip(b'"')
+        parts = {}
+        for part in raw.split(b"--" + boundary):
+            head, _, content = part.partition(b"\r\n\r\n")
+            found = re.search(rb'(?<![A-Za-z])name="([^"]*)"', head)  # not the `filename="…"` beside it
+            if found:
+                parts[found.group(1).decode()] = content.removesuffix(b"\r\n")
+        audio = parts.get("file", b"")
+        self.requests.append(
+            {
+                "path": "/v1/audio/transcriptions",
+                "protocol": "openai",
+                "body": {
+                    "model": parts.get("model", b"").decode(),
+                    "audio_bytes": len(audio),
+                    "riff": audio[:4] == b"RIFF",
+                    "format": parts.get("response_format", b"").decode(),
+                },
+            }
+        )
+        body = {
+            "text": self.transcript,
+            "language": "english",
+            "duration": 2.0,
+            "segments": [{"id": 0, "start": 0.0, "end": 2.0, "text": self.transcript, "avg_logprob": -0.105}],
+        }
+        await _respond(send, 200, json.dumps(body).encode(), "application/json", {})
 
     async def _error(self, send: Callable[..., Any], protocol: Protocol, reply: FakeReply) -> None:
         kind = "rate_limit_error" if reply.status == 429 else "api_error"
