@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import dynamic_bench, gateway_bench, interview_bench, profile_bench, sandbox_bench, server_bench
+from bench import (
+    dynamic_bench,
+    gateway_bench,
+    interview_bench,
+    profile_bench,
+    sandbox_bench,
+    server_bench,
+    voice_bench,
+)
 
 BENCHMARKS = {
     "profile": profile_bench.run,
@@ -14,6 +22,7 @@ BENCHMARKS = {
     "gateway": gateway_bench.run,
     "dynamic": dynamic_bench.run,
     "server": server_bench.run,
+    "voice": voice_bench.run,
 }
 
 
