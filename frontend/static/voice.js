@@ -16,6 +16,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const caption = panel.querySelector("[data-caption]");
   const errors = panel.querySelector("[data-voice-errors]");
   const modes = [...panel.querySelectorAll('input[name="voice-mode"]')];
+  const record = panel.querySelector("[data-record]");
+  const voiceOn = () => ({ type: "voice", on: true, mode: mode(), record: record.checked });
   let on = false;
   let context = null;
   let stream = null;
@@ -47,7 +49,7 @@ document.addEventListener("DOMContentLoaded", () => {
     on = true;
     toggle.setAttribute("aria-pressed", "true");
     toggle.textContent = "Stop using my microphone";
-    section.vivaSend({ type: "voice", on: true, mode: mode() });
+    section.vivaSend(voiceOn());
     talk.hidden = mode() !== "push_to_talk";
   }
 
@@ -101,7 +103,7 @@ document.addEventListener("DOMContentLoaded", () => {
     playing.push(player);
   }
 
-  section.addEventListener("viva:open", () => { if (on) section.vivaSend({ type: "voice", on: true, mode: mode() }); });
+  section.addEventListener("viva:open", () => { if (on) section.vivaSend(voiceOn()); });
   section.addEventListener("viva:message", (event) => {
     const message = event.detail;
     if (!on) return;
@@ -156,9 +158,10 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 
   toggle.addEventListener("click", () => (on ? stop() : start()));
+  record.addEventListener("change", () => { if (on) section.vivaSend(voiceOn()); });
   modes.forEach((radio) => radio.addEventListener("change", () => {
     talk.hidden = !on || mode() !== "push_to_talk";
-    if (on) section.vivaSend({ type: "voice", on: true, mode: mode() });
+    if (on) section.vivaSend(voiceOn());
     if (on) caption.textContent = mode() === "push_to_talk" ? "Hold the button (or Space) while you speak." : "Listening — speak when you are ready.";
   }));
   const press = () => { if (on) { silence(); section.vivaSend({ type: "talk", state: "start" }); talk.setAttribute("aria-pressed", "true"); } };

@@ -30,6 +30,8 @@ class Heard:
     """time.monotonic() when the final transcript was ready."""
     seconds: float
     """How long the candidate spoke."""
+    audio: bytes = b""
+    """The turn's audio, only when it is to be recorded (the candidate opted in)."""
 
 
 Emit = Callable[[dict[str, object]], Awaitable[None]]
@@ -45,6 +47,9 @@ class Listener:
         self.recognizer: Recognizer | None = None
         self.pending = bytearray()
         self.turn_audio = 0
+        self.keep_audio = False
+        """Keep each turn's audio for a recording (off unless the candidate opted in)."""
+        self.kept = bytearray()
         self.lock = asyncio.Lock()
         self._level_every, self._frames = 5, 0
 
@@ -66,7 +71,7 @@ class Listener:
 
     async def cancel(self) -> None:
         """Drop the turn in progress (the candidate switched to text, or the connection is closing)."""
-        self.recognizer, self.pending, self.turn_audio = None, bytearray(), 0
+        self.recognizer, self.pending, self.turn_audio, self.kept = None, bytearray(), 0, bytearray()
         self.detector.reset()
 
     async def _frame(self, frame: bytes) -> None:
@@ -93,7 +98,7 @@ class Listener:
     async def _begin(self) -> None:
         if self.recognizer is None:
             self.recognizer = await asyncio.to_thread(self.stt.open)
-            self.pending, self.turn_audio = bytearray(), 0
+            self.pending, self.turn_audio, self.kept = bytearray(), 0, bytearray()
 
     async def _listen(self, frame: bytes) -> None:
         if self.turn_audio >= MAX_BUFFER:
@@ -101,6 +106,8 @@ class Listener:
             return
         self.pending += frame
         self.turn_audio += len(frame)
+        if self.keep_audio:
+            self.kept += frame
         if len(self.pending) >= FRAME_BYTES * 10 and not self.lock.locked():  # 200 ms at a time
             await self._decode()
 
@@ -122,4 +129,5 @@ class Listener:
             return
         async with self.lock:
             transcript = await asyncio.to_thread(recognizer.finish)
-        await self.on_heard(Heard(transcript, ended, time.monotonic(), spoken / (FRAME_BYTES * 50)))
+        audio, self.kept = bytes(self.kept), bytearray()
+        await self.on_heard(Heard(transcript, ended, time.monotonic(), spoken / (FRAME_BYTES * 50), audio))

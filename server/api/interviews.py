@@ -32,7 +32,7 @@ from interviewer.errors import InterviewFinished
 from server.db.models import Interview, User
 from server.errors import DomainError, NotFound
 from server.schemas import BodyId, Limit, Offset, OptionalQueryId, Page, PathId
-from server.services import interviews
+from server.services import interviews, retention
 from server.services.voice import VoiceChannel
 from server.web import client_address, state_of
 
@@ -201,7 +201,8 @@ async def _on_voice(
             await voice.close()
         if not message.get("on", True):
             return None
-        voice = VoiceChannel(state.settings, socket.send_json)
+        record_to = retention.recordings_dir(state.settings, interview_id) if message.get("record") is True else None
+        voice = VoiceChannel(state.settings, socket.send_json, record_to=record_to)
         if voice.listener is not None:
             voice.listener.push_to_talk = message.get("mode") == "push_to_talk"
         await socket.send_json(voice.hello())

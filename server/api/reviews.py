@@ -3,7 +3,6 @@ and delete their data."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,9 +14,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Submission, User
-from server.jobs.worker import snapshot_path
 from server.schemas import Limit, Offset, Page, PathId
-from server.services import reviews, submissions
+from server.services import retention, reviews, submissions
 from server.web import state_of
 
 USER, CANDIDATE, MANAGER = ({"access": level} for level in ("user", "candidate", "manager"))
@@ -130,8 +128,8 @@ async def delete_my_data(
     settings = state_of(request).settings
     mine = (await db.exec(select(Submission).where(Submission.candidate_id == user.id))).all()
     for submission in mine:
-        await submissions.delete(db, user, submission.id or 0)
-        shutil.rmtree(snapshot_path(settings, submission.id or 0), ignore_errors=True)
+        interview_ids = await submissions.delete(db, user, submission.id or 0)
+        retention.forget_files(settings, submission.id or 0, interview_ids)
 
 
 ROUTES = [candidates, candidates_csv, add_override, list_overrides, effective_scores, review_request, delete_my_data]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -21,9 +20,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Job, Submission, User
 from server.errors import Conflict, InvalidInput, NotFound
-from server.jobs.worker import TERMINAL, progress_of, snapshot_path, uploads_path
+from server.jobs.worker import TERMINAL, progress_of, uploads_path
 from server.schemas import ID_MAX, NewSubmission, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
-from server.services import submissions
+from server.services import retention, submissions
 from server.services.archives import store_archive
 from server.web import client_address, state_of
 
@@ -176,8 +175,8 @@ async def delete_submission(
     submission_id: PathId,
 ) -> None:
     """The candidate deletes a submission, its report, its interviews and the kept code (an admin may too)."""
-    await submissions.delete(db, user, submission_id)
-    shutil.rmtree(snapshot_path(state_of(request).settings, submission_id), ignore_errors=True)
+    interview_ids = await submissions.delete(db, user, submission_id)
+    retention.forget_files(state_of(request).settings, submission_id, interview_ids)
 
 
 @post("/api/submissions/{submission_id:int}/regrade", opt=MANAGER, status_code=202)

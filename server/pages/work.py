@@ -128,7 +128,13 @@ async def interview_page(
     if row is None or row.candidate_id != user.id:
         raise NotFound("no such interview")
     submission = await db.get(Submission, row.submission_id)
-    return render(request, "work/interview.html.j2", interview=row, submission=submission)
+    return render(
+        request,
+        "work/interview.html.j2",
+        interview=row,
+        submission=submission,
+        recordings_days=state_of(request).settings.retention.recordings_days,
+    )
 
 
 @get("/interviews/{interview_id:int}/report", opt=USER, include_in_schema=False)

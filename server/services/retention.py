@@ -4,7 +4,9 @@ Scores and statuses stay (a manager's list still shows that a grading happened);
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,9 +16,21 @@ from server.jobs.worker import snapshot_path
 from server.settings import Settings
 
 
+def recordings_dir(settings: Settings, interview_id: int) -> Path:
+    """Where an interview's recorded answers are kept (only when the candidate opted in), one WAV per answer."""
+    return settings.data_path / "recordings" / str(interview_id)
+
+
+def forget_files(settings: Settings, submission_id: int, interview_ids: list[int]) -> None:
+    """The files that go with a deleted submission: its kept code and its interviews' recordings."""
+    shutil.rmtree(snapshot_path(settings, submission_id), ignore_errors=True)
+    for interview_id in interview_ids:
+        shutil.rmtree(recordings_dir(settings, interview_id), ignore_errors=True)
+
+
 async def sweep(db: AsyncSession, settings: Settings) -> dict[str, int]:
     """Remove what is past its retention; returns how many of each kind were removed."""
-    removed = {"reports": 0, "transcripts": 0}
+    removed = {"reports": 0, "transcripts": 0, "recordings": 0}
     retention = settings.retention
     if retention.reports_days > 0:
         cutoff = utcnow() - timedelta(days=retention.reports_days)
@@ -30,7 +44,13 @@ async def sweep(db: AsyncSession, settings: Settings) -> dict[str, int]:
         cutoff = utcnow() - timedelta(days=retention.transcripts_days)
         old_interviews = select(Interview).where(col(Interview.created_at) < cutoff, Interview.transcript != "[]")
         for interview in (await db.exec(old_interviews)).all():
-            interview.transcript, interview.replies, interview.report = "[]", "{}", None
+            interview.transcript, interview.replies, interview.report, interview.state = "[]", "{}", None, ""
             interview.status = "expired"
             removed["transcripts"] += 1
+    if retention.recordings_days > 0:
+        cutoff_s = time.time() - retention.recordings_days * 86400
+        for recording in (settings.data_path / "recordings").glob("*/*.wav"):
+            if recording.stat().st_mtime < cutoff_s:
+                recording.unlink(missing_ok=True)
+                removed["recordings"] += 1
     return removed

@@ -152,11 +152,15 @@ async def cancel(db: AsyncSession, user: User, submission_id: int) -> Submission
     return submission
 
 
-async def delete(db: AsyncSession, candidate: User, submission_id: int) -> None:
-    """A candidate deletes their submission: the report goes, any running grading is cancelled."""
+async def delete(db: AsyncSession, candidate: User, submission_id: int) -> list[int]:
+    """A candidate deletes their submission: the report goes, any running grading is cancelled. Returns the ids of
+    the interviews deleted with it (their recordings are files the caller removes)."""
     submission = await visible_submission(db, candidate, submission_id)
     if candidate.role != "admin" and submission.candidate_id != candidate.id:
         raise Forbidden("only the candidate can delete their submission")
+    interview_ids = [
+        row.id or 0 for row in (await db.exec(select(Interview).where(Interview.submission_id == submission.id))).all()
+    ]
     for kind in (Interview, ScoreOverride, ReviewRequest):
         for row in (await db.exec(select(kind).where(kind.submission_id == submission.id))).all():
             await db.delete(row)
@@ -164,6 +168,7 @@ async def delete(db: AsyncSession, candidate: User, submission_id: int) -> None:
         await db.delete(job)
     await db.flush()
     await db.delete(submission)
+    return interview_ids
 
 
 async def _joined_position(db: AsyncSession, candidate: User, position_id: int) -> Position:

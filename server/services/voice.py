@@ -23,15 +23,23 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from interviewer.model import VoiceMeta
+from interviewer.voice.audio import to_wav
 from interviewer.voice.engines import VoiceEngines, choose
 from interviewer.voice.listener import Heard, Listener
 from interviewer.voice.tts import TextToSpeech
 from server.settings import Settings
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _keep_recording(path: Path, pcm: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_bytes(to_wav(pcm))
+    path.chmod(0o600)
 
 
 @dataclass
@@ -54,12 +62,17 @@ class VoiceChannel:
     """One connection's voice state. Built when the browser asks for voice; dropped with the connection (a turn in
     progress is discarded: nothing was answered yet, and the candidate speaks it again)."""
 
-    def __init__(self, settings: Settings, send: Send, engines: VoiceEngines | None = None) -> None:
-        self.settings, self.send = settings, send
+    def __init__(
+        self, settings: Settings, send: Send, engines: VoiceEngines | None = None, record_to: Path | None = None
+    ) -> None:
+        """`record_to`: a folder for the candidate's spoken answers as WAV files — only when they opted in."""
+        self.settings, self.send, self.record_to = settings, send, record_to
         interview = settings.interview
         self.engines = engines or choose(interview.speech_to_text, interview.text_to_speech, settings.llm)
         self.low_confidence = interview.low_confidence
         self.listener = Listener(self.engines.stt, send, self._heard) if self.engines.stt is not None else None
+        if self.listener is not None:
+            self.listener.keep_audio = record_to is not None
         self.pending: dict[str, _Pending] = {}
         self.reply: _Reply | None = None
 
@@ -74,6 +87,7 @@ class VoiceChannel:
             "text_to_speech": self.engines.tts.name,
             "browser_speaks": self.engines.tts.in_browser,
             "low_confidence": self.low_confidence,
+            "recording": self.record_to is not None,
             "problems": self.engines.problems,
         }
 
@@ -103,6 +117,8 @@ class VoiceChannel:
             )
             return
         answer_id = uuid.uuid4().hex
+        if self.record_to is not None and heard.audio:
+            await asyncio.to_thread(_keep_recording, self.record_to / f"{answer_id}.wav", heard.audio)
         self.pending[answer_id] = _Pending(heard, time.monotonic())
         await self.send(
             {

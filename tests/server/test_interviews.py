@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import struct
 import subprocess
@@ -20,7 +21,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.exceptions import WebSocketDisconnect
-from litestar.testing import TestClient
+from litestar.testing import AsyncTestClient, TestClient
 
 from interviewer.voice.audio import from_wav
 from llm.budget import CallRecord
@@ -28,8 +29,9 @@ from server.api.interviews import _answer_and_save
 from server.app import create_app
 from server.db.models import Interview
 from server.metrics import METRICS
+from server.services import retention
 from server.settings import Settings
-from tests.server.conftest import PASSWORD, Identity, database, make_identity
+from tests.server.conftest import PASSWORD, Identity, database, make_identity, server_settings
 from tests.unit.test_voice import word_error_rate
 
 ORIGIN = {"origin": "http://127.0.0.1:8000"}
@@ -291,9 +293,9 @@ def test_a_spoken_answer_is_heard_confirmed_answered_and_timed(settings: Setting
         speech = _speech(SPOKEN, tmp_path)
         with client.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
             _until(socket, "question")
-            socket.send_json({"type": "voice", "on": True})
+            socket.send_json({"type": "voice", "on": True, "record": True})  # the candidate opted in to a recording
             ready = socket.receive_json()
-            assert ready["type"] == "voice_ready" and ready["speech_to_text"] == "pocketsphinx"
+            assert ready["type"] == "voice_ready" and ready["speech_to_text"] == "pocketsphinx" and ready["recording"]
             assert ready["text_to_speech"] == "flite" and not ready["browser_speaks"]
 
             # Half an answer, then the candidate stops mid-sentence and says it all again: only the whole one counts.
@@ -326,6 +328,13 @@ def test_a_spoken_answer_is_heard_confirmed_answered_and_timed(settings: Setting
         typed = [turn for turn in row["state"]["transcript"] if turn.get("answer_id") == "typed-1"]
         assert typed and "voice" not in typed[0]  # a typed answer in the same interview stays a typed answer
 
+        # The recording is the spoken answer, kept only because the candidate asked, and goes with their data.
+        recording = voiced.data_path / "recordings" / str(interview_id) / f"{heard['id']}.wav"
+        pcm, rate = from_wav(recording.read_bytes())
+        assert rate == 16000 and len(pcm) >= len(speech) // 2 and recording.stat().st_mode & 0o077 == 0
+        assert client.delete("/api/me/data", headers=candidate.headers).status_code == 204
+        assert not recording.exists() and not recording.parent.exists()
+
 
 def test_silence_noise_and_a_dropped_connection_mid_utterance(settings: Settings, tmp_path: Any) -> None:
     with TestClient(create_app(settings)) as client:
@@ -345,3 +354,19 @@ def test_silence_noise_and_a_dropped_connection_mid_utterance(settings: Settings
         with client.websocket_connect(path, headers=candidate.headers) as socket:
             hello = socket.receive_json()
             assert hello["acknowledged"] == [] and len(hello["transcript"]) == 1  # only the first question
+        assert not (settings.data_path / "recordings").exists()  # no consent, no recording
+
+
+async def test_recordings_are_kept_only_as_long_as_the_retention_setting_says(database_url: str, tmp_path: Any) -> None:
+    settings = server_settings(database_url, tmp_path / "data", VIVA_RETENTION_RECORDINGS_DAYS="30")
+    folder = settings.data_path / "recordings" / "7"
+    folder.mkdir(parents=True)
+    old, new = folder / "old.wav", folder / "new.wav"
+    old.write_bytes(b"RIFF"), new.write_bytes(b"RIFF")
+    month_and_a_day = time.time() - 31 * 86400
+    os.utime(old, (month_and_a_day, month_and_a_day))
+    async with AsyncTestClient(create_app(settings)):  # migrations
+        pass
+    async with database(settings) as db:
+        removed = await retention.sweep(db, settings)
+    assert removed["recordings"] == 1 and not old.exists() and new.exists()
