@@ -82,8 +82,8 @@ class VoiceMeta(msgspec.Struct, frozen=True, omit_defaults=True):
     speech_seconds: float = 0.0
     stages_ms: dict[str, float] = msgspec.field(default_factory=dict)
     """`transcript` (end of speech → final transcript), `first_token` (answer received → the interviewer's first
-    words), `first_audio` (first words → first audio), `end_to_first_audio` (end of speech → first audio, when the
-    answer went without the candidate pausing to check it)."""
+    words), `first_audio` (first words → first audio), `end_to_first_audio` (their sum: end of speech → first audio
+    without the time the transcript waited for the candidate to check it)."""
 
 
 class StageLatency(msgspec.Struct, frozen=True):

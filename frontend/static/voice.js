@@ -30,6 +30,7 @@ document.addEventListener("DOMContentLoaded", () => {
   let playing = [];          // server audio sources still playing
   let playhead = 0;
 
+  const GRACE_S = 2;
   const mode = () => (modes.find((radio) => radio.checked) || {}).value || "hands_free";
 
   async function start() {
@@ -137,7 +138,17 @@ document.addEventListener("DOMContentLoaded", () => {
       firstToken = null;
       reported = false;
       if (mode() === "hands_free" && !message.low) {
-        section.vivaAnswer(message.id, message.text);
+        // Confident: it goes by itself in a moment, unless the candidate starts correcting it.
+        const box = document.getElementById("answer");
+        box.value = message.text;
+        box.disabled = false;
+        caption.textContent = `Sending in ${GRACE_S} seconds — edit the answer box to change it first.`;
+        const timer = window.setTimeout(() => section.vivaAnswer(message.id, box.value), GRACE_S * 1000);
+        box.addEventListener("input", () => {
+          window.clearTimeout(timer);
+          document.querySelector("[data-composer]").dataset.voiceId = message.id;
+          caption.textContent = "Correct the answer, then send it.";
+        }, { once: true });
       } else {
         const box = document.getElementById("answer");
         box.value = message.text;

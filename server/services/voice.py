@@ -5,9 +5,9 @@ The flow of one spoken turn:
 1. binary frames (16 kHz mono PCM16) arrive; the listener sends `level`, `speech` and `partial` events;
 2. at the end of speech it sends `{"type": "transcript", "id", "text", "confidence", "low"}` — the answer id is
    chosen here, and remembered with when speech ended and when the transcript was ready;
-3. the browser sends it back as an ordinary answer, `{"type": "answer", "id", "text", "voice": true}` — at once
-   when hands-free and confident, after the candidate checked or corrected it otherwise — so spoken and typed
-   answers are assessed by the same code, on the confirmed text;
+3. the browser sends it back as an ordinary answer, `{"type": "answer", "id", "text"}` — two seconds later when
+   hands-free and confident (unless the candidate starts correcting it), after the candidate checked or corrected
+   it otherwise — so spoken and typed answers are assessed by the same code, on the confirmed text;
 4. the reply streams sentence by sentence: as text (the browser may speak it) and, with a server engine, as audio
    `{"type": "audio", "id", "seq", "sample_rate", "pcm"}` (base64) synthesised one sentence at a time while the
    interviewer is still producing the next; `{"type": "barge_in"}` from the browser stops the rest.
@@ -201,8 +201,8 @@ class VoiceChannel:
             stages["first_token"] = (reply.first_token - reply.received) * 1000
             if reply.first_audio is not None:
                 stages["first_audio"] = (reply.first_audio - reply.first_token) * 1000
-                if reply.received - pending.sent_at < 0.5:  # sent without the candidate pausing to check it
-                    stages["end_to_first_audio"] = (reply.first_audio - heard.speech_ended) * 1000
+                # Viva's part of the turn: the time the transcript waited for the candidate to check it is theirs.
+                stages["end_to_first_audio"] = stages["transcript"] + stages["first_token"] + stages["first_audio"]
         corrected = confirmed_text.strip() != heard.transcript.text.strip()
         return VoiceMeta(
             confidence=heard.transcript.confidence,
