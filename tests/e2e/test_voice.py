@@ -71,6 +71,7 @@ def test_a_spoken_answer_is_transcribed_and_answered(page: Page, site: Site) -> 
 
     page.get_by_role("button", name="Use my microphone").click()
     expect(page.get_by_role("button", name="Stop using my microphone")).to_be_visible()
+    expect(page.locator("[data-talk]")).to_be_hidden()  # hands-free: no push-to-talk button
     caption = page.locator("[data-caption]")
     expect(caption).to_contain_text("Listening", timeout=10_000)
     shot(page, "voice-listening")
