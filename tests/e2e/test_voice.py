@@ -81,9 +81,10 @@ def test_a_spoken_answer_is_transcribed_and_answered(page: Page, site: Site) -> 
         "() => document.querySelector('[data-chat] .turn.candidate') || document.getElementById('answer').value",
         timeout=30_000,
     )
-    if not chat.locator(".turn.candidate").count():
-        expect(caption).to_contain_text("misheard")
+    if "misheard" in caption.inner_text():  # a doubtful transcript waits for the candidate to send it
         page.get_by_role("button", name="Send answer").click()
+    else:  # a confident one goes by itself after a moment in which it could be corrected
+        expect(caption).to_contain_text("Sending in")
     expect(chat.locator(".turn.interviewer")).to_have_count(2, timeout=30_000)
     heard = chat.locator(".turn.candidate .said").first.inner_text()
     assert word_error_rate(SPOKEN, heard) <= 0.3, heard
