@@ -175,3 +175,32 @@ def test_the_report_summarises_spoken_turns_and_notes_low_recognition() -> None:
     [transcript] = [stage for stage in summary.stages if stage.stage == "transcript"]
     assert (transcript.turns, transcript.p50_ms, transcript.p95_ms) == (4, 110.0, 130.0)
     assert voice_summary([Turn("candidate", "typed", 1.0, answer_id="x")]) is None
+
+
+def test_push_to_talk_hears_only_while_the_button_is_held(tmp_path: Path) -> None:
+    speech = spoken(SENTENCE, tmp_path)
+
+    async def run() -> list[Heard]:
+        heard: list[Heard] = []
+
+        async def emit(event: dict[str, object]) -> None:
+            return None
+
+        async def on_heard(turn: Heard) -> None:
+            heard.append(turn)
+
+        listener = Listener(PocketSphinx(), emit, on_heard)
+        listener.push_to_talk = True
+        await listener.frames(speech)  # talking without holding the button: not an answer
+        assert heard == []
+        await listener.start()
+        await listener.frames(speech[: len(speech) // 2 - len(speech) // 2 % FRAME_BYTES])
+        await listener.frames(silence(3))  # a pause while the button is still held does not end the turn
+        assert heard == []
+        await listener.frames(speech[len(speech) // 2 - len(speech) // 2 % FRAME_BYTES :])
+        await listener.stop()
+        return heard
+
+    [turn] = asyncio.run(run())
+    assert word_error_rate(SENTENCE, turn.transcript.text) <= 0.4, turn.transcript.text
+    assert turn.seconds > 4
