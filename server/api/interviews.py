@@ -126,7 +126,8 @@ async def get_interview_report(
 
 @websocket("/api/interviews/{interview_id:int}/ws", opt=CANDIDATE)
 async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: PathId) -> None:
-    """The text interview, streamed. Only the candidate whose interview it is; a browser's Origin must be ours."""
+    """The interview, streamed — typed, or spoken (binary microphone frames and the voice messages, see
+    server/services/voice.py). Only the candidate whose interview it is; a browser's Origin must be ours."""
     state = state_of(socket)
     user: User = socket.state["user"]
     origin = socket.headers.get("origin")
@@ -155,6 +156,7 @@ async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: PathI
             "finished": session.finished,
         }
     )
+    voice: VoiceChannel | None = None
     try:
         if not session.transcript:
             sender = _Sender(socket)
@@ -162,7 +164,6 @@ async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: PathI
                 question = await _first_question(state, interview_id, live, sender)
             await sender.flush()
             await socket.send_json({"type": "question", "text": question})
-        voice: VoiceChannel | None = None
         while True:
             event: dict[str, Any] = dict(await socket.receive())
             if event["type"] == "websocket.disconnect":
@@ -221,6 +222,12 @@ async def _on_voice(
     return voice
 
 
+async def _finish_spoken(state: Any, interview_id: int, live: Any, voice: VoiceChannel, answer_id: str) -> None:
+    with contextlib.suppress(Exception):  # the candidate may have gone: the audio is for nobody, the stages still count
+        await voice.end_reply()
+    await _note_voice(state, interview_id, live, voice, answer_id)
+
+
 async def _note_voice(state: Any, interview_id: int, live: Any, voice: VoiceChannel, answer_id: str) -> None:
     async with live.lock:
         turn = next((t for t in live.session.transcript if t.answer_id == answer_id), None)
@@ -274,8 +281,9 @@ async def _on_message(
     await socket.send_json({"type": "reply", "id": answer_id, "text": reply})
     if spoken and voice is not None:
         voice.forget_older(answer_id)
-        await voice.end_reply()  # server speech: the last sentences' audio; then the stages so far are kept
-        await _note_voice(state, interview_id, live, voice, answer_id)
+        # The last sentences' audio and the stages so far, in the background: the socket keeps reading the
+        # microphone meanwhile, so the candidate can talk over the interviewer (barge-in).
+        voice.background(_finish_spoken(state, interview_id, live, voice, answer_id))
     if live.session.finished:
         await socket.send_json({"type": "end", "reason": live.session.ended})
 

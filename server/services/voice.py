@@ -21,7 +21,7 @@ import base64
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,7 @@ class VoiceChannel:
             self.listener.keep_audio = record_to is not None
         self.pending: dict[str, _Pending] = {}
         self.reply: _Reply | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def tts(self) -> TextToSpeech:
@@ -104,9 +105,18 @@ class VoiceChannel:
         elif state == "stop":
             await self.listener.stop()
 
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work tied to this connection without holding up its messages (kept referenced until done)."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
         if self.listener is not None:
             await self.listener.cancel()
+        for task in list(self._tasks):  # the stages of a reply in flight are saved; nothing else is waited for
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
         await self.barge_in()
 
     async def _heard(self, heard: Heard) -> None:
