@@ -39,6 +39,8 @@ from server.settings import load_settings
 from tests.fixtures.personas import STRONG
 
 GOAL_P95_MS = 50.0
+REPLAY = load_settings({"VIVA_INTERVIEW_MAX_AUDIO_SPEED": "1000"})
+"""Recorded speech is replayed faster than it was spoken."""
 REPO = Path(__file__).parents[1] / "examples" / "rag-assistant"
 
 
@@ -134,7 +136,7 @@ def run(mode: str) -> bool:
             session = new_session(REPO, profile, rubric, book=BudgetBook(), index=index, interview_id=f"v{number}")
             await session.start()
             stt.text = STRONG[number % len(STRONG)]
-            channel = VoiceChannel(load_settings({}), _nowhere, VoiceEngines(stt, StandInTTS(tts_s), []))
+            channel = VoiceChannel(REPLAY, _nowhere, VoiceEngines(stt, StandInTTS(tts_s), []))
             measured = await _turn(session, channel, audio, number)
             walls.append(measured["end_to_audio"] * 1000)
             overheads.append((measured["end_to_audio"] - stt_s - tts_s - measured["model"]) * 1000)
@@ -169,9 +171,7 @@ async def _offline_engines(profile: Any, rubric: Any, index: RepoIndex) -> list[
             speech, _ = from_wav(out.read_bytes())
             session = new_session(REPO, profile, rubric, book=BudgetBook(), index=index, interview_id=f"o{number}")
             await session.start()
-            channel = VoiceChannel(
-                load_settings({}), _nowhere, VoiceEngines(PocketSphinx(), CommandSpeech("flite"), [])
-            )
+            channel = VoiceChannel(REPLAY, _nowhere, VoiceEngines(PocketSphinx(), CommandSpeech("flite"), []))
             measured = await _turn(session, channel, b"\0\0" * 8000 + speech + b"\0\0" * 16000, number)
             walls.append(measured["end_to_audio"] * 1000)
     return walls

@@ -61,6 +61,9 @@ class InterviewSettings(msgspec.Struct, frozen=True, kw_only=True):
     text_to_speech: str = "browser"
     """Voice interviews: `browser` (the candidate's browser speaks), `flite` or `espeak-ng` (offline, where
     installed), or `openai`."""
+    max_audio_speed: float = 2.0
+    """Seconds of microphone audio accepted per second (a live microphone makes 1); faster audio is dropped, not
+    decoded. Tests and benchmarks that replay recorded speech raise it."""
     low_confidence: float = 0.6
     """A transcript recognised with less confidence than this waits for the candidate to check it, and the report
     notes it."""

@@ -27,13 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from interviewer.model import VoiceMeta
-from interviewer.voice.audio import to_wav
+from interviewer.voice.audio import SAMPLE_RATE, to_wav
 from interviewer.voice.engines import VoiceEngines, choose
 from interviewer.voice.listener import Heard, Listener
 from interviewer.voice.tts import TextToSpeech
 from server.settings import Settings
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+AUDIO_BURST_S = 5.0
+"""Audio that may arrive at once (a network hiccup delivers a few seconds together)."""
 
 
 def _keep_recording(path: Path, pcm: bytes) -> None:
@@ -76,6 +78,8 @@ class VoiceChannel:
         self.pending: dict[str, _Pending] = {}
         self.reply: _Reply | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._allowance, self._checked, self.dropped_s = AUDIO_BURST_S, time.monotonic(), 0.0
+        self.max_audio_speed = interview.max_audio_speed
 
     @property
     def tts(self) -> TextToSpeech:
@@ -93,6 +97,16 @@ class VoiceChannel:
         }
 
     async def frames(self, pcm: bytes) -> None:
+        """Microphone audio. A microphone makes one second of audio per second: audio sent much faster than that
+        (a script, not a person) is dropped rather than decoded, so one connection cannot take the server's CPU."""
+        now = time.monotonic()
+        self._allowance = min(AUDIO_BURST_S, self._allowance + (now - self._checked) * self.max_audio_speed)
+        self._checked = now
+        seconds = len(pcm) / (SAMPLE_RATE * 2)
+        if seconds > self._allowance:
+            self.dropped_s += seconds
+            return
+        self._allowance -= seconds
         if self.listener is not None:
             await self.listener.frames(pcm)
 

@@ -30,6 +30,7 @@ from server.app import create_app
 from server.db.models import Interview
 from server.metrics import METRICS
 from server.services import retention
+from server.services.voice import VoiceChannel
 from server.settings import Settings
 from tests.server.conftest import PASSWORD, Identity, database, make_identity, server_settings
 from tests.unit.test_voice import word_error_rate
@@ -283,7 +284,8 @@ SPOKEN = "we keep a cache of the answers for one hour and we check the cost of e
 
 def test_a_spoken_answer_is_heard_confirmed_answered_and_timed(settings: Settings, tmp_path: Any) -> None:
     voiced = msgspec.structs.replace(
-        settings, interview=msgspec.structs.replace(settings.interview, text_to_speech="flite")
+        settings,
+        interview=msgspec.structs.replace(settings.interview, text_to_speech="flite", max_audio_speed=1000.0),
     )
     with TestClient(create_app(voiced)) as client:
         candidate = asyncio.run(make_identity(voiced, "candidate"))
@@ -337,6 +339,9 @@ def test_a_spoken_answer_is_heard_confirmed_answered_and_timed(settings: Setting
 
 
 def test_silence_noise_and_a_dropped_connection_mid_utterance(settings: Settings, tmp_path: Any) -> None:
+    settings = msgspec.structs.replace(  # recorded audio, replayed faster than it was spoken
+        settings, interview=msgspec.structs.replace(settings.interview, max_audio_speed=1000.0)
+    )
     with TestClient(create_app(settings)) as client:
         candidate = asyncio.run(make_identity(settings, "candidate"))
         submission_id = _graded_submission(client, candidate)
@@ -370,3 +375,18 @@ async def test_recordings_are_kept_only_as_long_as_the_retention_setting_says(da
     async with database(settings) as db:
         removed = await retention.sweep(db, settings)
     assert removed["recordings"] == 1 and not old.exists() and new.exists()
+
+
+def test_audio_faster_than_a_person_can_speak_is_dropped(settings: Settings) -> None:
+    """A script pushing audio much faster than real time would buy CPU for nothing: beyond a few seconds' burst it
+    is dropped, not decoded."""
+    channel = VoiceChannel(settings, _discard)
+    assert channel.max_audio_speed == 2.0
+    asyncio.run(channel.frames(b"\0\0" * 16000 * 60))  # a minute of audio in one go
+    assert channel.dropped_s == 60.0
+    asyncio.run(channel.frames(b"\0\0" * 16000 * 2))  # two seconds is within the burst
+    assert channel.dropped_s == 60.0
+
+
+async def _discard(message: dict[str, Any]) -> None:
+    return None
