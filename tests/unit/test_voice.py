@@ -19,8 +19,8 @@ from interviewer.report import voice_summary
 from interviewer.voice.audio import FRAME_BYTES, SAMPLE_RATE, from_wav
 from interviewer.voice.engines import VoiceEngines, choose
 from interviewer.voice.listener import Heard, Listener
-from interviewer.voice.stt import PocketSphinx
-from interviewer.voice.tts import CommandSpeech, Speech
+from interviewer.voice.stt import PocketSphinx, Transcript
+from interviewer.voice.tts import BrowserSpeech, CommandSpeech, Speech
 from llm.select import ProviderKeys
 from server.services.voice import VoiceChannel
 from server.settings import load_settings
@@ -204,3 +204,29 @@ def test_push_to_talk_hears_only_while_the_button_is_held(tmp_path: Path) -> Non
     [turn] = asyncio.run(run())
     assert word_error_rate(SENTENCE, turn.transcript.text) <= 0.4, turn.transcript.text
     assert turn.seconds > 4
+
+
+def test_the_browser_reports_when_its_speech_started_and_that_completes_the_stages() -> None:
+    async def run() -> VoiceMeta | None:
+        sent: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        channel = VoiceChannel(load_settings({}), send, VoiceEngines(stt=None, tts=BrowserSpeech(), problems=[]))
+        now = time.monotonic()
+        await channel._heard(Heard(Transcript("we cache answers for an hour", 0.8), now - 0.3, now - 0.1, 2.0))
+        [transcript] = [m for m in sent if m["type"] == "transcript"]
+        answer_id = str(transcript["id"])
+        sink = channel.start_reply(answer_id)
+        sink("Why an hour? ")
+        channel.browser_audio(answer_id, 120.0)  # the browser: its speech started 120 ms after the first words
+        return channel.meta(answer_id, "we cache answers for an hour")
+
+    meta = asyncio.run(run())
+    assert meta is not None and meta.heard == "" and meta.confidence == 0.8
+    assert meta.stages_ms["transcript"] == pytest.approx(200, abs=5)
+    assert meta.stages_ms["first_audio"] == pytest.approx(120, abs=1)
+    assert meta.stages_ms["end_to_first_audio"] == pytest.approx(
+        meta.stages_ms["transcript"] + meta.stages_ms["first_token"] + 120, abs=1
+    )
