@@ -6,6 +6,7 @@ name (if name == X then params follow X's schema), and `name` is limited to the 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import msgspec
@@ -27,9 +28,33 @@ def rubric_json_schema() -> dict[str, Any]:
         }
         for name, spec in sorted(CATALOGUE.items())
     ]
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Viva rubric",
-        **rubric_ref,
-        "$defs": components,
-    }
+    return tidy_descriptions(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "Viva rubric",
+            **rubric_ref,
+            "$defs": components,
+        }
+    )
+
+
+def tidy_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
+    """Dedent every `description` taken from a docstring, in place, and return the schema.
+
+    msgspec 0.23 started dedenting docstrings itself and older releases did not; cleaning them here makes the
+    committed schemas the same whichever release is installed.
+    """
+    _tidy(schema)
+    return schema
+
+
+def _tidy(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                node[key] = inspect.cleandoc(value)
+            else:
+                _tidy(value)
+    elif isinstance(node, list):
+        for item in node:
+            _tidy(item)

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from rubrics.schema import tidy_descriptions
+
 MANIFEST_NAME = "viva.toml"
 JsonPointer = Annotated[
     str, msgspec.Meta(pattern=r"^(/[^/]*)*$", description="RFC 6901 JSON pointer into the response")
@@ -93,7 +95,7 @@ def parse_manifest(text: str) -> tuple[Manifest | None, list[str]]:
 
 
 def manifest_json_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = msgspec.json.schema(Manifest)
+    schema: dict[str, Any] = tidy_descriptions(msgspec.json.schema(Manifest))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "viva.toml, manifest_version 1"
     return schema

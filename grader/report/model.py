@@ -13,6 +13,7 @@ import msgspec
 from grader.dynamic.model import DynamicRun
 from grader.model import Evidence
 from grader.scoring import ScoredCriterion, walk
+from rubrics.schema import tidy_descriptions
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -95,7 +96,7 @@ class GradingReport(msgspec.Struct, frozen=True, omit_defaults=True):
 
 def report_json_schema() -> dict[str, Any]:
     """JSON Schema of report.json, with the schema version stated."""
-    schema: dict[str, Any] = msgspec.json.schema(GradingReport)
+    schema: dict[str, Any] = tidy_descriptions(msgspec.json.schema(GradingReport))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"Viva grading report, schema version {REPORT_SCHEMA_VERSION}"
     return schema

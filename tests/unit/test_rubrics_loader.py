@@ -14,7 +14,7 @@ from rubrics.catalogue import CATALOGUE, LatencyParams
 from rubrics.errors import RubricInvalid, RubricNotFound, RubricSyntaxError
 from rubrics.loader import MAX_DOCUMENT_BYTES, leaf_paths, load_rubric_file, load_rubric_text
 from rubrics.registry import builtin_rubrics, catalogue_table, resolve_rubric
-from rubrics.schema import rubric_json_schema
+from rubrics.schema import rubric_json_schema, tidy_descriptions
 
 HEAD = "id: demo\nversion: 1\ntitle: Demo\ncriteria:\n"
 
@@ -231,3 +231,10 @@ def test_catalogue_table_lists_defaults() -> None:
     rows = {row["name"]: row for row in catalogue_table()}
     assert rows["latency_p95"]["params"] == {"p95_seconds": 3.0, "min_requests": 50, "concurrency": 4}
     assert rows["eval_case_count"]["kind"] == "static"
+
+
+def test_schema_descriptions_are_dedented_whichever_msgspec_is_installed() -> None:
+    # msgspec before 0.23 kept a docstring's indentation, 0.23 dedents it: the committed schemas must not depend on it
+    before_023 = {"$defs": {"A": {"description": "First line;\n    second line.", "properties": {}}}}
+    from_023 = {"$defs": {"A": {"description": "First line;\nsecond line.", "properties": {}}}}
+    assert tidy_descriptions(before_023) == tidy_descriptions(from_023) == from_023
