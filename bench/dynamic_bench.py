@@ -1,9 +1,9 @@
 """Issue 5's benchmarks, each against a baseline measured in the same run.
 
 1. Grading a fixture app end to end with Viva vs a plain shell script doing the same steps: `docker run` with the
-   same hardening, install from the same wheelhouse, the eval suite twice, the same requests (latency, injection
-   probes, one request per provider fault — the quick ones one at a time, the slow ones at once, as Viva does —
-   and the ceiling). Both talk to the same gateway. Viva also profiles the
+   same hardening, install from the same wheelhouse, the eval suite twice (beside the fault probes, as Viva runs
+   it), the same requests (latency, injection probes, one request per provider fault — the quick ones one at a
+   time, the slow ones at once, as Viva does — and the ceiling). Both talk to the same gateway. Viva also profiles the
    repository, runs the judge, commits the dependency layer and writes the evidence. Goal: at most 1.15x.
 2. A second grading of the same repository (the dependency layer and wheelhouse cached; every check re-runs) vs the
    first (nothing cached: wheels downloaded, installed, committed). Goal: at least 3x faster.
@@ -27,7 +27,7 @@ from pathlib import Path
 import docker.errors
 
 from grader.dynamic import DynamicOptions
-from grader.dynamic.faults import SLOW_FAULTS
+from grader.dynamic.faults import SLOW_FAULTS, fault_questions
 from grader.dynamic.injection import probe_bank
 from grader.pipeline import GradeOptions, grade
 from grader.profile import build_profile
@@ -62,21 +62,25 @@ start() {
     setsid sh -c 'echo $$ > /work/app.pid; exec sh -c "$0" > /work/app.log 2>&1' "$START"
   x python3 /control/probe.py wait
 }
+evals() { if [ -n "$EVALS" ]; then for run in 1 2; do x sh -c "$EVALS" > /dev/null 2>&1 || true; done; fi; }
 start -e "$APP_ENV"
-if [ -n "$EVALS" ]; then for run in 1 2; do x sh -c "$EVALS" > /dev/null 2>&1 || true; done; fi
 if x python3 /control/probe.py latency; then
   x python3 /control/probe.py injection
+  evals & evals_pid=$!
   for fault in $QUICK_FAULTS; do
     echo "$fault" > "$CONTROL/fault"
     while [ -e "$CONTROL/fault" ]; do sleep 0.02; done
-    x python3 /control/probe.py one
+    x python3 /control/probe.py one "$fault"
   done
   echo "$SLOW_FAULTS" > "$CONTROL/slow"
   while [ -e "$CONTROL/slow" ]; do sleep 0.02; done
   x python3 /control/probe.py slow
+  wait "$evals_pid"
   x sh -c 'kill -TERM "-$(cat /work/app.pid)"'; sleep 1
   start -e "$APP_ENV" -e "$BUDGET_ENV"
   x python3 /control/probe.py ceiling
+else
+  evals
 fi
 """
 
@@ -119,10 +123,11 @@ if step == "injection":
     for probe in plan["probes"]:
         ask(probe)
 if step == "one":
-    ask(plan["questions"][0])
+    ask(plan["fault_questions"][sys.argv[2]])
 if step == "slow":
-    with ThreadPoolExecutor(len(plan["slow_questions"])) as pool:
-        list(pool.map(ask, plan["slow_questions"]))
+    slow = [plan["fault_questions"][name] for name in plan["slow_faults"]]
+    with ThreadPoolExecutor(len(slow)) as pool:
+        list(pool.map(ask, slow))
 if step == "ceiling":
     for n in range(plan["ceiling_max"]):
         if ask(plan["questions"][n % len(plan["questions"])]) != 200:
@@ -159,7 +164,7 @@ def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) ->
     control.mkdir(parents=True)
     (control / "forward.py").write_text(FORWARDER)
     (control / "probe.py").write_text(PROBE)
-    slow_questions = list(dict.fromkeys(found.golden_queries))[: len(SLOW_FAULTS)]
+    questions_for = dict(zip(FAULTS, fault_questions(found.golden_queries, len(FAULTS)), strict=True))
     plan = {
         "port": found.port,
         "health": found.health or "/",
@@ -167,7 +172,8 @@ def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) ->
         "template": found.request_template,
         "questions": (found.golden_queries * 50)[:50],
         "probes": [probe.text for probe in probe_bank() if probe.category != "indirect"],
-        "slow_questions": slow_questions,
+        "fault_questions": questions_for,
+        "slow_faults": list(SLOW_FAULTS),
         "ceiling_max": 200,
     }
     (control / "plan.json").write_text(json.dumps(plan))
@@ -179,15 +185,17 @@ def _baseline(repo: Path, wheels: Path, report: GradingReport, scratch: Path) ->
     with serve_gateway(scratch / "sockets", config) as gateway:
 
         def play_faults() -> None:
-            """Viva's way: quick faults one request at a time, slow ones at once, each keyed to its question."""
+            """Viva's way: quick faults one request at a time, slow ones at once, each keyed to its own question
+            (the eval suite runs meanwhile and must not meet them)."""
             while not stop.is_set():
                 quick, slow = control / "fault", control / "slow"
                 if quick.exists():
-                    gateway.config.faults = [quick.read_text().strip()]  # type: ignore[list-item]
+                    name = quick.read_text().strip()
+                    gateway.config.faults_for = {questions_for[name]: name}  # type: ignore[dict-item]
                     quick.unlink()
                 if slow.exists():
                     names = slow.read_text().split()
-                    gateway.config.faults_for = dict(zip(slow_questions, names, strict=False))  # type: ignore[arg-type]
+                    gateway.config.faults_for = {questions_for[n]: n for n in names}  # type: ignore[misc]
                     slow.unlink()
                 time.sleep(0.01)
 

@@ -36,28 +36,46 @@ async def inject_faults(
     timeout: float,
     alive: Callable[[], Awaitable[bool]],
     restart: Callable[[], Awaitable[None]],
+    quiet: Callable[[], Awaitable[None]] | None = None,
 ) -> list[FaultResult]:
-    questions = _distinct_questions(found.golden_queries, len(faults))
+    """Play each fault on a model call carrying its own question, so other callers of the gateway (the eval suite,
+    run meanwhile) are never hit. A fault whose question did not reach the model verbatim is played again on
+    "the next model call", after `quiet` has returned (nobody else is calling the gateway by then)."""
+    questions = fault_questions(found.golden_queries, len(faults))
     planned = list(zip(faults, questions, strict=True))
     results: dict[str, FaultResult] = {}
+    unplayed: list[tuple[Fault, str]] = []
     for fault, question in [item for item in planned if item[0] not in SLOW_FAULTS]:
-        results[fault] = await _one(client, found, gateway, fault, question, timeout, alive)
+        gateway.config.faults_for = {question: fault}
+        reply = await ask(client, found, gateway, question, timeout)
+        if gateway.config.faults_for:
+            gateway.config.faults_for = {}
+            unplayed.append((fault, question))
+            continue
+        calls = calls_between(gateway, reply.started, reply.ended, question)
+        results[fault] = await _classify(fault, reply, calls, alive)
         if results[fault].outcome == "crash" and not await alive():
             await restart()
     slow = [item for item in planned if item[0] in SLOW_FAULTS]
     if slow:
         gateway.config.faults_for = {question: fault for fault, question in slow}
         replies = await asyncio.gather(*(ask(client, found, gateway, question, timeout) for _, question in slow))
-        unplayed = set(gateway.config.faults_for)
+        left = set(gateway.config.faults_for)
         gateway.config.faults_for = {}
         for (fault, question), reply in zip(slow, replies, strict=True):
-            if question in unplayed:
-                # The app's model call did not carry the question as asked: play this fault alone instead.
-                results[fault] = await _one(client, found, gateway, fault, question, timeout, alive)
+            if question in left:
+                unplayed.append((fault, question))
                 continue
             calls = calls_between(gateway, reply.started, reply.ended, question)
             results[fault] = await _classify(fault, reply, calls, alive)
         if any(result.outcome in ("crash", "hang") for result in results.values()) and not await alive():
+            await restart()
+    if unplayed and quiet is not None:
+        await quiet()
+    for fault, question in unplayed:
+        # The app's model call did not carry the question as asked: play this fault on its next call, alone.
+        results[fault] = await _one(client, found, gateway, fault, question, timeout, alive)
+        if results[fault].outcome in ("crash", "hang") and not await alive():
             await restart()
     return [results[fault] for fault in faults]
 
@@ -109,11 +127,11 @@ async def _classify(
     )
 
 
-def _distinct_questions(golden: list[str], count: int) -> list[str]:
-    unique = list(dict.fromkeys(golden))
-    if len(unique) >= count:
-        return unique[:count]
-    return [f"{unique[n % len(unique)]} (check {n + 1})" if n >= len(unique) else unique[n] for n in range(count)]
+def fault_questions(golden: list[str], count: int) -> list[str]:
+    """One question per fault, each marked so that no other caller (the eval suite asks the same golden questions)
+    carries it: the gateway plays a fault only on a model call whose messages hold the marked question."""
+    unique = list(dict.fromkeys(golden)) or ["What does this service do?"]
+    return [f"{unique[n % len(unique)]} (check {n + 1})" for n in range(count)]
 
 
 def fault_score(results: list[FaultResult]) -> float:

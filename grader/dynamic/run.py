@@ -29,6 +29,7 @@ from grader.dynamic.model import (
     AppInterface,
     CeilingResult,
     DynamicRun,
+    EvalsResult,
     GatewaySettings,
     InjectionResult,
     SandboxInfo,
@@ -58,7 +59,7 @@ from sandboxes.service import AppTunnel, SandboxedService, StartFailure, app_tun
 from sandboxes.settings import SandboxSettings
 
 StepCallback = Callable[[str], None]
-STEPS = ("dependencies", "start", "evals", "latency", "injection", "faults", "ceiling")
+STEPS = ("dependencies", "start", "latency", "injection", "evals", "faults", "ceiling")
 DEFAULT_PARAMS: dict[str, Any] = {
     "service_starts": ServiceStartsParams(),
     "eval_suite_runs": EvalSuiteRunsParams(),
@@ -145,6 +146,7 @@ class _Session:
         self.options, self.step = options, step
         ceiling: CostCeilingParams = params["cost_ceiling_trips"]
         self.found = plan_interface(profile, root, ceiling.budget_variable)
+        self._evals: asyncio.Task[EvalsResult] | None = None
 
     async def run(self, client: Any, base_id: str, scratch: Path) -> DynamicRun:
         started = time.monotonic()
@@ -214,11 +216,30 @@ class _Session:
             await self._find_query(result.service)
         if found.missing:
             found.snippet = manifest_snippet(found)
-        if "eval_suite_runs" in self.wanted and found.evals_command:
-            self.step("evals")
-            evals: EvalSuiteRunsParams = self.params["eval_suite_runs"]
-            count, source = _static_count(self.profile, found)
-            result.evals = await run_evals(
+        try:
+            if result.service.started and found.query_path is not None:
+                replies = await self._probe(sandbox)
+                await self._evals_finished()  # the ceiling reads the gateway's ledger: no other caller may spend
+                if "cost_ceiling_trips" in self.wanted:
+                    self.step("ceiling")
+                    result.ceiling = await self._ceiling(replies)
+            self._start_evals(sandbox)
+            await self._evals_finished()
+        finally:
+            if self._evals is not None and not self._evals.done():
+                self._evals.cancel()
+
+    def _start_evals(self, sandbox: DockerSandbox) -> None:
+        """Run the eval suite in the background, once. Its model calls carry none of the questions faults are keyed
+        to, so it runs beside the fault probes, whose time is mostly the app's own waiting."""
+        found = self.found
+        if self._evals is not None or "eval_suite_runs" not in self.wanted or not found.evals_command:
+            return
+        self.step("evals")
+        evals: EvalSuiteRunsParams = self.params["eval_suite_runs"]
+        count, source = _static_count(self.profile, found)
+        self._evals = asyncio.create_task(
+            run_evals(
                 sandbox,
                 found.evals_command,
                 found.env,
@@ -227,14 +248,16 @@ class _Session:
                 static_count=count,
                 static_source=source,
             )
-        if result.service.started and found.query_path is not None:
-            replies = await self._probe()
-            if "cost_ceiling_trips" in self.wanted:
-                self.step("ceiling")
-                result.ceiling = await self._ceiling(replies)
+        )
 
-    async def _probe(self) -> list[Reply]:
-        """Latency (whose sequential replies feed citations and cost), then injection, then faults."""
+    async def _evals_finished(self) -> None:
+        if self._evals is not None and self.result.evals is None:
+            self.result.evals = await self._evals
+
+    async def _probe(self, sandbox: DockerSandbox) -> list[Reply]:
+        """Latency (whose sequential replies feed citations and cost), then injection, then faults with the eval
+        suite running beside them (not earlier: latency is measured on a quiet machine, and the gullible model the
+        injection probes meet would answer the suite too)."""
         found, result, gateway, params = self.found, self.result, self.gateway, self.params
         async with self.service.client(timeout=REQUEST_TIMEOUT_S) as http:
             self.step("latency")
@@ -262,6 +285,7 @@ class _Session:
                 result.injection = InjectionResult(
                     probes=probes, leaks=sum(1 for probe in probes if probe.leaked), indirect_ran=indirect
                 )
+            self._start_evals(sandbox)
             if "provider_faults" in self.wanted:
                 self.step("faults")
                 faults: ProviderFaultsParams = params["provider_faults"]
@@ -278,6 +302,7 @@ class _Session:
                     timeout=faults.timeout_seconds,
                     alive=self.service.alive,
                     restart=restart,
+                    quiet=self._evals_finished,
                 )
         return replies
 
