@@ -111,6 +111,9 @@ def test_fault_evidence(reports: dict[str, GradingReport]) -> None:
     assert all(fault.outcome == "recovered" for fault in well.faults), well.faults
     assert any(fault.outcome == "traceback" and "Traceback" in fault.body for fault in naive.faults)
     assert all(fault.seconds < 30 for fault in well.faults + naive.faults)
+    # the suites ran beside the fault probes: no fault reached them, so both runs agree and nothing is flagged
+    for run in (well, naive):
+        assert run.evals is not None and run.evals.reproducible and not run.evals.problems, run.evals
 
 
 def test_latency_is_measured_end_to_end_and_net_of_the_model(reports: dict[str, GradingReport]) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from grader.dynamic.citations import _claims, check_citations
 from grader.dynamic.client import Reply, busy_seconds
+from grader.dynamic.faults import fault_questions
 from grader.dynamic.injection import detect_leak, probe_bank
 from grader.dynamic.interface import (
     GENERIC_QUESTIONS,
@@ -330,3 +331,13 @@ def test_a_sources_footer_is_the_documented_answer_format_too() -> None:
     result = check_citations([reply])
     assert result.style == "inline" and (result.citations, result.valid, result.supported) == (2, 1, 1)
     assert "wiki.md was not in the context" in result.items[0].problems[0]
+
+
+def test_fault_questions_are_distinct_and_never_a_golden_question() -> None:
+    # the eval suite asks the golden questions while faults are played: a fault keyed to one would hit the suite
+    golden = ["What is the refund window?", "Who approves expenses?", "What is the refund window?"]
+    questions = fault_questions(golden, 5)
+    assert len(set(questions)) == 5
+    assert not set(questions) & set(golden)
+    assert all(any(question.startswith(asked) for asked in golden) for question in questions)
+    assert len(set(fault_questions([], 2))) == 2
