@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker.errors
@@ -145,6 +146,21 @@ def _grade(repo: Path, scratch: Path, cache: Path) -> tuple[float, GradingReport
     return time.perf_counter() - started, report
 
 
+@contextlib.contextmanager
+def _no_pip_cache() -> Iterator[None]:
+    """The host's `pip download` (run by Viva for the wheelhouse) inherits the environment: without its HTTP cache
+    the wheels really come from the index, as on a host that never saw them."""
+    previous = os.environ.get("PIP_NO_CACHE_DIR")
+    os.environ["PIP_NO_CACHE_DIR"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PIP_NO_CACHE_DIR", None)
+        else:
+            os.environ["PIP_NO_CACHE_DIR"] = previous
+
+
 def _forget_layer(repo: Path) -> Path:
     """Remove the repo's dependency layer image; returns where its wheelhouse lives (under the cache)."""
     client = docker_client()
@@ -234,7 +250,8 @@ def run(mode: str) -> bool:
         os.chmod(scratch, 0o755)
         cache = scratch / "cache"
         wheels = cache / _forget_layer(repo)
-        first, report = _grade(repo, scratch / "first", cache)
+        with _no_pip_cache():  # "nothing cached" includes pip's own download cache on this host
+            first, report = _grade(repo, scratch / "first", cache)
         second, report = _grade(repo, scratch / "second", cache)
         viva = first
         if mode == "full":
