@@ -366,7 +366,8 @@ class _Session:
                     return text
                 return text + ("\n" + metrics.text[:20_000] if metrics.status_code == 200 else "")
 
-            result = await drive_ceiling(
+            # No graceful stop afterwards: the ceiling is the last probe, and removing the sandbox kills the app.
+            return await drive_ceiling(
                 http,
                 found,
                 self.gateway,
@@ -375,8 +376,6 @@ class _Session:
                 timeout=REQUEST_TIMEOUT_S,
                 read_log=visible_alerts,
             )
-        await service.stop()
-        return result
 
 
 async def _openapi_document(http: httpx.AsyncClient, found: AppInterface) -> dict[str, Any] | None:
