@@ -22,8 +22,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import docker.errors
 
@@ -146,21 +146,6 @@ def _grade(repo: Path, scratch: Path, cache: Path) -> tuple[float, GradingReport
     return time.perf_counter() - started, report
 
 
-@contextlib.contextmanager
-def _no_pip_cache() -> Iterator[None]:
-    """The host's `pip download` (run by Viva for the wheelhouse) inherits the environment: without its HTTP cache
-    the wheels really come from the index, as on a host that never saw them."""
-    previous = os.environ.get("PIP_NO_CACHE_DIR")
-    os.environ["PIP_NO_CACHE_DIR"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PIP_NO_CACHE_DIR", None)
-        else:
-            os.environ["PIP_NO_CACHE_DIR"] = previous
-
-
 def _forget_layer(repo: Path) -> Path:
     """Remove the repo's dependency layer image; returns where its wheelhouse lives (under the cache)."""
     client = docker_client()
@@ -250,7 +235,8 @@ def run(mode: str) -> bool:
         os.chmod(scratch, 0o755)
         cache = scratch / "cache"
         wheels = cache / _forget_layer(repo)
-        with _no_pip_cache():  # "nothing cached" includes pip's own download cache on this host
+        # "nothing cached" includes pip's HTTP cache: the host's `pip download` (run by Viva) inherits the environment
+        with mock.patch.dict(os.environ, {"PIP_NO_CACHE_DIR": "1"}):
             first, report = _grade(repo, scratch / "first", cache)
         second, report = _grade(repo, scratch / "second", cache)
         viva = first

@@ -45,38 +45,37 @@ async def inject_faults(
     planned = list(zip(faults, questions, strict=True))
     results: dict[str, FaultResult] = {}
     unplayed: list[tuple[Fault, str]] = []
-    for fault, question in [item for item in planned if item[0] not in SLOW_FAULTS]:
-        gateway.config.faults_for = {question: fault}
-        reply = await ask(client, found, gateway, question, timeout)
-        if gateway.config.faults_for:
-            gateway.config.faults_for = {}
-            unplayed.append((fault, question))
-            continue
-        calls = calls_between(gateway, reply.started, reply.ended, question)
-        results[fault] = await _classify(fault, reply, calls, alive)
-        if results[fault].outcome == "crash" and not await alive():
-            await restart()
-    slow = [item for item in planned if item[0] in SLOW_FAULTS]
-    if slow:
-        gateway.config.faults_for = {question: fault for fault, question in slow}
-        replies = await asyncio.gather(*(ask(client, found, gateway, question, timeout) for _, question in slow))
+
+    async def play_keyed(batch: list[tuple[Fault, str]]) -> None:
+        """Ask the batch's questions at once, each with its fault keyed to it; classify what was played."""
+        gateway.config.faults_for = {question: fault for fault, question in batch}
+        replies = await asyncio.gather(*(ask(client, found, gateway, question, timeout) for _, question in batch))
         left = set(gateway.config.faults_for)
         gateway.config.faults_for = {}
-        for (fault, question), reply in zip(slow, replies, strict=True):
+        for (fault, question), reply in zip(batch, replies, strict=True):
             if question in left:
                 unplayed.append((fault, question))
-                continue
-            calls = calls_between(gateway, reply.started, reply.ended, question)
-            results[fault] = await _classify(fault, reply, calls, alive)
+            else:
+                calls = calls_between(gateway, reply.started, reply.ended, question)
+                results[fault] = await _classify(fault, reply, calls, alive)
+
+    async def restart_if_dead() -> None:
         if any(result.outcome in ("crash", "hang") for result in results.values()) and not await alive():
             await restart()
+
+    for item in [item for item in planned if item[0] not in SLOW_FAULTS]:
+        await play_keyed([item])
+        await restart_if_dead()
+    slow = [item for item in planned if item[0] in SLOW_FAULTS]
+    if slow:
+        await play_keyed(slow)
+        await restart_if_dead()
     if unplayed and quiet is not None:
         await quiet()
     for fault, question in unplayed:
         # The app's model call did not carry the question as asked: play this fault on its next call, alone.
         results[fault] = await _one(client, found, gateway, fault, question, timeout, alive)
-        if results[fault].outcome in ("crash", "hang") and not await alive():
-            await restart()
+        await restart_if_dead()
     return [results[fault] for fault in faults]
 
 
