@@ -172,8 +172,9 @@ async def _result(db: AsyncSession, submission: Submission, labels: dict[int, st
         "rubric_version_id": version_id,
         "rubric": labels[version_id],
     }
-    if submission.status == "done":
-        await db.refresh(submission, ["report"])
+    # The list deferred the report; load it for every status (a failed or cancelled grading may keep one), since a
+    # deferred attribute read without loading would be implicit I/O, which async sessions refuse.
+    await db.refresh(submission, ["report"])
     if submission.report is not None:
         effective = await effective_scores(db, submission)
         result["score"], result["coverage"] = effective.score, effective.coverage
