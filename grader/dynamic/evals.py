@@ -8,18 +8,26 @@ or the printed summary on trust:
   `os._exit`) leaves no "finished" mark;
 - for other runners, Viva asks for a results file (VIVA_EVAL_RESULTS, one JSON object per case: {"id", "passed"})
   and checks its count against the golden set the repository declares.
+
+The runs (and the collection) go at once, each in its own copy of the app's tree taken before any of them starts:
+no run sees what another wrote, and a suite that mostly waits on its model calls takes the time of one run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from grader.dynamic.model import EvalRun, EvalsResult
-from sandboxes.base import Sandbox
+from sandboxes.base import ExecResult, Sandbox
 
 RESULTS_DIR = "/work/.viva/evals"
+APP_DIR = "/work/app"
+RUNS_NOTE = "The runs went at once, each in its own copy of the app's tree (as it stood once the app had started)."
+RUNS_NOTE_SEQUENTIAL = "The runs went one after another in the app's own tree: the sandbox had no room for copies."
 PLUGIN_NAME = "viva_eval_results"
 PYTEST = re.compile(r"^(?:python3?\s+-m\s+)?pytest\b|^py\.test\b")
 MODEL_NOTE = (
@@ -91,30 +99,51 @@ async def run_evals(
         model_note=MODEL_NOTE,
     )
     await sandbox.exec(["mkdir", "-p", RESULTS_DIR])
+    copies = " && ".join(f"cp -a {APP_DIR}/. {_run_dir(number)}/" for number in range(1, runs + 1))
+    dirs = " ".join(_run_dir(number) for number in range(1, runs + 1))
+    copied = await sandbox.exec(["sh", "-c", f"rm -rf {dirs} && mkdir -p {dirs} && {copies}"], timeout=300)
+    apart = copied.returncode == 0
+    if not apart:  # no room for the copies (a large repository): one run after another in the app's own tree
+        await sandbox.exec(["rm", "-rf", *dirs.split()], timeout=300)
+    collection: Awaitable[ExecResult | None]
     if runner == "pytest":
         await sandbox.write_file(f"{RESULTS_DIR}/{PLUGIN_NAME}.py", PLUGIN.encode())
         python_path = RESULTS_DIR + (f":{env['PYTHONPATH']}" if env.get("PYTHONPATH") else "")
         env = {**env, "PYTHONPATH": python_path, "PYTHONDONTWRITEBYTECODE": "1"}
-        out = f"{RESULTS_DIR}/collect.json"
-        collection = await sandbox.exec(
+        collection = sandbox.exec(
             ["sh", "-c", f"{command} --collect-only -q -p {PLUGIN_NAME} -p no:cacheprovider"],
-            cwd="/work/app",
-            env={**env, "VIVA_EVAL_OUT": out},
+            cwd=APP_DIR,
+            env={**env, "VIVA_EVAL_OUT": f"{RESULTS_DIR}/collect.json"},
             timeout=min(timeout_s, 300),
         )
-        result.collection_tail = _tail(collection.stdout + collection.stderr)
-        collected = await _read_json(sandbox, out)
+    else:
+        collection = _nothing()
+    numbers = range(1, runs + 1)
+    if apart:
+        collected_run, *runs_done = await asyncio.gather(
+            collection,
+            *(_one_run(sandbox, runner, command, env, number=n, timeout_s=timeout_s, cwd=_run_dir(n)) for n in numbers),
+        )
+    else:
+        collected_run = await collection
+        runs_done = [
+            await _one_run(sandbox, runner, command, env, number=n, timeout_s=timeout_s, cwd=APP_DIR) for n in numbers
+        ]
+    if isinstance(collected_run, ExecResult):
+        result.collection_tail = _tail(collected_run.stdout + collected_run.stderr)
+        collected = await _read_json(sandbox, f"{RESULTS_DIR}/collect.json")
         result.collected = len(collected.get("collected", [])) if collected else None
         if result.collected is None:
             result.problems.append("the collection run wrote no results: the suite does not collect")
-    for number in range(1, runs + 1):
-        result.runs.append(await _one_run(sandbox, runner, command, env, number=number, timeout_s=timeout_s))
+    result.runs = [run for run in runs_done if isinstance(run, EvalRun)]
+    if runs > 1:
+        result.runs_note = RUNS_NOTE if apart else RUNS_NOTE_SEQUENTIAL
     _cross_check(result)
     return result
 
 
 async def _one_run(
-    sandbox: Sandbox, runner: str, command: str, env: dict[str, str], *, number: int, timeout_s: float
+    sandbox: Sandbox, runner: str, command: str, env: dict[str, str], *, number: int, timeout_s: float, cwd: str
 ) -> EvalRun:
     out = f"{RESULTS_DIR}/run-{number}.json"
     if runner == "pytest":
@@ -123,7 +152,7 @@ async def _one_run(
     else:
         line, run_env = command, {**env, "VIVA_EVAL_RESULTS": out}
     await sandbox.exec(["rm", "-f", out])
-    executed = await sandbox.exec(["sh", "-c", line], cwd="/work/app", env=run_env, timeout=timeout_s)
+    executed = await sandbox.exec(["sh", "-c", line], cwd=cwd, env=run_env, timeout=timeout_s)
     run = EvalRun(
         exit_code=executed.returncode,
         seconds=round(executed.duration_s, 3),
@@ -151,6 +180,14 @@ async def _one_run(
     run.skipped = sum(1 for value in run.outcomes.values() if value == "skipped")
     run.failed = run.total - run.passed - run.skipped
     return run
+
+
+def _run_dir(number: int) -> str:
+    return f"/work/eval-run-{number}"
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _cross_check(result: EvalsResult) -> None:

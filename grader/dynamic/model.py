@@ -98,6 +98,8 @@ class EvalsResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     reproducible: bool | None = None
     problems: list[str] = msgspec.field(default_factory=list)
     model_note: str = ""
+    runs_note: str = ""
+    """How the runs went (at once, each in its own copy of the tree)."""
 
 
 class Sample(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -255,4 +257,6 @@ class DynamicRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     ceiling: CeilingResult | None = None
     faults: list[FaultResult] = msgspec.field(default_factory=list)
     seconds: float = 0.0
+    instances: list[str] = msgspec.field(default_factory=list)
+    """The app's instances, each in its own sandbox with its own gateway, and what each one was for."""
     notes: list[str] = msgspec.field(default_factory=list)

@@ -1,16 +1,19 @@
-"""Running the candidate's project: dependency layer → sandbox with the gateway → start → evals → probes → ceiling.
+"""Running the candidate's project: dependency layer → sandboxes with their gateways → start → probes → evals.
 
-Order matters and is fixed: the service starts first (an eval suite may talk to it), the ordinary probes run with
-the stand-in model behaving (latency, whose sequential replies also feed citations and cost), then the gullible
-model (injection), then faults, and last the ceiling, which needs a restart with a small budget.
+The main instance of the app runs everything in a fixed order: start and discovery, latency on a quiet machine
+(its sequential replies also feed citations and cost), injection with the gullible model, then the quick faults
+with the eval suite beside them. Two companion instances (same image, own sandbox, own gateway) take the work that
+is mostly waiting: the slow faults, played from the start, and the ceiling, started with a small budget once latency
+has priced a request. A grading therefore waits for the longest of the three, not their sum.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from grader.dynamic.citations import check_citations
 from grader.dynamic.client import Reply, ask
 from grader.dynamic.cost import compare_costs, drive_ceiling, trip_budget
 from grader.dynamic.evals import run_evals
-from grader.dynamic.faults import inject_faults
+from grader.dynamic.faults import SLOW_FAULTS, inject_faults
 from grader.dynamic.injection import probe_bank, run_probes
 from grader.dynamic.interface import OPENAPI_PATHS, discover_query, infer_pointers, manifest_snippet, plan_interface
 from grader.dynamic.latency import measure_latency
@@ -30,6 +33,7 @@ from grader.dynamic.model import (
     CeilingResult,
     DynamicRun,
     EvalsResult,
+    FaultResult,
     GatewaySettings,
     InjectionResult,
     SandboxInfo,
@@ -51,11 +55,11 @@ from rubrics.catalogue import (
 from sandboxes.deps import ParsedRequirements, parse_requirements
 from sandboxes.docker_backend import DockerSandbox, docker_client, make_readable
 from sandboxes.errors import SandboxError, SandboxUnavailable
-from sandboxes.gateway.app import GatewayConfig
+from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
 from sandboxes.gateway.serve import serve_gateway
 from sandboxes.images import ensure_base_image
 from sandboxes.layers import VENV, dependency_layer
-from sandboxes.service import AppTunnel, SandboxedService, StartFailure, app_tunnel, gateway_env
+from sandboxes.service import SandboxedService, StartFailure, app_tunnel, gateway_env
 from sandboxes.settings import SandboxSettings
 
 StepCallback = Callable[[str], None]
@@ -130,8 +134,33 @@ def run_dynamic(
     return {path: dynamic_score(name, value, run) for path, name, value in leaves}, run
 
 
+@dataclass
+class _Instance:
+    """One instance of the candidate's app: its own sandbox (a container of the same image), its own gateway (so its
+    own ledger and faults) and the tunnel Viva reaches it through."""
+
+    role: str
+    sandbox: DockerSandbox
+    service: SandboxedService
+    gateway: Gateway
+
+
+INSTANCE_PURPOSES = {
+    "main": "start, discovery, latency, citations, cost, injection, the eval suite and the quick faults",
+    "faults": "the slow faults ({faults}), played while the main instance is measured: their time is the app's own "
+    "waiting",
+    "ceiling": "the cost ceiling, started with the small budget once latency had priced a request",
+}
+
+
 class _Session:
-    """One dynamic run: the state the steps share (what was found, the gateway, the service, what was measured)."""
+    """One dynamic run: the state the steps share (what was found, the app's instances, what was measured).
+
+    Up to three instances of the app run at once, each in its own sandbox with its own gateway, so no probe has to
+    wait for another or share a ledger: the main one (everything in order, latency first on a quiet machine), one
+    for the slow faults (the app waiting out its own timeouts) and one for the ceiling (started with a small budget).
+    Should a companion instance be unavailable, its work runs on the main instance afterwards, as it always could.
+    """
 
     def __init__(  # noqa: PLR0917 - built in one place, run_dynamic
         self,
@@ -147,6 +176,11 @@ class _Session:
         ceiling: CostCeilingParams = params["cost_ceiling_trips"]
         self.found = plan_interface(profile, root, ceiling.budget_variable)
         self._evals: asyncio.Task[EvalsResult] | None = None
+        self._latency_replies: list[Reply] = []
+        faults: ProviderFaultsParams = params["provider_faults"]
+        wanted_faults = list(faults.faults) if "provider_faults" in wanted else []
+        self.quick_faults = [fault for fault in wanted_faults if fault not in SLOW_FAULTS]
+        self.slow_faults = [fault for fault in wanted_faults if fault in SLOW_FAULTS]
 
     async def run(self, client: Any, base_id: str, scratch: Path) -> DynamicRun:
         started = time.monotonic()
@@ -168,14 +202,6 @@ class _Session:
             missing_wheels=layer.missing_wheels,
             install_log_tail=layer.log_tail[-3000:],
         )
-        faults: ProviderFaultsParams = self.params["provider_faults"]
-        config = GatewayConfig(
-            time_scale=options.time_scale,
-            time_to_first_token_s=options.time_to_first_token_s,
-            tokens_per_second=options.tokens_per_second,
-            fault_time_scale=options.fault_time_scale,
-            timeout_s=faults.timeout_seconds + 10,  # a played timeout outlasts Viva's own wait
-        )
         self.result = DynamicRun(
             sandbox=self.info,
             gateway=GatewaySettings(
@@ -187,47 +213,106 @@ class _Session:
             ),
             interface=self.found,
         )
-        socket_dir = scratch / "sockets"
         make_readable(self.root)
+        roles = ["main"]
+        if self.slow_faults:
+            roles.append("faults")
+        if "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None:
+            roles.append("ceiling")
+        contexts = {role: self._instance(role, layer.image, scratch, client) for role in roles}
+        async with _all_at_once(contexts) as entered:
+            self.instances: dict[str, _Instance] = {}
+            for role, outcome in entered.items():
+                if isinstance(outcome, _Instance):
+                    self.instances[role] = outcome
+                elif role == "main" or not isinstance(outcome, Exception):
+                    raise outcome
+                else:  # a companion that could not be had: its work falls back to the main instance
+                    self.result.notes.append(f"no separate {role} instance ({outcome}): the main one did its work")
+            await self._probe_instances()
+        self.result.seconds = round(time.monotonic() - started, 2)
+        return self.result
+
+    def _gateway_config(self) -> GatewayConfig:
+        faults: ProviderFaultsParams = self.params["provider_faults"]
+        options = self.options
+        return GatewayConfig(
+            time_scale=options.time_scale,
+            time_to_first_token_s=options.time_to_first_token_s,
+            tokens_per_second=options.tokens_per_second,
+            fault_time_scale=options.fault_time_scale,
+            timeout_s=faults.timeout_seconds + 10,  # a played timeout outlasts Viva's own wait
+        )
+
+    @contextlib.asynccontextmanager
+    async def _instance(self, role: str, image: str, scratch: Path, client: Any) -> AsyncIterator[_Instance]:
+        """A sandbox of the layer's image with its own gateway and tunnel, the repository copied into it."""
+        socket_dir = scratch / "sockets" / role
         env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": VENV, **gateway_env()}
-        with serve_gateway(socket_dir, config) as self.gateway, app_tunnel(socket_dir, scratch / "private") as tunnel:
+        with (
+            serve_gateway(socket_dir, self._gateway_config()) as gateway,
+            app_tunnel(socket_dir, scratch / "private" / role) as tunnel,
+        ):
             sandbox = DockerSandbox(
-                layer.image,
+                image,
                 repo_dir=self.root,
-                limits=options.sandbox.limits(),
+                limits=self.options.sandbox.limits(),
                 socket_dir=socket_dir,
                 env=env,
                 client=client,
             )
             async with sandbox:
-                await self._in_sandbox(sandbox, tunnel)
-        self.result.seconds = round(time.monotonic() - started, 2)
-        return self.result
+                copy = ["sh", "-c", "mkdir -p /work/app && cp -a /repo/. /work/app/"]
+                copied = await sandbox.exec(copy, timeout=300)
+                if copied.returncode != 0:
+                    raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
+                yield _Instance(role, sandbox, SandboxedService(sandbox, tunnel, self.found.port), gateway)
 
-    async def _in_sandbox(self, sandbox: DockerSandbox, tunnel: AppTunnel) -> None:
-        copied = await sandbox.exec(["sh", "-c", "mkdir -p /work/app && cp -a /repo/. /work/app/"], timeout=300)
-        if copied.returncode != 0:
-            raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
-        found, result = self.found, self.result
-        self.service = SandboxedService(sandbox, tunnel, found.port)
-        self.step("start")
-        result.service = await self._start({})
-        if result.service.started:
-            await self._find_query(result.service)
-        if found.missing:
-            found.snippet = manifest_snippet(found)
+    async def _probe_instances(self) -> None:
+        found, result, main = self.found, self.result, self.instances["main"]
+        self.result.instances = [
+            f"{role}: " + INSTANCE_PURPOSES[role].format(faults=", ".join(self.slow_faults)) for role in self.instances
+        ]
+        discovered = asyncio.Event()
+        background: list[asyncio.Task[Any]] = []
+        slow: asyncio.Task[list[FaultResult] | None] | None = None
+        if "faults" in self.instances:
+            slow = asyncio.create_task(self._slow_faults(self.instances["faults"], discovered))
+            background.append(slow)
         try:
+            self.step("start")
+            result.service = await self._start(main, {})
+            if result.service.started:
+                await self._find_query(main, result.service)
+            discovered.set()
+            if found.missing:
+                found.snippet = manifest_snippet(found)
             if result.service.started and found.query_path is not None:
-                replies = await self._probe(sandbox)
-                await self._evals_finished()  # the ceiling reads the gateway's ledger: no other caller may spend
+                ceiling = await self._probe(main, background)
+                played = await slow if slow is not None else None
+                by_fault = {fault.fault: fault for fault in result.faults}
+                if self.slow_faults and played is None:  # no faults instance: the main one plays them
+                    replayed = await self._inject(main, self.slow_faults, quiet=self._evals_finished)
+                    by_fault |= {r.fault: r for r in replayed}
+                else:
+                    by_fault |= {r.fault: r for r in played or []}
+                order: ProviderFaultsParams = self.params["provider_faults"]
+                result.faults = [by_fault[fault] for fault in order.faults if fault in by_fault]
                 if "cost_ceiling_trips" in self.wanted:
                     self.step("ceiling")
-                    result.ceiling = await self._ceiling(replies)
-            self._start_evals(sandbox)
+                    if ceiling is not None:
+                        result.ceiling = await ceiling
+                    else:  # no ceiling instance: restart the main one with the budget, its ledger undisturbed
+                        await self._evals_finished()
+                        result.ceiling = await self._ceiling(main, self._latency_replies, restart=True)
+            self._start_evals(main.sandbox)
             await self._evals_finished()
         finally:
-            if self._evals is not None and not self._evals.done():
-                self._evals.cancel()
+            discovered.set()
+            for task in [self._evals, *background]:
+                if task is not None and not task.done():
+                    task.cancel()
+            await asyncio.gather(*(task for task in [self._evals, *background] if task), return_exceptions=True)
 
     def _start_evals(self, sandbox: DockerSandbox) -> None:
         """Run the eval suite in the background, once. Its model calls carry none of the questions faults are keyed
@@ -254,12 +339,16 @@ class _Session:
         if self._evals is not None and self.result.evals is None:
             self.result.evals = await self._evals
 
-    async def _probe(self, sandbox: DockerSandbox) -> list[Reply]:
-        """Latency (whose sequential replies feed citations and cost), then injection, then faults with the eval
-        suite running beside them (not earlier: latency is measured on a quiet machine, and the gullible model the
-        injection probes meet would answer the suite too)."""
-        found, result, gateway, params = self.found, self.result, self.gateway, self.params
-        async with self.service.client(timeout=REQUEST_TIMEOUT_S) as http:
+    async def _probe(
+        self, main: _Instance, background: list[asyncio.Task[Any]]
+    ) -> asyncio.Task[CeilingResult | None] | None:
+        """Latency (whose sequential replies feed citations and cost), then injection, then the quick faults with the
+        eval suite running beside them (not earlier: latency is measured on a quiet machine, and the gullible model
+        the injection probes meet would answer the suite too). Once latency has priced a request, the ceiling
+        instance starts with its budget and is driven meanwhile; the task returned gives its result."""
+        found, result, gateway, params = self.found, self.result, main.gateway, self.params
+        ceiling: asyncio.Task[CeilingResult | None] | None = None
+        async with main.service.client(timeout=REQUEST_TIMEOUT_S) as http:
             self.step("latency")
             latency: LatencyParams = params["latency_p95"]
             result.latency, replies = await measure_latency(
@@ -270,6 +359,10 @@ class _Session:
                 concurrency=latency.concurrency,
                 timeout=REQUEST_TIMEOUT_S,
             )
+            self._latency_replies = replies
+            if "ceiling" in self.instances and "cost_ceiling_trips" in self.wanted:
+                ceiling = asyncio.create_task(self._ceiling(self.instances["ceiling"], replies, restart=False))
+                background.append(ceiling)
             citations: CitationValidityParams = params["citation_validity"]
             result.citations = check_citations(replies[: max(citations.min_queries, 25)])
             result.cost = compare_costs(replies, params["cost_reporting"].tolerance)
@@ -285,29 +378,48 @@ class _Session:
                 result.injection = InjectionResult(
                     probes=probes, leaks=sum(1 for probe in probes if probe.leaked), indirect_ran=indirect
                 )
-            self._start_evals(sandbox)
-            if "provider_faults" in self.wanted:
-                self.step("faults")
-                faults: ProviderFaultsParams = params["provider_faults"]
+        self._start_evals(main.sandbox)
+        if "provider_faults" in self.wanted:
+            self.step("faults")
+            result.faults = await self._inject(main, self.quick_faults, quiet=self._evals_finished)
+        return ceiling
 
-                async def restart() -> None:
-                    await self.service.stop()
-                    await self._start({})
+    async def _inject(
+        self, instance: _Instance, faults: list[Fault], quiet: Callable[[], Awaitable[None]] | None = None
+    ) -> list[FaultResult]:
+        """Play `faults` on `instance`, restarting its app when a fault killed it."""
+        if not faults:
+            return []
+        params: ProviderFaultsParams = self.params["provider_faults"]
 
-                result.faults = await inject_faults(
-                    http,
-                    found,
-                    gateway,
-                    faults=list(faults.faults),
-                    timeout=faults.timeout_seconds,
-                    alive=self.service.alive,
-                    restart=restart,
-                    quiet=self._evals_finished,
-                )
-        return replies
+        async def restart() -> None:
+            await instance.service.stop()
+            await self._start(instance, {})
 
-    async def _start(self, extra_env: dict[str, str]) -> ServiceResult:
-        found, service = self.found, self.service
+        async with instance.service.client(timeout=REQUEST_TIMEOUT_S) as http:
+            return await inject_faults(
+                http,
+                self.found,
+                instance.gateway,
+                faults=faults,
+                timeout=params.timeout_seconds,
+                alive=instance.service.alive,
+                restart=restart,
+                quiet=quiet,
+            )
+
+    async def _slow_faults(self, instance: _Instance, discovered: asyncio.Event) -> list[FaultResult] | None:
+        """The slow faults on their own instance, started beside the main one and played once the main one has found
+        how to ask a question. None when this instance could not start (the main one then plays them)."""
+        started = await self._start(instance, {})
+        await discovered.wait()
+        main_started = self.result.service is not None and self.result.service.started
+        if not started.started or not main_started or self.found.query_path is None:
+            return None
+        return await self._inject(instance, self.slow_faults)
+
+    async def _start(self, instance: _Instance, extra_env: dict[str, str]) -> ServiceResult:
+        found, service = self.found, instance.service
         if found.start_command is None:
             return ServiceResult(
                 started=False, reason="no start command could be found (manifest, Dockerfile, Procfile, code, README)"
@@ -326,28 +438,30 @@ class _Session:
             return ServiceResult(started=False, reason=failure.reason, log_tail=tail[-4000:])
         return ServiceResult(started=True, ready_seconds=round(seconds, 3), log_tail=(await service.tail())[-2000:])
 
-    async def _find_query(self, started: ServiceResult) -> None:
+    async def _find_query(self, main: _Instance, started: ServiceResult) -> None:
         """The query route (OpenAPI document, else the profile's routes) and, from a first answer, its fields."""
         found = self.found
-        async with self.service.client(timeout=10) as http:
+        async with main.service.client(timeout=10) as http:
             if found.query_path is None:
                 discover_query(found, await _openapi_document(http, found), self.profile)
             if found.query_path is None:
                 return
-            reply = await ask(http, found, self.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
+            reply = await ask(http, found, main.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
         started.first_query_status = reply.status or None
         if reply.status == 200:
             infer_pointers(found, reply.data)
 
-    async def _ceiling(self, replies: list[Reply]) -> CeilingResult | None:
-        """Restart with a small budget (about ten requests' worth) and drive requests until the app refuses."""
-        found, service = self.found, self.service
+    async def _ceiling(self, instance: _Instance, replies: list[Reply], *, restart: bool) -> CeilingResult | None:
+        """Start `instance` with a small budget (about ten requests' worth; `restart` stops what runs there first) and
+        drive requests until the app refuses. Nothing else calls this instance's gateway: its ledger is the app's."""
+        found, service = self.found, instance.service
         ceiling: CostCeilingParams = self.params["cost_ceiling_trips"]
         if found.budget_env is None:
             return None
         budget = trip_budget(replies, ceiling.budget_usd)
-        await service.stop()
-        restarted = await self._start({found.budget_env: f"{budget:.8f}"})
+        if restart:
+            await service.stop()
+        restarted = await self._start(instance, {found.budget_env: f"{budget:.8f}"})
         if not restarted.started:
             return CeilingResult(
                 outcome="broken",
@@ -366,16 +480,36 @@ class _Session:
                     return text
                 return text + ("\n" + metrics.text[:20_000] if metrics.status_code == 200 else "")
 
-            # No graceful stop afterwards: the ceiling is the last probe, and removing the sandbox kills the app.
+            # No graceful stop afterwards: removing the sandbox kills the app.
             return await drive_ceiling(
                 http,
                 found,
-                self.gateway,
+                instance.gateway,
                 budget_usd=budget,
                 max_requests=ceiling.max_requests,
                 timeout=REQUEST_TIMEOUT_S,
                 read_log=visible_alerts,
             )
+
+
+@contextlib.asynccontextmanager
+async def _all_at_once(
+    contexts: dict[str, contextlib.AbstractAsyncContextManager[_Instance]],
+) -> AsyncIterator[dict[str, _Instance | BaseException]]:
+    """Enter the contexts at once and leave them at once: the instances' containers start, and are removed, in
+    parallel. Yields what each entry gave, or the exception it raised (that one needs no leaving)."""
+    outcomes = await asyncio.gather(*(context.__aenter__() for context in contexts.values()), return_exceptions=True)
+    entered = dict(zip(contexts, outcomes, strict=True))
+    body_failed = True
+    try:
+        yield entered
+        body_failed = False
+    finally:
+        leaving = [contexts[role] for role, got in entered.items() if isinstance(got, _Instance)]
+        left = await asyncio.gather(*(leave.__aexit__(None, None, None) for leave in leaving), return_exceptions=True)
+        errors = [error for error in left if isinstance(error, BaseException)]
+        if errors and not body_failed:
+            raise errors[0]
 
 
 async def _openapi_document(http: httpx.AsyncClient, found: AppInterface) -> dict[str, Any] | None:
