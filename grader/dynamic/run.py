@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -494,7 +494,7 @@ class _Session:
 
 @contextlib.asynccontextmanager
 async def _all_at_once(
-    contexts: dict[str, contextlib.AbstractAsyncContextManager[_Instance]],
+    contexts: Mapping[str, contextlib.AbstractAsyncContextManager[_Instance, Any]],
 ) -> AsyncIterator[dict[str, _Instance | BaseException]]:
     """Enter the contexts at once and leave them at once: the instances' containers start, and are removed, in
     parallel. Yields what each entry gave, or the exception it raised (that one needs no leaving)."""
