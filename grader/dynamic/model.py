@@ -217,6 +217,8 @@ class CeilingResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     spend_at_refusal: float = 0.0
     alert_lines: list[str] = msgspec.field(default_factory=list)
     note: str = ""
+    instance: str = ""
+    """Which instance of the app was driven: "ceiling" (its own, started with the budget) or "main" (restarted)."""
 
 
 FaultOutcome = Literal["recovered", "clean_error", "hang", "traceback", "crash", "wrong_answer"]
@@ -232,6 +234,8 @@ class FaultResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Seconds between the failed model call's end and the next call's start: the app's backoff (or its fallback's
     delay), when it tried again."""
     body: str = ""
+    instance: str = ""
+    """Which instance of the app met the fault: "main", or "faults" (the slow ones' own)."""
 
 
 class GatewaySettings(msgspec.Struct, frozen=True):

@@ -397,7 +397,7 @@ class _Session:
             await self._start(instance, {})
 
         async with instance.service.client(timeout=REQUEST_TIMEOUT_S) as http:
-            return await inject_faults(
+            results = await inject_faults(
                 http,
                 self.found,
                 instance.gateway,
@@ -407,6 +407,9 @@ class _Session:
                 restart=restart,
                 quiet=quiet,
             )
+        for result in results:
+            result.instance = instance.role
+        return results
 
     async def _slow_faults(self, instance: _Instance, discovered: asyncio.Event) -> list[FaultResult] | None:
         """The slow faults on their own instance, started beside the main one and played once the main one has found
@@ -468,6 +471,7 @@ class _Session:
                 budget_env=found.budget_env,
                 budget_usd=budget,
                 note=f"with {found.budget_env}={budget:.8f} the app did not start: {restarted.reason}",
+                instance=instance.role,
             )
         async with service.client(timeout=REQUEST_TIMEOUT_S) as http:
 
@@ -481,7 +485,7 @@ class _Session:
                 return text + ("\n" + metrics.text[:20_000] if metrics.status_code == 200 else "")
 
             # No graceful stop afterwards: removing the sandbox kills the app.
-            return await drive_ceiling(
+            result = await drive_ceiling(
                 http,
                 found,
                 instance.gateway,
@@ -490,6 +494,8 @@ class _Session:
                 timeout=REQUEST_TIMEOUT_S,
                 read_log=visible_alerts,
             )
+        result.instance = instance.role
+        return result
 
 
 @contextlib.asynccontextmanager

@@ -6,14 +6,23 @@ faults, with the evidence in the report; the app that never starts scores 0 on e
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from grader.dynamic import DynamicOptions
+from grader.dynamic import DynamicOptions, run_dynamic
+from grader.dynamic import run as run_module
 from grader.pipeline import GradeOptions, grade
+from grader.profile import build_profile
 from grader.report.model import GradingReport
 from grader.report.render_html import render_html
 from grader.scoring import ScoredCriterion, walk
+from rubrics.catalogue import CostCeilingParams, ProviderFaultsParams
 from rubrics.registry import resolve_rubric
+from sandboxes.errors import SandboxError
 from sandboxes.settings import SandboxSettings
 from tests.fixtures.repos import make_app_repo
 
@@ -109,6 +118,15 @@ def test_fault_evidence(reports: dict[str, GradingReport]) -> None:
         "malformed_json",
     }
     assert all(fault.outcome == "recovered" for fault in well.faults), well.faults
+    # the slow faults were played on an instance of their own, the quick ones on the main one
+    assert {fault.fault: fault.instance for fault in well.faults} == {
+        "rate_limit": "main",
+        "server_error": "main",
+        "timeout": "faults",
+        "slow_stream": "faults",
+        "malformed_json": "main",
+    }
+    assert [line.split(":")[0] for line in well.instances] == ["main", "faults", "ceiling"]
     assert any(fault.outcome == "traceback" and "Traceback" in fault.body for fault in naive.faults)
     assert all(fault.seconds < 30 for fault in well.faults + naive.faults)
     # the suites ran beside the fault probes: no fault reached them, so both runs agree and nothing is flagged
@@ -176,3 +194,40 @@ def test_the_app_that_never_starts_scores_0_on_every_dynamic_check_with_its_log(
     assert "never answered" in starts.explanation
     assert any("VECTOR_DB_URL" in item.excerpt for item in starts.evidence)
     assert "KeyError" in render_html(report)
+
+
+def test_without_companion_instances_the_main_one_does_their_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker refuses the companion sandboxes: the slow faults and the ceiling run on the main instance afterwards
+    (the ceiling after a restart with the budget), with the same outcomes, and the report says why."""
+    original = run_module._Session._instance
+
+    def refusing(self: run_module._Session, role: str, *args: Any) -> Any:
+        if role == "main":
+            return original(self, role, *args)
+
+        @contextlib.asynccontextmanager
+        async def refused() -> AsyncIterator[None]:
+            raise SandboxError(f"no room for a {role} sandbox")
+            yield
+
+        return refused()
+
+    monkeypatch.setattr(run_module._Session, "_instance", refusing)
+    repo = make_app_repo("well_built", tmp_path / "repo")
+    leaves = [
+        ("engineering.faults", "provider_faults", ProviderFaultsParams()),
+        ("cost.trips", "cost_ceiling_trips", CostCeilingParams()),
+    ]
+    options = DynamicOptions(
+        sandbox=SandboxSettings(image_source="offline"), cache_dir=tmp_path / "cache", time_scale=0.05
+    )
+    scores, run = run_dynamic(repo, build_profile(repo), leaves, tmp_path / "scratch", options)
+    assert run is not None
+    assert [line.split(":")[0] for line in run.instances] == ["main"]
+    assert any("no room for a faults sandbox" in note for note in run.notes)
+    assert any("no room for a ceiling sandbox" in note for note in run.notes)
+    assert [(fault.outcome, fault.instance) for fault in run.faults] == [("recovered", "main")] * 5, run.faults
+    assert run.ceiling is not None and run.ceiling.outcome == "refused" and run.ceiling.instance == "main"
+    assert scores["engineering.faults"].value == 1 and scores["cost.trips"].value == 1

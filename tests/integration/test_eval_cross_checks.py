@@ -44,18 +44,40 @@ FORGES_EXIT_STATUS = """
 def pytest_sessionfinish(session, exitstatus):
     session.exitstatus = 0
 """
+MEETS_THE_OTHER_RUN = """
+import os, pathlib, time
+
+def test_starts_from_a_clean_tree_and_meets_the_other_run():
+    mark = pathlib.Path("left-by-a-run")
+    assert not mark.exists(), "a previous run's file is in this tree"
+    mark.write_text("x")
+    meeting = pathlib.Path("/tmp/viva-eval-meeting")
+    meeting.mkdir(exist_ok=True)
+    (meeting / os.path.basename(os.getcwd())).write_text("here")
+    deadline = time.monotonic() + 20
+    while len(list(meeting.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(list(meeting.iterdir())) == 2, "the other run was not running meanwhile"
+"""
 LEAF = [("evals.runs", "eval_suite_runs", EvalSuiteRunsParams(runs=2, minimum_cases=10))]
 
 
-def grade_evals(tmp_path: Path, conftest: str | None) -> tuple[Score, EvalsResult]:
+def grade_evals(
+    tmp_path: Path,
+    conftest: str | None,
+    *,
+    cases: str = CASES,
+    extra: dict[str, str] | None = None,
+    settings: SandboxSettings | None = None,
+) -> tuple[Score, EvalsResult]:
     repo = tmp_path / "repo"
-    files = {"requirements.txt": "pytest==8.3.4\n", "evals/test_cases.py": CASES}
+    files = {"requirements.txt": "pytest==8.3.4\n", "evals/test_cases.py": cases, **(extra or {})}
     if conftest is not None:
         files["evals/conftest.py"] = conftest
     write(repo, files)
     commit_all(repo)
     options = DynamicOptions(
-        sandbox=SandboxSettings(image_source="offline"), cache_dir=tmp_path / "cache", time_scale=0
+        sandbox=settings or SandboxSettings(image_source="offline"), cache_dir=tmp_path / "cache", time_scale=0
     )
     scores, run = run_dynamic(repo, build_profile(repo), LEAF, tmp_path / "scratch", options)
     assert run is not None and run.evals is not None
@@ -67,6 +89,24 @@ def test_an_honest_suite_is_counted_as_it_is(tmp_path: Path) -> None:
     assert evals.collected == 10 and evals.reproducible and not evals.problems
     assert [(run.passed, run.failed) for run in evals.runs] == [(6, 4), (6, 4)]
     assert score.value == pytest.approx(0.6)
+
+
+def test_the_runs_go_at_once_each_in_a_clean_copy_of_the_tree(tmp_path: Path) -> None:
+    """Each run's test passes only if its tree holds nothing a run wrote and the other run is running meanwhile:
+    one after another in one tree, the first would wait 20 s in vain and the second would find the first's file."""
+    _, evals = grade_evals(tmp_path, None, cases=MEETS_THE_OTHER_RUN)
+    assert [(run.passed, run.failed) for run in evals.runs] == [(1, 0), (1, 0)], evals.runs
+    assert evals.reproducible and not evals.problems and "at once" in evals.runs_note
+
+
+def test_with_no_room_for_copies_the_runs_go_one_after_another_in_the_apps_tree(tmp_path: Path) -> None:
+    """A 10 MB file in a 24 MB work disk: the app's tree fits, two more copies of it do not."""
+    ballast = {"data/ballast.txt": "0123456789abcdef" * 655_360}
+    small_disk = SandboxSettings(image_source="offline", disk_mb=24)
+    _, evals = grade_evals(tmp_path, None, extra=ballast, settings=small_disk)
+    assert "one after another" in evals.runs_note
+    assert [(run.passed, run.failed) for run in evals.runs] == [(6, 4), (6, 4)]
+    assert evals.collected == 10 and evals.reproducible and not evals.problems
 
 
 def test_regression_a_conftest_that_forges_results_is_caught(tmp_path: Path) -> None:
