@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -32,6 +32,9 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     gateway_tokens_per_second: float = 80.0
     fault_time_scale: float = 1.0
     """Scales played provider timeouts and slow answers. Keep 1 in production: the app's own timeouts are real time."""
+    instances: Annotated[int, msgspec.Meta(ge=1, le=3)] = 3
+    """The most instances of a candidate's app one grading runs at once, each a container of its own: 1 runs every
+    probe on one; 2 adds one for the slow faults; 3 one more for the cost ceiling."""
 
     @property
     def image(self) -> str:

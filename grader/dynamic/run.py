@@ -134,6 +134,13 @@ def run_dynamic(
     return {path: dynamic_score(name, value, run) for path, name, value in leaves}, run
 
 
+def instance_roles(slow_faults: bool, ceiling: bool, most: int) -> list[str]:
+    """The app's instances for one grading: always the main one, then companions in the order they save the most
+    time (the slow faults wait out the app's own timeouts; the ceiling restarts the app), up to `most` in all."""
+    companions = [role for role, needed in (("faults", slow_faults), ("ceiling", ceiling)) if needed]
+    return ["main", *companions[: max(most - 1, 0)]]
+
+
 @dataclass
 class _Instance:
     """One instance of the candidate's app: its own sandbox (a container of the same image), its own gateway (so its
@@ -214,11 +221,8 @@ class _Session:
             interface=self.found,
         )
         make_readable(self.root)
-        roles = ["main"]
-        if self.slow_faults:
-            roles.append("faults")
-        if "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None:
-            roles.append("ceiling")
+        ceiling_wanted = "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None
+        roles = instance_roles(bool(self.slow_faults), ceiling_wanted, options.sandbox.instances)
         contexts = {role: self._instance(role, layer.image, scratch, client) for role in roles}
         async with _all_at_once(contexts) as entered:
             self.instances: dict[str, _Instance] = {}
