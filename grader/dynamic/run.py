@@ -421,7 +421,12 @@ class _Session:
         started = await self._start(instance, {})
         await discovered.wait()
         main_started = self.result.service is not None and self.result.service.started
-        if not started.started or not main_started or self.found.query_path is None:
+        if not main_started or self.found.query_path is None:
+            return None
+        if not started.started:
+            self.result.notes.append(
+                f"the faults instance did not start ({started.reason}): the main one played the slow faults"
+            )
             return None
         return await self._inject(instance, self.slow_faults)
 
