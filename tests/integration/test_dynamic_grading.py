@@ -127,6 +127,10 @@ def test_fault_evidence(reports: dict[str, GradingReport]) -> None:
         "malformed_json": "main",
     }
     assert [line.split(":")[0] for line in well.instances] == ["main", "faults", "ceiling"]
+    assert well.ceiling is not None and well.ceiling.instance == "ceiling"
+    html = render_html(reports["well_built"])
+    assert "Instances of the app" in html and "<li>faults: the slow faults (timeout, slow_stream)" in html
+    assert "Driven on an instance of its own" in html and "<td>faults</td>" in html
     assert any(fault.outcome == "traceback" and "Traceback" in fault.body for fault in naive.faults)
     assert all(fault.seconds < 30 for fault in well.faults + naive.faults)
     # the suites ran beside the fault probes: no fault reached them, so both runs agree and nothing is flagged
