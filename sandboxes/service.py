@@ -24,7 +24,8 @@ from pathlib import Path
 import httpx
 
 from sandboxes.base import Sandbox
-from sandboxes.gateway.serve import FORWARD_PORT, SOCKET_NAME
+from sandboxes.errors import SandboxError
+from sandboxes.gateway.serve import FORWARD_PORT, SOCKET_NAME, check_socket_path
 
 STATE_DIR = "/work/.viva"
 TUNNEL_SOCKET = "app-tunnel.sock"
@@ -106,18 +107,21 @@ class AppTunnel:
 
     def __init__(self, shared_dir: Path, private_dir: Path) -> None:
         self.shared = shared_dir / TUNNEL_SOCKET
+        self.private = private_dir / "app.sock"
+        check_socket_path(self.shared)
+        check_socket_path(self.private)
         private_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(private_dir, 0o700)
-        self.private = private_dir / "app.sock"
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._servers: list[asyncio.Server] = []
+        self._failure: BaseException | None = None
 
     def start(self) -> None:
         self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the app tunnel did not start")
+        if not self._ready.wait(10) or self._failure is not None:
+            raise SandboxError(f"the app tunnel did not start: {self._failure or 'no answer within 10 s'}")
 
     def close(self) -> None:
         """Close both listeners, cancel the connections still open, and stop the loop."""
@@ -160,7 +164,12 @@ class AppTunnel:
             os.chmod(self.shared, 0o666)  # noqa: S103 - the sandbox user (uid 1000) connects to it
             self._servers.append(await asyncio.start_unix_server(from_host, str(self.private)))
 
-        self._loop.run_until_complete(setup())
+        try:
+            self._loop.run_until_complete(setup())
+        except Exception as error:  # reported by start(), which is waiting for this thread
+            self._failure = error
+            self._ready.set()
+            return
         self._ready.set()
         self._loop.run_forever()
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +58,10 @@ from sandboxes.deps import ParsedRequirements, parse_requirements
 from sandboxes.docker_backend import DockerSandbox, docker_client, make_readable
 from sandboxes.errors import SandboxError, SandboxUnavailable
 from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
-from sandboxes.gateway.serve import serve_gateway
+from sandboxes.gateway.serve import UNIX_PATH_MAX, serve_gateway
 from sandboxes.images import ensure_base_image
 from sandboxes.layers import VENV, dependency_layer
-from sandboxes.service import SandboxedService, StartFailure, app_tunnel, gateway_env
+from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
 from sandboxes.settings import SandboxSettings
 
 StepCallback = Callable[[str], None]
@@ -223,7 +225,13 @@ class _Session:
         make_readable(self.root)
         ceiling_wanted = "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None
         roles = instance_roles(bool(self.slow_faults), ceiling_wanted, options.sandbox.instances)
-        contexts = {role: self._instance(role, layer.image, scratch, client) for role in roles}
+        with _socket_root(scratch) as sockets:
+            await self._run_instances(roles, layer.image, sockets, client)
+        self.result.seconds = round(time.monotonic() - started, 2)
+        return self.result
+
+    async def _run_instances(self, roles: list[str], image: str, sockets: Path, client: Any) -> None:
+        contexts = {role: self._instance(role, image, sockets, client) for role in roles}
         async with _all_at_once(contexts) as entered:
             self.instances: dict[str, _Instance] = {}
             for role, outcome in entered.items():
@@ -234,8 +242,6 @@ class _Session:
                 else:  # a companion that could not be had: its work falls back to the main instance
                     self.result.notes.append(f"no separate {role} instance ({outcome}): the main one did its work")
             await self._probe_instances()
-        self.result.seconds = round(time.monotonic() - started, 2)
-        return self.result
 
     def _gateway_config(self) -> GatewayConfig:
         faults: ProviderFaultsParams = self.params["provider_faults"]
@@ -505,6 +511,18 @@ class _Session:
             )
         result.instance = instance.role
         return result
+
+
+@contextlib.contextmanager
+def _socket_root(scratch: Path) -> Iterator[Path]:
+    """Where the instances' sockets live: under `scratch` when the longest of their paths fits a Unix socket
+    address, else in a short temporary directory (a deep data directory would make every bind fail)."""
+    longest = scratch / "sockets" / "ceiling" / TUNNEL_SOCKET
+    if len(os.fsencode(longest)) <= UNIX_PATH_MAX:
+        yield scratch
+        return
+    with tempfile.TemporaryDirectory(prefix="viva-") as short:
+        yield Path(short)
 
 
 @contextlib.asynccontextmanager

@@ -11,10 +11,21 @@ from pathlib import Path
 
 import uvicorn
 
+from sandboxes.errors import SandboxError
 from sandboxes.gateway.app import Gateway, GatewayConfig
 
 SOCKET_NAME = "gateway.sock"
 FORWARD_PORT = 18080
+UNIX_PATH_MAX = 107
+"""The longest path a Unix socket can be bound to (sun_path holds 108 bytes with the terminating NUL)."""
+
+
+def check_socket_path(path: Path) -> None:
+    """Refuse, with the reason, a socket path the kernel would refuse (the bind fails deep in a server thread)."""
+    length = len(os.fsencode(path))
+    if length > UNIX_PATH_MAX:
+        raise SandboxError(f"socket path too long for a Unix socket ({length} > {UNIX_PATH_MAX} bytes): {path}")
+
 
 # Runs inside the network-less container: 127.0.0.1:18080 → /sock/gateway.sock. Standard library only.
 FORWARDER = """
@@ -43,9 +54,10 @@ asyncio.run(main())
 @contextmanager
 def serve_gateway(socket_dir: Path, config: GatewayConfig | None = None) -> Iterator[Gateway]:
     """Serve a gateway on socket_dir/gateway.sock for the duration of the block (a background thread)."""
+    path = socket_dir / SOCKET_NAME
+    check_socket_path(path)
     socket_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(socket_dir, 0o755)  # noqa: S103 - the sandbox user must reach the socket inside
-    path = socket_dir / SOCKET_NAME
     gateway = Gateway(config)
     server = uvicorn.Server(uvicorn.Config(gateway, uds=str(path), log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -4,15 +4,21 @@ across restarts, and with the shared socket directory out of the sandbox's reach
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from grader.dynamic import DynamicOptions, run_dynamic
+from grader.profile import build_profile
+from rubrics.catalogue import ProviderFaultsParams, ServiceStartsParams
 from sandboxes.docker_backend import DockerSandbox
+from sandboxes.errors import SandboxError
 from sandboxes.gateway.app import GatewayConfig
-from sandboxes.gateway.serve import serve_gateway
-from sandboxes.service import IDLE_TUNNELS, SandboxedService, StartFailure, app_tunnel, gateway_env
+from sandboxes.gateway.serve import UNIX_PATH_MAX, check_socket_path, serve_gateway
+from sandboxes.service import IDLE_TUNNELS, AppTunnel, SandboxedService, StartFailure, app_tunnel, gateway_env
 from sandboxes.settings import SandboxSettings
+from tests.fixtures.repos import make_app_repo
 
 pytestmark = pytest.mark.docker
 
@@ -76,3 +82,33 @@ def test_requests_beyond_the_idle_pool_restarts_and_a_sealed_socket_directory(tm
                 assert "no database" in failure.value.log_tail
 
     asyncio.run(scenario())
+
+
+def test_a_socket_path_too_long_for_the_kernel_is_refused_at_once_with_the_reason(tmp_path: Path) -> None:
+    """sun_path holds 107 bytes: past that the bind fails inside a server thread, which used to surface only as
+    "the app tunnel did not start" ten seconds later."""
+    deep = tmp_path / ("d" * (UNIX_PATH_MAX - len(str(tmp_path))))
+    with pytest.raises(SandboxError, match=r"socket path too long for a Unix socket \(\d+ > 107 bytes\)"):
+        AppTunnel(deep / "sock", tmp_path / "private")
+    with pytest.raises(SandboxError, match="socket path too long"), serve_gateway(deep / "sock"):
+        pass
+    check_socket_path(tmp_path / "sock" / "gateway.sock")  # a short one passes
+
+
+def test_a_dynamic_run_from_a_deep_scratch_directory_keeps_its_sockets_short(tmp_path: Path) -> None:
+    """A server's job directory can be deep (data dir / jobs / id / dynamic): the instances' sockets then go to a
+    short temporary directory, removed afterwards, and the run proceeds (here: an app that never starts)."""
+    repo = make_app_repo("never_starts", tmp_path / "repo")
+    deep = tmp_path / ("job-" + "d" * 60) / "dynamic"
+    leaves = [
+        ("engineering.starts", "service_starts", ServiceStartsParams()),
+        ("engineering.faults", "provider_faults", ProviderFaultsParams()),
+    ]
+    options = DynamicOptions(sandbox=SandboxSettings(image_source="offline"), cache_dir=tmp_path / "cache")
+    before = set(Path(tempfile.gettempdir()).glob("viva-*"))
+    scores, run = run_dynamic(repo, build_profile(repo), leaves, deep, options)
+    assert run is not None and run.service is not None and not run.service.started
+    assert scores["engineering.starts"].value == 0 and "exited" in run.service.reason
+    assert [line.split(":")[0] for line in run.instances] == ["main", "faults"]
+    assert set(Path(tempfile.gettempdir()).glob("viva-*")) <= before  # the short directory is gone
+    assert not (deep / "sockets").exists()
