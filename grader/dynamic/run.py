@@ -186,6 +186,7 @@ class _Session:
         self.found = plan_interface(profile, root, ceiling.budget_variable)
         self._evals: asyncio.Task[EvalsResult] | None = None
         self._latency_replies: list[Reply] = []
+        self._companion_started = asyncio.Event()
         faults: ProviderFaultsParams = params["provider_faults"]
         wanted_faults = list(faults.faults) if "provider_faults" in wanted else []
         self.quick_faults = [fault for fault in wanted_faults if fault not in SLOW_FAULTS]
@@ -289,6 +290,8 @@ class _Session:
         if "faults" in self.instances:
             slow = asyncio.create_task(self._slow_faults(self.instances["faults"], discovered))
             background.append(slow)
+        else:
+            self._companion_started.set()
         try:
             self.step("start")
             result.service = await self._start(main, {})
@@ -358,6 +361,7 @@ class _Session:
         instance starts with its budget and is driven meanwhile; the task returned gives its result."""
         found, result, gateway, params = self.found, self.result, main.gateway, self.params
         ceiling: asyncio.Task[CeilingResult | None] | None = None
+        await self._companion_started.wait()  # its start is busy work: latency is measured once it is over
         async with main.service.client(timeout=REQUEST_TIMEOUT_S) as http:
             self.step("latency")
             latency: LatencyParams = params["latency_p95"]
@@ -424,7 +428,10 @@ class _Session:
     async def _slow_faults(self, instance: _Instance, discovered: asyncio.Event) -> list[FaultResult] | None:
         """The slow faults on their own instance, started beside the main one and played once the main one has found
         how to ask a question. None when this instance could not start (the main one then plays them)."""
-        started = await self._start(instance, {})
+        try:
+            started = await self._start(instance, {})
+        finally:
+            self._companion_started.set()
         await discovered.wait()
         main_started = self.result.service is not None and self.result.service.started
         if not main_started or self.found.query_path is None:
