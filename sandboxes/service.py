@@ -167,6 +167,9 @@ class AppTunnel:
         try:
             self._loop.run_until_complete(setup())
         except Exception as error:  # reported by start(), which is waiting for this thread
+            for server in self._servers:  # a listener bound before the failure is released
+                server.close()
+            self._loop.close()
             self._failure = error
             self._ready.set()
             return

@@ -99,12 +99,13 @@ async def run_evals(
         model_note=MODEL_NOTE,
     )
     await sandbox.exec(["mkdir", "-p", RESULTS_DIR])
-    copies = " && ".join(f"cp -a {APP_DIR}/. {_run_dir(number)}/" for number in range(1, runs + 1))
-    dirs = " ".join(_run_dir(number) for number in range(1, runs + 1))
-    copied = await sandbox.exec(["sh", "-c", f"rm -rf {dirs} && mkdir -p {dirs} && {copies}"], timeout=300)
+    numbers = range(1, runs + 1)
+    dirs = [_run_dir(number) for number in numbers]
+    listed, copies = " ".join(dirs), " && ".join(f"cp -a {APP_DIR}/. {directory}/" for directory in dirs)
+    copied = await sandbox.exec(["sh", "-c", f"rm -rf {listed} && mkdir -p {listed} && {copies}"], timeout=300)
     apart = copied.returncode == 0
     if not apart:  # no room for the copies (a large repository): one run after another in the app's own tree
-        await sandbox.exec(["rm", "-rf", *dirs.split()], timeout=300)
+        await sandbox.exec(["rm", "-rf", *dirs], timeout=300)
     collection: Awaitable[ExecResult | None]
     if runner == "pytest":
         await sandbox.write_file(f"{RESULTS_DIR}/{PLUGIN_NAME}.py", PLUGIN.encode())
@@ -118,24 +119,23 @@ async def run_evals(
         )
     else:
         collection = _nothing()
-    numbers = range(1, runs + 1)
+
+    def one(number: int, cwd: str) -> Awaitable[EvalRun]:
+        return _one_run(sandbox, runner, command, env, number=number, timeout_s=timeout_s, cwd=cwd)
+
     if apart:
-        collected_run, *runs_done = await asyncio.gather(
-            collection,
-            *(_one_run(sandbox, runner, command, env, number=n, timeout_s=timeout_s, cwd=_run_dir(n)) for n in numbers),
+        collected_run, result.runs = await asyncio.gather(
+            collection, asyncio.gather(*(one(n, directory) for n, directory in zip(numbers, dirs, strict=True)))
         )
     else:
         collected_run = await collection
-        runs_done = [
-            await _one_run(sandbox, runner, command, env, number=n, timeout_s=timeout_s, cwd=APP_DIR) for n in numbers
-        ]
+        result.runs = [await one(n, APP_DIR) for n in numbers]
     if isinstance(collected_run, ExecResult):
         result.collection_tail = _tail(collected_run.stdout + collected_run.stderr)
         collected = await _read_json(sandbox, f"{RESULTS_DIR}/collect.json")
         result.collected = len(collected.get("collected", [])) if collected else None
         if result.collected is None:
             result.problems.append("the collection run wrote no results: the suite does not collect")
-    result.runs = [run for run in runs_done if isinstance(run, EvalRun)]
     if runs > 1:
         result.runs_note = RUNS_NOTE if apart else RUNS_NOTE_SEQUENTIAL
     _cross_check(result)

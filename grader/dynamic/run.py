@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 import time
 import tomllib
@@ -58,7 +57,7 @@ from sandboxes.deps import ParsedRequirements, parse_requirements
 from sandboxes.docker_backend import DockerSandbox, docker_client, make_readable
 from sandboxes.errors import SandboxError, SandboxUnavailable
 from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
-from sandboxes.gateway.serve import UNIX_PATH_MAX, serve_gateway
+from sandboxes.gateway.serve import serve_gateway, socket_path_fits
 from sandboxes.images import ensure_base_image
 from sandboxes.layers import VENV, dependency_layer
 from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
@@ -226,7 +225,7 @@ class _Session:
         make_readable(self.root)
         ceiling_wanted = "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None
         roles = instance_roles(bool(self.slow_faults), ceiling_wanted, options.sandbox.instances)
-        with _socket_root(scratch) as sockets:
+        with _socket_root(scratch, roles) as sockets:
             await self._run_instances(roles, layer.image, sockets, client)
         self.result.seconds = round(time.monotonic() - started, 2)
         return self.result
@@ -521,11 +520,10 @@ class _Session:
 
 
 @contextlib.contextmanager
-def _socket_root(scratch: Path) -> Iterator[Path]:
-    """Where the instances' sockets live: under `scratch` when the longest of their paths fits a Unix socket
-    address, else in a short temporary directory (a deep data directory would make every bind fail)."""
-    longest = scratch / "sockets" / "ceiling" / TUNNEL_SOCKET
-    if len(os.fsencode(longest)) <= UNIX_PATH_MAX:
+def _socket_root(scratch: Path, roles: list[str]) -> Iterator[Path]:
+    """Where the instances' sockets live: under `scratch` when every one of their paths fits a Unix socket address,
+    else in a short temporary directory (a deep data directory would make every bind fail)."""
+    if all(socket_path_fits(scratch / "sockets" / role / TUNNEL_SOCKET) for role in roles):
         yield scratch
         return
     with tempfile.TemporaryDirectory(prefix="viva-") as short:

@@ -20,10 +20,14 @@ UNIX_PATH_MAX = 107
 """The longest path a Unix socket can be bound to (sun_path holds 108 bytes with the terminating NUL)."""
 
 
+def socket_path_fits(path: Path) -> bool:
+    return len(os.fsencode(path)) <= UNIX_PATH_MAX
+
+
 def check_socket_path(path: Path) -> None:
     """Refuse, with the reason, a socket path the kernel would refuse (the bind fails deep in a server thread)."""
-    length = len(os.fsencode(path))
-    if length > UNIX_PATH_MAX:
+    if not socket_path_fits(path):
+        length = len(os.fsencode(path))
         raise SandboxError(f"socket path too long for a Unix socket ({length} > {UNIX_PATH_MAX} bytes): {path}")
 
 
