@@ -1,13 +1,16 @@
 """Load a rubric from YAML or JSON text, with every problem reported by field path and source line.
 
-Parsing goes through yaml.compose so each value keeps its line; values are then built with PyYAML's
-safe constructor (no arbitrary tags), aliases are refused (a rubric has no use for them, and they are
-how "billion laughs" documents explode), and the document is size-capped before it is parsed at all.
+JSON goes through the same YAML path (the JSON a rubric needs is valid YAML). Before anything is parsed, a cheap
+scan of the text refuses documents that are too big, nest brackets too deep or spell numbers too long; while
+parsing, the composer bounds nesting and the number of values and refuses aliases (how "billion laughs" documents
+explode) and tags (a rubric is plain data). Values are built with PyYAML's safe constructor, which here also refuses
+duplicate and non-text keys. Whatever the input, the caller gets a LoadedRubric or a RubricError, never a crash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +22,19 @@ from rubrics.errors import RubricInvalid, RubricProblem, RubricSyntaxError
 from rubrics.model import Criterion, Rubric
 from rubrics.validate import LineMap, structural_problems, translate_validation_error, validate_rubric
 
-MAX_DOCUMENT_BYTES = 1_000_000
+# Limits a real rubric never reaches (the built-ins are under 8 KB, nest 8 deep and hold about 500 values; a big
+# hand-written rubric stays under 100 KB and nests under 30), set where a hostile document is refused in milliseconds.
+MAX_DOCUMENT_BYTES = 256_000
+"""The server's own cap on a rubric's source. Pure-Python PyYAML parses about 250 KB of rubric a second (the old
+1 MB cap let one request cost six seconds of CPU)."""
+MAX_NESTING = 50
+"""Lists and mappings inside each other. A rubric tree is at most 6 criteria deep, about 16 YAML levels with checks
+and params. PyYAML's composer recurses per level (Python's stack overflows after a few hundred) and its scanner is
+quadratic in the depth of `[`/`{` brackets: 20,000 `[` cost 1.7 s of CPU before crashing."""
+MAX_NUMBER_DIGITS = 100
+"""A weight or a parameter needs at most ~20 digits; Python refuses to read an integer of more than 4,300."""
 MAX_NODES = 20_000
+"""Values (keys, scalars, lists, mappings): ~2.5 times a rubric of MAX_LEAVES leaves, each with levels and params."""
 
 Format = Literal["yaml", "json", "auto"]
 
@@ -59,9 +73,11 @@ def load_rubric_file(path: Path) -> LoadedRubric:
 
 def load_rubric_text(text: str, *, source: str = "<text>", fmt: Format = "auto") -> LoadedRubric:
     """Parse, check the structure, then check the rules; every problem found is reported at once."""
-    if len(text.encode("utf-8", errors="replace")) > MAX_DOCUMENT_BYTES:
-        raise RubricSyntaxError(f"document is larger than {MAX_DOCUMENT_BYTES:,} bytes", None, source)
-    data, lines = _parse(text, source)
+    try:
+        _check_limits(text)
+        data, lines = _parse(text)
+    except RubricSyntaxError as error:
+        raise RubricSyntaxError(error.reason, error.line, source) from None
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise RubricInvalid(
@@ -113,47 +129,162 @@ def leaf_paths(rubric: Rubric) -> list[tuple[str, Criterion]]:
     return found
 
 
-def _parse(text: str, source: str) -> tuple[Any, LineMap]:
+_BRACKET = re.compile(r"[\[\]{}]")
+_LONG_NUMBER = re.compile(rf"[0-9][0-9_:]{{{MAX_NUMBER_DIGITS},}}")  # YAML 1.1 integers may hold '_' and ':'
+
+
+def _check_limits(text: str) -> None:
+    """Refuse, before any parsing, a document whose size, bracket depth or number lengths no rubric comes near.
+
+    Brackets are counted in strings and comments too: a rubric with 50 unclosed `[` in its prose does not exist.
+    Indentation depth is left to the composer (`_RubricLoader.compose_node`): the scanner is linear in it.
+    """
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise RubricSyntaxError(f"document is {size:,} bytes; a rubric may be at most {MAX_DOCUMENT_BYTES:,}")
+    depth = 0
+    for bracket in _BRACKET.finditer(text):
+        depth = depth + 1 if bracket[0] in "[{" else max(depth - 1, 0)
+        if depth > MAX_NESTING:
+            raise RubricSyntaxError(
+                f"brackets are nested more than {MAX_NESTING} deep", _line_at(text, bracket.start())
+            )
+    number = _LONG_NUMBER.search(text)
+    if number is not None:
+        raise RubricSyntaxError(f"a number has more than {MAX_NUMBER_DIGITS} digits", _line_at(text, number.start()))
+
+
+def _line_at(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _parse(text: str) -> tuple[Any, LineMap]:
+    """The document's data and the line of every value; every failure is a RubricSyntaxError."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _RubricLoader(text)
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow (the whole text is checked up front)
+        raise RubricSyntaxError(_reader_problem(error), _line_at(text, error.position)) from None
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, {}
+        lines: LineMap = {}
+        _index_lines(root, "$", lines)
+        return loader.construct_document(root), lines
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise RubricSyntaxError(f"not valid YAML/JSON: {error.problem or error.context}", line, source) from None
+        prefix = "unsupported YAML" if isinstance(error, yaml.constructor.ConstructorError) else "not valid YAML/JSON"
+        raise RubricSyntaxError(f"{prefix}: {error.problem or error.context}", line) from None
     except yaml.YAMLError as error:
-        raise RubricSyntaxError(f"not valid YAML/JSON: {error}", None, source) from None
-    if root is None:
-        return None, {}
-    lines: LineMap = {}
+        raise RubricSyntaxError(f"not valid YAML/JSON: {error}") from None
+    except (RecursionError, ValueError, OverflowError) as error:  # the limits should make these unreachable
+        raise RubricSyntaxError(f"cannot be read as YAML/JSON ({type(error).__name__}: {error})") from None
+    finally:
+        loader.dispose()
+
+
+def _reader_problem(error: yaml.reader.ReaderError) -> str:
+    character = error.character if isinstance(error.character, int) else ord(error.character)
+    return f"not valid YAML/JSON: character U+{character:04X} is not allowed"
+
+
+class _RubricLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, bounded: nesting, value count, no aliases, no tags; only unique text keys."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+        self.node_count = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # the stubs leave it untyped
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, yaml.AliasEvent):  # refused where it is met, before anything could expand it
+            raise RubricSyntaxError("YAML aliases (*name) are not allowed in a rubric", line)
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise RubricSyntaxError(f"unsupported YAML: tag {tag!r} (a rubric is plain data, without tags)", line)
+        self.node_count += 1
+        if self.node_count > MAX_NODES:
+            raise RubricSyntaxError(f"document has more than {MAX_NODES:,} values", line)
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise RubricSyntaxError(f"lists and mappings are nested more than {MAX_NESTING} deep", line)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if isinstance(node, yaml.ScalarNode) and not node.value.isascii():
+            _join_surrogate_pairs(node)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as error:  # an implicit int or date that is not one: 0x_, 2024-02-30
+            raise RubricSyntaxError(f"cannot read {_spelling(node)} as {_kind(node)}: {error}", _line(node)) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # as SafeConstructor does, so that keys merged in with `<<` are checked too
+        first_seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node)  # cached: the constructor builds each node once
+            if not isinstance(key, str):
+                raise RubricSyntaxError(_not_text_key(key_node), _line(key_node))
+            if key in first_seen:
+                raise RubricSyntaxError(f"duplicate key {key!r} (first on line {first_seen[key]})", _line(key_node))
+            first_seen[key] = _line(key_node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _join_surrogate_pairs(node: yaml.ScalarNode) -> None:
+    """JSON spells a character outside the BMP as an escaped surrogate pair ("\\ud83d\\ude80"), which PyYAML leaves as
+    two halves: join them. A half left alone is not text (it cannot be stored or hashed) and is refused."""
     try:
-        _index_lines(root, "$", lines, set())
-    except RubricSyntaxError as error:
-        raise RubricSyntaxError(error.reason, error.line, source) from None
-    constructor = yaml.SafeLoader("")
-    try:
-        data = constructor.construct_document(root)
-    except yaml.constructor.ConstructorError as error:
-        line = error.problem_mark.line + 1 if error.problem_mark is not None else None
-        raise RubricSyntaxError(f"unsupported YAML: {error.problem}", line, source) from None
-    return data, lines
+        node.value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            node.value = node.value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError:
+            raise RubricSyntaxError(
+                "text holds half a surrogate pair (a lone \\ud800-\\udfff escape)", _line(node)
+            ) from None
 
 
-def _index_lines(node: yaml.Node, path: str, lines: LineMap, seen: set[int]) -> None:
-    """Record the 1-based line of every value under its msgspec-style path ("$.criteria[2].weight").
+def _not_text_key(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):  # `on:`, `null:` or `1:` - YAML 1.1 reads these as other things
+        return f"key {_spelling(node)} is read as {_kind(node)}, not text; quote it"
+    return f"a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'} cannot be a key; keys are text"
 
-    Refuses aliases (a node reached twice) and documents with more than MAX_NODES nodes.
-    """
-    if id(node) in seen:
-        raise RubricSyntaxError("YAML aliases (&anchor / *alias) are not allowed in a rubric", node.start_mark.line + 1)
-    seen.add(id(node))
-    if len(seen) > MAX_NODES:
-        raise RubricSyntaxError(f"document has more than {MAX_NODES:,} values", node.start_mark.line + 1)
-    lines[path] = node.start_mark.line + 1
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _spelling(node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        return "a value"
+    return repr(node.value[:40] + ("..." if len(node.value) > 40 else ""))
+
+
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true/false", "null": "null", "timestamp": "a date"}
+
+
+def _kind(node: yaml.Node) -> str:
+    """What YAML 1.1 reads a plain scalar as ("tag:yaml.org,2002:bool" → "true/false")."""
+    name = str(node.tag).rsplit(":", 1)[-1]
+    return _KINDS.get(name, name)
+
+
+def _index_lines(node: yaml.Node, path: str, lines: LineMap) -> None:
+    """Record the 1-based line of every value under its msgspec-style path ("$.criteria[2].weight")."""
+    lines[path] = _line(node)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else "?"
-            lines[f"{path}.{name}#key"] = key.start_mark.line + 1
-            _index_lines(value, f"{path}.{name}", lines, seen)
+            lines[f"{path}.{name}#key"] = _line(key)
+            _index_lines(value, f"{path}.{name}", lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index_lines(item, f"{path}[{index}]", lines, seen)
+            _index_lines(item, f"{path}[{index}]", lines)

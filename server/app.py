@@ -35,7 +35,7 @@ from server.api import ROUTES
 from server.db.engine import database_url, make_engine, session_factory, upgrade
 from server.db.models import AuthSession, User
 from server.demo import ensure_demo
-from server.errors import AuthRequired, DomainError, Forbidden
+from server.errors import AuthRequired, DomainError, Forbidden, UnsupportedMediaType
 from server.jobs.queue import DatabaseQueue
 from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
@@ -47,7 +47,7 @@ from server.services import accounts, retention
 from server.services.catalogue import seed_builtin_rubrics
 from server.services.interviews import InterviewRooms
 from server.settings import Settings, load_settings
-from server.web import SESSION_COOKIE, RateLimiter, ServerState, state_of
+from server.web import SESSION_COOKIE, RateLimiter, ServerState, proxy_networks, same_origin, state_of
 
 log = logging.getLogger("viva.server")
 CSRF_HEADER = "x-csrf-token"
@@ -91,8 +91,13 @@ async def _check_access(connection: ASGIConnection[Any, Any, Any, Any], handler:
         access = "public"  # the OpenAPI document and its viewers; Litestar's own OPTIONS answers
     if access not in ACCESS_LEVELS:
         raise Forbidden("this route has no access rule")  # never reached: create_app refuses such routes
+    if access == "public" and handler.opt.get("credentials") == "own" and connection.scope.get("method") == "GET":
+        connection.state["user"], connection.state["session"] = None, None
+        return  # a public route that checks a credential of its own (the metrics scraper's token), read-only
     user, session = await _identify(connection)
     connection.state["user"], connection.state["session"] = user, session
+    if connection.scope["type"] == ScopeType.HTTP and connection.scope.get("method", "GET") not in SAFE_METHODS:
+        _refuse_cross_site(connection, access, bearer=user is not None and session is None)
     if access == "public":
         return
     if user is None:
@@ -104,6 +109,29 @@ async def _check_access(connection: ASGIConnection[Any, Any, Any, Any], handler:
         sent = connection.headers.get(CSRF_HEADER, "")
         if not sent or sent != session.csrf_token:
             raise Forbidden(f"missing or wrong {CSRF_HEADER} header (send the token from sign-in)")
+
+
+def _refuse_cross_site(connection: ASGIConnection[Any, Any, Any, Any], access: str, *, bearer: bool) -> None:
+    """A state-changing request a browser could send from another site is refused. A browser names the page's site
+    in `Origin` on every POST: it must be ours. A public route (sign-in, sign-up, resets) reads only JSON, which a
+    cross-site form cannot send without a CORS preflight Viva never grants (a `text/plain` body would otherwise
+    sign a victim into the attacker's account). Bearer tokens are not sent by browsers on their own: exempt."""
+    if bearer:
+        return
+    origin = connection.headers.get("origin")
+    if origin is not None and not _our_origin(connection, origin):
+        raise Forbidden("cross-site request refused: its Origin is not this site")
+    if access == "public":
+        media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise UnsupportedMediaType("send this request's body as application/json")
+
+
+def _our_origin(connection: ASGIConnection[Any, Any, Any, Any], origin: str) -> bool:
+    """Our public URL, or the address this request was sent to (behind a proxy the two can differ; a cross-site
+    request carries the other site's Origin either way)."""
+    here = f"{connection.url.scheme}://{connection.url.netloc}"
+    return same_origin(origin, state_of(connection).settings.server.public_url) or same_origin(origin, here)
 
 
 async def _identify(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[User | None, AuthSession | None]:
@@ -230,6 +258,7 @@ def process_app() -> Litestar:
 
 
 def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: bool = False) -> Litestar:
+    proxy_networks(tuple(settings.server.trusted_proxies))  # a bad value stops the start, not a request later
     url = database_url(settings)
     engine = make_engine(url)
     factory = session_factory(engine)

@@ -142,6 +142,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from server.app import create_app, prepare_database  # noqa: PLC0415 - as above
     from server.processes import serve_processes  # noqa: PLC0415 - as above
+    from server.web import uvicorn_options  # noqa: PLC0415 - as above
 
     host, port = args.host or settings.server.host, args.port or settings.server.port
     processes = args.processes or settings.server.processes
@@ -151,7 +152,9 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     public = settings.server.public_url.rstrip("/")
     print(f"Viva will serve {public} (listening on {host}:{port}); sign in at {public}/login", flush=True)
     if processes == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config, lifespan="on")
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_config=log_config, lifespan="on", **uvicorn_options()
+        )
         return 0
     # Several processes share the port; the database is prepared here once, before any of them starts.
     asyncio.run(prepare_database(settings))

@@ -56,6 +56,12 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
+class UnsupportedMediaType(DomainError):
+    """Raised when a request's body is not of the type the route reads (a sign-in sent as a form, not JSON)."""
+
+    status, code = 415, "unsupported_media_type"
+
+
 class TooMany(DomainError):
     """Raised when a limit is reached: concurrent gradings, or a rate limit."""
 

@@ -71,6 +71,8 @@ def serve_processes(count: int, host: str, port: int, log_config: dict[str, Any]
 def _serve_one(host: str, port: int, log_config: dict[str, Any] | None) -> None:
     import uvicorn  # noqa: PLC0415 - imported in the child process, which is a fresh interpreter
 
+    from server.web import uvicorn_options  # noqa: PLC0415 - as above
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,6 +80,12 @@ def _serve_one(host: str, port: int, log_config: dict[str, Any] | None) -> None:
     listener.bind((host, port))
     listener.listen(2048)
     config = uvicorn.Config(
-        "server.app:process_app", factory=True, log_config=log_config, lifespan="on", host=host, port=port
+        "server.app:process_app",
+        factory=True,
+        log_config=log_config,
+        lifespan="on",
+        host=host,
+        port=port,
+        **uvicorn_options(),
     )
     uvicorn.Server(config).run(sockets=[listener])

@@ -31,6 +31,10 @@ class SignUp(msgspec.Struct, forbid_unknown_fields=True):
     invite_code: Annotated[str, msgspec.Meta(max_length=100)] | None = None
 
 
+class SignUpConfirm(msgspec.Struct, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(max_length=100)]
+
+
 class Login(msgspec.Struct, forbid_unknown_fields=True):
     email: Email
     password: Password

@@ -24,6 +24,7 @@ from sandboxes.settings import SandboxSettings
 from server.errors import SettingsError
 
 PREFIX = "VIVA_"
+MIN_METRICS_TOKEN = 16
 
 
 class GeneralSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,6 +102,10 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     job_max_attempts: int = 3
     demo: bool = False
     """Create a demo organisation, manager and candidate on first start and print their credentials once."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Addresses or networks (`10.0.0.5`, `10.0.0.0/24`) of reverse proxies whose `X-Forwarded-For` names the
+    client. Empty (the default): the header is ignored and the peer's address is the client, so nobody can pick
+    their own address to dodge the rate limits."""
 
 
 class SubmissionSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,9 +134,14 @@ class MailSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Rate limits per client address (requests per minute)."""
+    """Rate limits per client address (requests per minute), and per account (per hour)."""
 
     login_per_minute: int = 10
+    failed_logins_per_account_per_hour: int = 20
+    """Failed sign-ins one account takes an hour, from any number of addresses, before it refuses more for the
+    rest of the hour (a correct password too): a botnet cannot guess one password faster than this."""
+    account_mails_per_hour: int = 5
+    """Reset and sign-up mails one address receives an hour, however many addresses ask for them."""
     submissions_per_minute: int = 6
     interview_starts_per_minute: int = 6
 
@@ -142,6 +152,29 @@ class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):
     reports_days: int = 365
     transcripts_days: int = 365
     recordings_days: int = 30
+
+
+class ReviewSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Candidates asking for a human review (each request mails the organisation's managers)."""
+
+    per_candidate_per_hour: int = 5
+    """Review requests one candidate may make an hour, over all their submissions; a submission has at most one
+    open request at a time besides."""
+
+
+class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Who may read `GET /metrics` (per-route counts, model spend). Neither set: it answers 404."""
+
+    token: str | None = None
+    """A scraper sends `Authorization: Bearer <token>` (a secret of its own, not an API token)."""
+    public: bool = False
+    """Anyone may read it (a deployment whose /metrics only an internal network reaches)."""
+
+    def __post_init__(self) -> None:
+        if self.public and self.token:
+            raise ValueError("set a metrics token or make the metrics public, not both")
+        if self.token is not None and len(self.token) < MIN_METRICS_TOKEN:
+            raise ValueError(f"the metrics token must be at least {MIN_METRICS_TOKEN} characters (a random secret)")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,6 +192,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mail: MailSettings = msgspec.field(default_factory=MailSettings)
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    reviews: ReviewSettings = msgspec.field(default_factory=ReviewSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
 
     @property
     def data_path(self) -> Path:

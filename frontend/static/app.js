@@ -74,6 +74,17 @@ const Viva = (() => {
     return body;
   }
 
+  // Where to go back to after signing in, only if the browser reads it as a page of this site (the server
+  // already refuses anything else; this is the second lock on the same door).
+  function sameSite(path) {
+    try {
+      const target = new URL(path, window.location.origin);
+      return target.origin === window.location.origin ? target.href : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
   function where(next, data) {
     if (next === "@home") return data && data.user && data.user.role === "candidate" ? "/home" : "/manage";
     return fill(next, data);
@@ -88,7 +99,8 @@ const Viva = (() => {
     try {
       const data = await api(method, url, body, multipart);
       const override = element.dataset.nextField && element.querySelector(`[name="${element.dataset.nextField}"]`);
-      if (override && override.value) { window.location.assign(override.value); return; }
+      const back = override && override.value && sameSite(override.value);
+      if (back) { window.location.assign(back); return; }
       if (next) { window.location.assign(where(next, data)); return; }
       if (element.dataset.reload !== undefined) { window.location.reload(); return; }
       if (done) done.textContent = element.dataset.doneText || "Done.";

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from litestar import Request, Response, delete, get, post
@@ -12,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import ApiToken, OutboxMail, User, utcnow
-from server.errors import Forbidden
+from server.errors import AuthRequired, Forbidden, NotFound
 from server.schemas import (
     AcceptInvitation,
     Limit,
@@ -28,6 +29,7 @@ from server.schemas import (
     ResetRequest,
     SessionOut,
     SignUp,
+    SignUpConfirm,
     TokenOut,
     UserOut,
 )
@@ -56,16 +58,41 @@ async def _signed_in(
     return Response(SessionOut(UserOut.of(user), session.csrf_token), cookies=[cookie], status_code=200)
 
 
-@post("/api/auth/signup", opt=PUBLIC, status_code=201)
+SIGN_UP_SENT = "check your email: the link to finish signing up is on its way"
+
+
+@post("/api/auth/signup", opt=PUBLIC, status_code=202)
 async def sign_up(
     request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], data: JSONBody[SignUp]
-) -> Response[SessionOut]:
-    """A candidate creates an account (and joins a position when they came by its invite link)."""
+) -> dict[str, str]:
+    """A candidate asks for an account (and, with an invite code, to join that position). The account is made when
+    they open the link mailed to the address; the answer is the same whether or not the address has an account."""
     state = state_of(request)
     state.limiter.hit("sign-up", client_address(request), state.settings.limits.login_per_minute)
-    user = await accounts.create_user(db, email=data.email, password=data.password, role="candidate", name=data.name)
-    if data.invite_code:
-        await join_position(db, user, data.invite_code)
+    _mail_allowance(request, data.email)
+    await accounts.request_sign_up(
+        db,
+        state.mailer,
+        email=data.email,
+        password=data.password,
+        name=data.name,
+        invite_code=data.invite_code,
+        public_url=state.settings.server.public_url,
+    )
+    return {"status": SIGN_UP_SENT}
+
+
+@post("/api/auth/signup/confirm", opt=PUBLIC, status_code=201)
+async def confirm_sign_up(
+    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], data: JSONBody[SignUpConfirm]
+) -> Response[SessionOut]:
+    """The mailed link is used: the account is created, joins the position it was invited to, and is signed in."""
+    state = state_of(request)
+    state.limiter.hit("sign-up", client_address(request), state.settings.limits.login_per_minute)
+    user, invite_code = await accounts.confirm_sign_up(db, data.code)
+    if invite_code:
+        with contextlib.suppress(NotFound):  # the position closed meanwhile: the account stands, the join does not
+            await join_position(db, user, invite_code)
     response = await _signed_in(request, db, user)
     response.status_code = 201
     return response
@@ -75,10 +102,26 @@ async def sign_up(
 async def log_in(
     request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], data: JSONBody[Login]
 ) -> Response[SessionOut]:
+    """Per address, every attempt counts; per account, failures do (from any address), checked before the password
+    is, so a botnet spread over many addresses still gets only so many guesses at one account an hour."""
     state = state_of(request)
-    state.limiter.hit("login", client_address(request), state.settings.limits.login_per_minute)
-    user = await accounts.authenticate(db, data.email, data.password)
+    limits = state.settings.limits
+    state.limiter.hit("login", client_address(request), limits.login_per_minute)
+    account = data.email.strip().lower()
+    state.limiter.check("sign-in", account, limits.failed_logins_per_account_per_hour, window_s=3600)
+    try:
+        user = await accounts.authenticate(db, data.email, data.password)
+    except AuthRequired:
+        state.limiter.count("sign-in", account, window_s=3600)
+        raise
     return await _signed_in(request, db, user)
+
+
+def _mail_allowance(request: Request[Any, Any, Any], email: str) -> None:
+    """Mail one address may be sent an hour (resets, sign-up links), counted whether or not it has an account, so
+    the limit says nothing about accounts while nobody can flood an inbox through Viva."""
+    state = state_of(request)
+    state.limiter.hit("mail", email.strip().lower(), state.settings.limits.account_mails_per_hour, window_s=3600)
 
 
 @post("/api/auth/logout", opt=USER, status_code=204)
@@ -110,6 +153,7 @@ async def password_reset(
 ) -> dict[str, str]:
     state = state_of(request)
     state.limiter.hit("password-reset", client_address(request), state.settings.limits.login_per_minute)
+    _mail_allowance(request, data.email)
     await accounts.request_password_reset(db, state.mailer, data.email, state.settings.server.public_url)
     return {"status": "if that address has an account, a reset link is on its way"}
 
@@ -236,6 +280,7 @@ def ai_notice() -> dict[str, str]:
 ROUTES = [
     ai_notice,
     sign_up,
+    confirm_sign_up,
     log_in,
     log_out,
     me,

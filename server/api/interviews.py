@@ -19,7 +19,6 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, WebSocket, get, post, websocket
@@ -34,7 +33,7 @@ from server.errors import DomainError, NotFound
 from server.schemas import BodyId, Limit, Offset, OptionalQueryId, Page, PathId
 from server.services import interviews, retention
 from server.services.voice import VoiceChannel
-from server.web import client_address, state_of
+from server.web import client_address, same_origin, state_of
 
 USER, CANDIDATE = ({"access": level} for level in ("user", "candidate"))
 MAX_ANSWER = 20_000
@@ -132,7 +131,7 @@ async def interview_socket(socket: WebSocket[Any, Any, Any], interview_id: PathI
     user: User = socket.state["user"]
     origin = socket.headers.get("origin")
     if socket.state.get("session") is not None and (
-        origin is None or not _same_origin(origin, state.settings.server.public_url)
+        origin is None or not same_origin(origin, state.settings.server.public_url)
     ):
         await socket.close(code=4403, reason="origin not allowed")
         return
@@ -345,11 +344,6 @@ class _Sender:
     async def flush(self) -> None:
         await self.queue.join()
         self.task.cancel()
-
-
-def _same_origin(origin: str, public_url: str) -> bool:
-    mine, theirs = urlsplit(public_url), urlsplit(origin)
-    return (theirs.scheme, theirs.hostname, theirs.port) == (mine.scheme, mine.hostname, mine.port)
 
 
 ROUTES = [list_interviews, start_interview, get_interview, get_interview_report, interview_socket]

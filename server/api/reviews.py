@@ -114,8 +114,10 @@ async def review_request(
     submission_id: PathId,
     data: JSONBody[ReviewRequestIn],
 ) -> dict[str, Any]:
-    """Ask for a human to review this result; the organisation's managers are mailed."""
-    row = await reviews.request_review(db, state_of(request).mailer, user, submission_id, data.message)
+    """Ask for a human to review this result; the organisation's managers are mailed. One open request per result
+    (asking again is a 409), and a few an hour per candidate (VIVA_REVIEWS_PER_CANDIDATE_PER_HOUR; then 429)."""
+    state = state_of(request)
+    row = await reviews.request_review(db, state.mailer, state.settings, user, submission_id, message=data.message)
     return {"id": row.id, "submission_id": row.submission_id, "created_at": row.created_at}
 
 

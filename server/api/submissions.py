@@ -13,7 +13,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, JSONBody, QueryParameter
+from litestar.params import Body, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.db.models import Job, Submission, User
 from server.errors import Conflict, InvalidInput, NotFound
 from server.jobs.worker import TERMINAL, progress_of, uploads_path
-from server.schemas import ID_MAX, NewSubmission, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
+from server.schemas import ID_MAX, Limit, NewSubmission, Offset, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
 from server.services import retention, submissions
 from server.services.archives import store_archive
 from server.web import client_address, state_of
@@ -95,8 +95,8 @@ async def list_submissions(
     db: NamedDependency[AsyncSession],
     user: NamedDependency[User],
     position_id: OptionalQueryId = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[SubmissionOut]:
     rows, total = await submissions.list_submissions(db, user, position_id=position_id, limit=limit, offset=offset)
     return Page([SubmissionOut.of(row) for row in rows], total, limit, offset)
@@ -187,8 +187,14 @@ async def regrade(
     submission_id: PathId,
     data: JSONBody[Regrade],
 ) -> SubmissionOut:
+    """Grade the repository again with another rubric version: a new submission, admitted like the candidate's own
+    (the rate limit, and the candidate's and organisation's gradings in flight)."""
     state = state_of(request)
-    return SubmissionOut.of(await submissions.regrade(db, state.queue, user, submission_id, data.rubric_version_id))
+    state.limiter.hit("submission", client_address(request), state.settings.limits.submissions_per_minute)
+    copy = await submissions.regrade(
+        db, state.queue, state.settings, user, submission_id, rubric_version_id=data.rubric_version_id
+    )
+    return SubmissionOut.of(copy)
 
 
 async def _job(db: NamedDependency[AsyncSession], submission_id: PathId) -> Job | None:

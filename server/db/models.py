@@ -90,6 +90,20 @@ class PasswordReset(SQLModel, table=True):
     used_at: datetime | None = None
 
 
+class SignupRequest(SQLModel, table=True):
+    """A sign-up waiting for its emailed link: the account exists only once the link is used, so the answer to a
+    sign-up never says whether the address already has an account."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, index=True)
+    name: str = Field(default="", max_length=200)
+    password_hash: str = Field(max_length=400)
+    invite_code: str | None = Field(default=None, max_length=100)
+    code_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
 class OutboxMail(SQLModel, table=True):
     """Mail Viva sent (or, without SMTP, would have sent): the admin reads it here."""
 

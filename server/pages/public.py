@@ -49,6 +49,12 @@ async def signup_page(
     return render(request, "public/signup.html.j2", invite=invite if position else "", position=position)
 
 
+@get("/signup/confirm/{code:str}", opt=PUBLIC, include_in_schema=False)
+async def signup_confirm_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Response[str]:
+    """The link a sign-up mail carries. Opening it changes nothing (mail scanners open links); the button does."""
+    return render(request, "public/signup_confirm.html.j2", code=code[:100])
+
+
 @get("/password-reset", opt=PUBLIC, include_in_schema=False)
 async def reset_request_page(request: Request[Any, Any, Any]) -> Response[str]:
     return render(request, "public/reset_request.html.j2")
@@ -99,4 +105,13 @@ async def _open_position(db: AsyncSession, code: str | None) -> Position | None:
     return position if position is not None and position.open else None
 
 
-ROUTES = [front_door, login_page, signup_page, reset_request_page, reset_confirm_page, invitation_page, join_page]
+ROUTES = [
+    front_door,
+    login_page,
+    signup_page,
+    signup_confirm_page,
+    reset_request_page,
+    reset_confirm_page,
+    invitation_page,
+    join_page,
+]

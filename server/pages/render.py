@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from litestar import Request, Response
@@ -69,10 +69,15 @@ def sign_in_redirect(request: Request[Any, Any, Any]) -> Redirect:
 
 
 def safe_next(value: str | None, default: str) -> str:
-    """Only a path on this site: `//evil.example` and `https://…` would send a signed-in user elsewhere."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return default
+    r"""Only a path on this site, as the browser will read it. A browser drops tabs and newlines anywhere in a URL
+    and reads a backslash as a slash, so `/\t/evil.example` and `/\evil.example` become `//evil.example`, another
+    site: refuse every control character, space and backslash, then anything that is not a plain `/path`."""
+    if not value or "\\" in value or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in value):
+        return default
+    if not value.startswith("/") or value.startswith("//"):
+        return default
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else default
 
 
 def home_of(user: User | None) -> str:

@@ -3,6 +3,7 @@ progress, then the report), the graded code at a line, an interview and its repo
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +30,9 @@ from server.web import state_of
 
 USER, CANDIDATE = page_opt("user"), page_opt("candidate")
 MAX_SOURCE_BYTES = 1_000_000
+MAX_SOURCE_PATH = 1024
+"""Characters in a source path we look up (Linux allows 4096 bytes; no repository needs a path this long)."""
+MAX_NAME_BYTES = 255
 STAGES = ("fetch", "profile", "checks", "sandbox", "score")
 
 
@@ -186,11 +190,28 @@ def _evidence_link(submission_id: int, kept: bool, report: GradingReport) -> Any
 def _read_source(root: Path, relative: str) -> tuple[str | None, str]:
     if not root.is_dir():
         return None, "The graded code is no longer kept for this submission."
+    if not _plausible_path(relative):
+        return None, "No such file in the graded code."
+    try:
+        return _read_kept_file(root, relative)
+    except OSError:  # whatever else the filesystem refuses (a loop, permissions): not a file we can show
+        return None, "No such file in the graded code."
+
+
+def _plausible_path(relative: str) -> bool:
+    """A path a repository could hold and the filesystem could take: no control characters (a NUL makes Python's
+    file calls raise), no unpaired surrogates (from undecodable bytes), no `..`, and not too long."""
+    if not relative or len(relative) > MAX_SOURCE_PATH or ".." in Path(relative).parts:
+        return False
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in relative):
+        return False
+    return all(len(part.encode()) <= MAX_NAME_BYTES for part in Path(relative).parts)
+
+
+def _read_kept_file(root: Path, relative: str) -> tuple[str | None, str]:
     base = root.resolve()
     candidate = root / relative
     parts = Path(relative).parts
-    if not relative or ".." in parts or any(part.startswith("\0") for part in parts):
-        return None, "No such file in the graded code."
     # Refuse links anywhere on the way: the repository is the candidate's, and a link could point at a host file.
     walked = root
     for part in parts:

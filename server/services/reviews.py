@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from datetime import timedelta
 from typing import Any
 
 import msgspec
+from sqlalchemy import func
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,15 +27,20 @@ from server.db.models import (
     ScoreOverride,
     Submission,
     User,
+    utcnow,
 )
-from server.errors import Forbidden, InvalidInput, NotFound
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound, TooMany
 from server.mail import Mailer
 from server.schemas import ID_MAX
 from server.services.catalogue import loaded, managed_position
 from server.services.paging import paged
-from server.services.submissions import visible_submission
+from server.services.submissions import hold_limits, visible_submission
+from server.settings import Settings
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_AFTER_SEPARATOR = re.compile(r"[,;\t\r\n](?=[ ]*[=+\-@\t\r])")
+"""A field or line separator before a formula: a spreadsheet that splits on `;` or tabs (or ignores the quotes)
+would start a cell there."""
 
 
 async def override(
@@ -192,8 +200,9 @@ def candidates_csv(rows: list[dict[str, Any]]) -> str:
     lines = [(row, result) for row in rows for result in (row.get("results") or [row])]
     criteria = sorted({path for _, result in lines for path in result["criteria"]})
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["name", "email", "rubric", "status", "score", "coverage", *criteria, "interview", "overridden"])
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)  # a `;` or tab inside a cell stays inside it
+    header = ["name", "email", "rubric", "status", "score", "coverage", *criteria, "interview", "overridden"]
+    writer.writerow([_cell(name) for name in header])  # criterion paths come from a manager's rubric
     for row, result in lines:  # one line per candidate and rubric version, as the comparison page shows them
         values = [row["name"], row["email"], result["rubric"], result["status"], result["score"], result["coverage"]]
         values += [result["criteria"].get(path) for path in criteria]
@@ -203,12 +212,18 @@ def candidates_csv(rows: list[dict[str, Any]]) -> str:
 
 
 async def request_review(
-    db: AsyncSession, mailer: Mailer, candidate: User, submission_id: int, message: str
+    db: AsyncSession, mailer: Mailer, settings: Settings, candidate: User, submission_id: int, *, message: str
 ) -> ReviewRequest:
+    """A candidate asks for a human review; the organisation's managers are mailed. A submission has one open request
+    at a time (asking again is a 409 and mails nobody), and a candidate makes `per_candidate_per_hour` at most."""
     submission = await visible_submission(db, candidate, submission_id)
     if submission.candidate_id != candidate.id:
         raise Forbidden("only the candidate asks for a review of their result")
-    request = ReviewRequest(submission_id=submission_id, candidate_id=candidate.id or 0, message=message.strip()[:4000])
+    await hold_limits(db, submission.candidate_id)
+    await _check_review_limits(db, settings, submission)
+    request = ReviewRequest(
+        submission_id=submission_id, candidate_id=submission.candidate_id, message=message.strip()[:4000]
+    )
     db.add(request)
     await db.flush()
     if submission.organisation_id is not None:
@@ -228,13 +243,44 @@ async def request_review(
     return request
 
 
+async def _check_review_limits(db: AsyncSession, settings: Settings, submission: Submission) -> None:
+    pending = (
+        await db.exec(
+            select(ReviewRequest).where(
+                ReviewRequest.submission_id == submission.id, col(ReviewRequest.resolved_at).is_(None)
+            )
+        )
+    ).first()
+    if pending is not None:
+        raise Conflict(
+            f"you asked for a review of this result on {pending.created_at:%Y-%m-%d %H:%M} UTC and it is still open; "
+            "the managers were told then",
+            {"review_request_id": pending.id},
+        )
+    recent = (
+        select(func.count())
+        .select_from(ReviewRequest)
+        .where(
+            ReviewRequest.candidate_id == submission.candidate_id,
+            col(ReviewRequest.created_at) > utcnow() - timedelta(hours=1),
+        )
+    )
+    limit = settings.reviews.per_candidate_per_hour
+    if (await db.exec(recent)).one() >= limit:
+        raise TooMany(f"you have asked for {limit} review(s) in the last hour (the limit); try again later")
+
+
 def _cell(value: Any) -> str:
+    """Plain text for any spreadsheet: a cell that starts like a formula, or holds a separator before one, gets a
+    `'` in front, and so does every such piece after a separator (`a;=1+1` becomes `'a;'=1+1`)."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    if not text.lstrip(" ").startswith(FORMULA_START) and not FORMULA_AFTER_SEPARATOR.search(text):
+        return text
+    return "'" + FORMULA_AFTER_SEPARATOR.sub(lambda found: found.group() + "'", text)
 
 
 def _report(submission: Submission) -> GradingReport:

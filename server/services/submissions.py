@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from server.db.models import (
     Candidacy,
     Interview,
     Job,
+    Organisation,
     Position,
     ReviewRequest,
     ScoreOverride,
@@ -75,7 +77,6 @@ async def submit(
         position.rubric_version_id if position else (await default_rubric(db, settings.grading.default_rubric)).id
     )
     assert rubric_id is not None
-    await _check_limits(db, settings, candidate, position)
     submission = Submission(
         candidate_id=_id(candidate),
         position_id=position.id if position else None,
@@ -83,16 +84,14 @@ async def submit(
         target=target,
         rubric_version_id=rubric_id,
     )
-    db.add(submission)
-    await db.flush()
-    await queue.enqueue(db, _id(submission), pinned_to)
-    return submission
+    return await _admit(db, queue, settings, submission, pinned_to)
 
 
 async def regrade(
-    db: AsyncSession, queue: JobQueue, manager: User, submission_id: int, rubric_version_id: int
+    db: AsyncSession, queue: JobQueue, settings: Settings, manager: User, submission_id: int, *, rubric_version_id: int
 ) -> Submission:
-    """Grade the same repository again with another rubric version: a new submission, the old one kept."""
+    """Grade the same repository again with another rubric version: a new submission, the old one kept. It counts
+    against the same in-flight limits as the candidate's own submissions."""
     original = await visible_submission(db, manager, submission_id)
     await rubric_version(db, manager, rubric_version_id)
     copy = Submission(
@@ -102,10 +101,7 @@ async def regrade(
         target=original.target,
         rubric_version_id=rubric_version_id,
     )
-    db.add(copy)
-    await db.flush()
-    await queue.enqueue(db, _id(copy))
-    return copy
+    return await _admit(db, queue, settings, copy)
 
 
 async def visible_submission(db: AsyncSession, user: User, submission_id: int) -> Submission:
@@ -183,28 +179,45 @@ async def _joined_position(db: AsyncSession, candidate: User, position_id: int) 
     return position
 
 
-async def _check_limits(db: AsyncSession, settings: Settings, candidate: User, position: Position | None) -> None:
-    mine = (
-        select(func.count())
-        .select_from(Submission)
-        .where(
-            Submission.candidate_id == candidate.id,
-            col(Submission.status).in_(ACTIVE),
+async def _admit(
+    db: AsyncSession, queue: JobQueue, settings: Settings, submission: Submission, pinned_to: str | None = None
+) -> Submission:
+    """The one way a grading enters the queue, a new submission or a re-grade: refused (429) while its candidate or
+    its organisation has as many gradings queued or running as the settings allow."""
+    await _check_limits(db, settings, submission.candidate_id, submission.organisation_id)
+    db.add(submission)
+    await db.flush()
+    await queue.enqueue(db, _id(submission), pinned_to)
+    return submission
+
+
+async def _check_limits(db: AsyncSession, settings: Settings, candidate_id: int, organisation_id: int | None) -> None:
+    await hold_limits(db, candidate_id, organisation_id)
+    theirs = _in_flight().where(Submission.candidate_id == candidate_id)
+    if (await db.exec(theirs)).one() >= settings.submissions.per_candidate:
+        raise TooMany(
+            f"this candidate has {settings.submissions.per_candidate} grading(s) in progress (the limit); "
+            "try again when one has finished"
         )
-    )
-    if (await db.exec(mine)).one() >= settings.submissions.per_candidate:
-        raise TooMany(f"you have {settings.submissions.per_candidate} grading(s) in progress; wait for it to finish")
-    if position is not None:
-        theirs = (
-            select(func.count())
-            .select_from(Submission)
-            .where(
-                Submission.organisation_id == position.organisation_id,
-                col(Submission.status).in_(ACTIVE),
-            )
-        )
-        if (await db.exec(theirs)).one() >= settings.submissions.per_organisation:
+    if organisation_id is not None:
+        organisation = _in_flight().where(Submission.organisation_id == organisation_id)
+        if (await db.exec(organisation)).one() >= settings.submissions.per_organisation:
             raise TooMany("this organisation has too many gradings in progress; try again shortly")
+
+
+async def hold_limits(db: AsyncSession, candidate_id: int, organisation_id: int | None = None) -> None:
+    """Before counting against a limit: two requests at once would both count the same rows and both pass. A write
+    to the rows the limit is about (no change: `id = id`) holds them until this transaction ends, so the next
+    request counts after it: a row lock on PostgreSQL, the database's write lock on SQLite. The organisation
+    before the candidate, always, so two requests never wait for each other."""
+    for table, row_id in ((Organisation, organisation_id), (User, candidate_id)):
+        if row_id is not None:
+            held = update(table).where(col(table.id) == row_id).values(id=table.id)
+            await db.exec(held.execution_options(synchronize_session=False))
+
+
+def _in_flight() -> SelectOfScalar[int]:
+    return select(func.count()).select_from(Submission).where(col(Submission.status).in_(ACTIVE))
 
 
 def _id(item: User | Submission) -> int:

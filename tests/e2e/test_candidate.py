@@ -21,6 +21,16 @@ def test_a_candidate_signs_up_submits_watches_and_follows_evidence(page: Page, s
     page.get_by_label("Email").fill("ada@example.org")
     page.get_by_label("Password").fill("a long enough passphrase")
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("status")).to_contain_text("Check your email")
+
+    # The account is made when the mailed link is used (the outbox stands in for the candidate's inbox).
+    admin = site.identity("admin")
+    with site.api(admin) as client:
+        mail = next(m for m in client.get("/api/admin/outbox").json()["items"] if m["recipient"] == "ada@example.org")
+    link = re.search(r"http\S+/signup/confirm/\S+", mail["body"])
+    assert link is not None, mail["body"]
+    page.goto(link.group(0))
+    page.get_by_role("button", name="Create my account").click()
     page.wait_for_url("**/home")
 
     # Nothing can be submitted before the AI notice is read and accepted.

@@ -31,7 +31,7 @@ from server.db.models import Interview
 from server.metrics import METRICS
 from server.services import retention
 from server.services.voice import VoiceChannel
-from server.settings import Settings
+from server.settings import MetricsSettings, Settings
 from tests.server.conftest import PASSWORD, Identity, database, make_identity, server_settings
 from tests.unit.test_voice import word_error_rate
 
@@ -134,7 +134,10 @@ def test_the_socket_checks_origin_owner_and_sign_in(settings: Settings) -> None:
 
 def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
     """What an interview's model calls cost is added to viva_model_spend_usd_total (once, as it grows)."""
-    with TestClient(create_app(settings)) as client:
+    scraper_token = "scraper-token-for-the-tests-0123"
+    with TestClient(
+        create_app(msgspec.structs.replace(settings, metrics=MetricsSettings(token=scraper_token)))
+    ) as client:
         candidate = asyncio.run(make_identity(settings, "candidate"))
         submission_id = _graded_submission(client, candidate)
         interview_id = client.post(
@@ -152,7 +155,8 @@ def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
             socket.send_json({"type": "answer", "id": "a1", "text": "We cap spend per request and alert at 80%."})
             _until(socket, "reply")
         assert METRICS.spend_usd["interview"] - before == pytest.approx(0.00125)
-        assert "viva_model_spend_usd_total" in client.get("/metrics").text
+        metrics = client.get("/metrics", headers={"authorization": f"Bearer {scraper_token}"})
+        assert metrics.status_code == 200 and "viva_model_spend_usd_total" in metrics.text
 
 
 ANSWERS = [

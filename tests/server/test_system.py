@@ -24,18 +24,25 @@ from server.settings import Settings
 from tests.providers.fake_server import FakeReply, serve_fake_provider
 from tests.server.conftest import make_identity, server_settings, wait_for
 
+METRICS_TOKEN = "scraper-token-for-the-tests-0123"
+SCRAPER = {"authorization": f"Bearer {METRICS_TOKEN}"}
 
-async def test_health_ready_metrics_and_headers(settings: Settings, client: AsyncTestClient[Litestar]) -> None:
-    health = await client.get("/health")
-    assert health.json() == {"status": "ok"}
-    assert health.headers["x-content-type-options"] == "nosniff" and health.headers["x-frame-options"] == "DENY"
-    assert "frame-ancestors 'none'" in health.headers["content-security-policy"]
-    assert (await client.get("/ready")).json() == {"ready": True, "database": True, "started": True}
-    candidate = await make_identity(settings, "candidate")
-    await client.get("/api/me", headers=candidate.headers)
-    metrics = (await client.get("/metrics")).text
-    assert re.search(r'viva_http_requests_total\{method="GET",route="/api/me",status="200"\} [1-9]', metrics), metrics
-    assert "viva_http_request_seconds_bucket" in metrics
+
+async def test_health_ready_metrics_and_headers(database_url: str, tmp_path: Path) -> None:
+    settings = server_settings(database_url, tmp_path / "data", VIVA_METRICS_TOKEN=METRICS_TOKEN)
+    async with AsyncTestClient(create_app(settings)) as client:
+        health = await client.get("/health")
+        assert health.json() == {"status": "ok"}
+        assert health.headers["x-content-type-options"] == "nosniff" and health.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in health.headers["content-security-policy"]
+        assert (await client.get("/ready")).json() == {"ready": True, "database": True, "started": True}
+        candidate = await make_identity(settings, "candidate")
+        await client.get("/api/me", headers=candidate.headers)
+        metrics = (await client.get("/metrics", headers=SCRAPER)).text
+        assert re.search(r'viva_http_requests_total\{method="GET",route="/api/me",status="200"\} [1-9]', metrics), (
+            metrics
+        )
+        assert "viva_http_request_seconds_bucket" in metrics
 
 
 async def test_errors_have_one_shape(client: AsyncTestClient[Litestar]) -> None:
@@ -86,6 +93,7 @@ async def test_the_judges_spend_on_a_grading_reaches_the_metrics(database_url: s
             VIVA_GRADING_JUDGE_MODEL="openai:gpt-4o-mini",
             VIVA_LLM_OPENAI_API_KEY="test-key",
             VIVA_LLM_OPENAI_BASE_URL=provider.base_url + "/v1",
+            VIVA_METRICS_TOKEN=METRICS_TOKEN,
         )
         async with AsyncTestClient(create_app(settings)) as client:
             before = _spend(METRICS.render(), "grading")
@@ -94,7 +102,7 @@ async def test_the_judges_spend_on_a_grading_reaches_the_metrics(database_url: s
                 "/api/submissions", json={"target": "fixture:middling"}, headers=candidate.headers
             )
             assert (await wait_for(client, candidate, submitted.json()["id"]))["status"] == "done"
-            after = _spend((await client.get("/metrics")).text, "grading")
+            after = _spend((await client.get("/metrics", headers=SCRAPER)).text, "grading")
         assert provider.requests, "the judge should have called the provider"
         assert after > before
 

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import jsonschema
 import msgspec
 import pytest
+import yaml
 
 from rubrics.catalogue import CATALOGUE, LatencyParams
 from rubrics.errors import RubricInvalid, RubricNotFound, RubricSyntaxError
-from rubrics.loader import MAX_DOCUMENT_BYTES, leaf_paths, load_rubric_file, load_rubric_text
+from rubrics.loader import (
+    MAX_DOCUMENT_BYTES,
+    MAX_NESTING,
+    MAX_NODES,
+    MAX_NUMBER_DIGITS,
+    leaf_paths,
+    load_rubric_file,
+    load_rubric_text,
+)
 from rubrics.registry import builtin_rubrics, catalogue_table, resolve_rubric
 from rubrics.schema import rubric_json_schema, tidy_descriptions
+from rubrics.validate import MAX_DEPTH
 
 HEAD = "id: demo\nversion: 1\ntitle: Demo\ncriteria:\n"
 
@@ -238,3 +249,125 @@ def test_schema_descriptions_are_dedented_whichever_msgspec_is_installed() -> No
     before_023 = {"$defs": {"A": {"description": "First line;\n    second line.", "properties": {}}}}
     from_023 = {"$defs": {"A": {"description": "First line;\nsecond line.", "properties": {}}}}
     assert tidy_descriptions(before_023) == tidy_descriptions(from_023) == from_023
+
+
+# --- red-team findings: input that crashed the parser or was saved silently --------------------------------------
+
+
+def syntax_error_of(text: str) -> RubricSyntaxError:
+    """The RubricSyntaxError `text` raises, in well under a second of CPU (no other exception, no slow parse)."""
+    started = time.process_time()
+    with pytest.raises(RubricSyntaxError) as caught:
+        load_rubric_text(text, source="t.yaml")
+    assert time.process_time() - started < 0.5, f"took {time.process_time() - started:.2f}s of CPU"
+    return caught.value
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a": ['], ids=["yaml", "json"])
+def test_finding_20000_nested_brackets_refused_before_parsing(opener: str) -> None:
+    error = syntax_error_of(opener * 20_000)
+    assert error.reason == f"brackets are nested more than {MAX_NESTING} deep" and error.line == 1
+
+
+@pytest.mark.parametrize("opener", ["{a: ", '{"a": '], ids=["yaml", "json"])
+def test_finding_5000_nested_mappings_refused_before_parsing(opener: str) -> None:
+    error = syntax_error_of("{\n" + opener * 5_000)
+    assert "nested more than" in error.reason and error.line == 2
+
+
+@pytest.mark.parametrize("opener", ["- ", "? "])
+def test_finding_deep_block_nesting_refused_by_the_composer(opener: str) -> None:
+    error = syntax_error_of(opener * 5_000 + "x")
+    assert error.reason == f"lists and mappings are nested more than {MAX_NESTING} deep" and error.line == 1
+
+
+def test_finding_deep_indentation_refused_with_its_line() -> None:
+    text = "".join(" " * level + f"k{level}:\n" for level in range(400))
+    error = syntax_error_of(text)
+    assert error.reason.endswith(f"nested more than {MAX_NESTING} deep") and error.line == MAX_NESTING
+
+
+@pytest.mark.parametrize("digits", ["1" * 5_001, "-" + "1" * 5_001, "1_" * 3_000 + "1", "1" + ":59" * 3_000])
+def test_finding_5001_digit_weight_refused_with_its_line(digits: str) -> None:
+    error = syntax_error_of(leaf_yaml("{kind: static, name: dockerfile}").replace("weight: 1", f"weight: {digits}"))
+    assert error.reason == f"a number has more than {MAX_NUMBER_DIGITS} digits" and error.line == 7
+
+
+def test_finding_longest_number_allowed_is_a_problem_not_a_crash() -> None:
+    huge = "9" * MAX_NUMBER_DIGITS
+    assert problems_of(leaf_yaml("{kind: static, name: dockerfile}").replace("weight: 1", f"weight: {huge}")) == [
+        "criteria[0].weight: must be <= 1000.0 (line 7)"
+    ]
+
+
+def test_finding_duplicate_yaml_key_refused_with_its_line() -> None:
+    text = leaf_yaml("{kind: static, name: dockerfile}").replace("    weight: 1\n", "    weight: 1\n    weight: 5\n")
+    error = syntax_error_of(text)
+    assert str(error) == "t.yaml: duplicate key 'weight' (first on line 7) (line 8)"
+
+
+def test_finding_duplicate_key_in_a_flow_mapping_refused() -> None:
+    error = syntax_error_of(leaf_yaml("{kind: static, name: dockerfile, kind: judge}"))
+    assert error.reason == "duplicate key 'kind' (first on line 8)" and error.line == 8
+
+
+def test_finding_duplicate_json_key_refused_with_its_line() -> None:
+    capstone = msgspec.to_builtins(resolve_rubric("ai-engineer-capstone").rubric)
+    text = json.dumps(capstone, indent=2).replace('  "version": 1,', '  "version": 1,\n  "version": 2,', 1)
+    error = syntax_error_of(text)
+    assert error.reason == "duplicate key 'version' (first on line 3)" and error.line == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2024-02-30", "cannot read '2024-02-30' as a date: day is out of range for month"),
+        ("0x_", "cannot read '0x_' as an integer: invalid literal for int() with base 16: ''"),
+        ("!!bool maybe", "unsupported YAML: tag 'tag:yaml.org,2002:bool' (a rubric is plain data, without tags)"),
+        ("!!timestamp x", "unsupported YAML: tag 'tag:yaml.org,2002:timestamp' (a rubric is plain data, without tags)"),
+        ('"\\ud800"', "text holds half a surrogate pair (a lone \\ud800-\\udfff escape)"),
+        ("\x00", "not valid YAML/JSON: character U+0000 is not allowed"),
+    ],
+)
+def test_finding_values_the_yaml_constructor_crashed_on_are_refused_with_their_line(value: str, reason: str) -> None:
+    error = syntax_error_of(HEAD.replace("title: Demo", f"title: {value}"))
+    assert (error.reason, error.line) == (reason, 3)
+
+
+@pytest.mark.parametrize(("key", "kind"), [("on", "true/false"), ("1", "an integer"), ("null", "null")])
+def test_finding_keys_yaml_reads_as_non_text_are_refused(key: str, kind: str) -> None:
+    error = syntax_error_of(HEAD + f"{key}: x\n")
+    assert (error.reason, error.line) == (f"key {key!r} is read as {kind}, not text; quote it", 5)
+
+
+def test_finding_alias_refused_where_it_is_met() -> None:
+    error = syntax_error_of("id: &name demo\nversion: 1\ntitle: *name\n")
+    assert error.reason == "YAML aliases (*name) are not allowed in a rubric" and error.line == 3
+
+
+def test_finding_many_values_refused_before_all_are_parsed() -> None:
+    started = time.process_time()
+    with pytest.raises(RubricSyntaxError, match=f"more than {MAX_NODES:,} values"):
+        load_rubric_text("[" + "1," * 120_000 + "1]")  # 240 KB: parsing it all took 4.5 s of CPU
+    assert time.process_time() - started < 2.0
+
+
+def test_finding_oversized_text_refused_before_parsing() -> None:
+    error = syntax_error_of("# " + "x" * MAX_DOCUMENT_BYTES)
+    assert error.reason.endswith(f"a rubric may be at most {MAX_DOCUMENT_BYTES:,}")
+
+
+def test_json_surrogate_pair_escapes_are_joined_into_one_character() -> None:
+    capstone = msgspec.to_builtins(resolve_rubric("ai-engineer-capstone").rubric)
+    capstone["title"] = "Capstone \U0001f680"
+    assert load_rubric_text(json.dumps(capstone)).rubric.title == "Capstone \U0001f680"  # "\ud83d\ude80" in the JSON
+
+
+def test_limits_leave_the_deepest_allowed_rubric_alone() -> None:
+    leaf = {"id": "leaf", "title": "L", "weight": 1, "check": {"kind": "dynamic", "name": "latency_p95"}}
+    for depth in range(MAX_DEPTH - 1):
+        leaf = {"id": f"n{depth}", "title": "N", "weight": 1, "children": [leaf]}
+    rubric = {"id": "deep", "version": 1, "title": "Deep", "criteria": [leaf]}
+    for text in (json.dumps(rubric), json.dumps(rubric, indent=2), yaml.safe_dump(rubric)):
+        loaded = load_rubric_text(text)
+        assert [path for path, _ in leaf_paths(loaded.rubric)] == ["n4.n3.n2.n1.n0.leaf"]
