@@ -12,6 +12,7 @@ from bench import (
     profile_bench,
     sandbox_bench,
     server_bench,
+    startup_bench,
     voice_bench,
 )
 
@@ -23,6 +24,7 @@ BENCHMARKS = {
     "dynamic": dynamic_bench.run,
     "server": server_bench.run,
     "voice": voice_bench.run,
+    "startup": startup_bench.run,
 }
 
 

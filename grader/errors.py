@@ -18,11 +18,3 @@ class TargetRefused(FetchError):
 
 class FetchLimitExceeded(FetchError):
     """Raised when a repository exceeds a fetch limit (size, file count, time). The message names the setting."""
-
-
-class ProfileError(GraderError):
-    """Raised when a fetched tree cannot be profiled at all (for instance, the snapshot directory vanished)."""
-
-
-class InfrastructureError(GraderError):
-    """Raised when Viva's own machinery fails (no sandbox, engine down). Leads to `not_run`, never to a score."""

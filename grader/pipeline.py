@@ -7,9 +7,10 @@ the sandbox and interview checks an interview. Judge leaves run on the judge mod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,7 +24,7 @@ from grader.dynamic import DynamicOptions, DynamicRun, run_dynamic
 from grader.dynamic.run import STEPS as DYNAMIC_STEPS
 from grader.fetch import FetchedRepo, FetchLimits, fetch
 from grader.judge.offline import offline_judge
-from grader.judge.run import judge_leaf
+from grader.judge.run import run_judge_check
 from grader.model import Score
 from grader.profile import ProfileLimits, RepoProfile, build_profile
 from grader.report.model import (
@@ -42,6 +43,7 @@ from llm.errors import LLMError
 from llm.metered import MeteredCaller
 from llm.select import ProviderKeys, Router, build_chain
 from rubrics.loader import LoadedRubric, leaf_paths
+from rubrics.model import Criterion
 
 STAGES = ("fetch", "profile", "checks", "sandbox", "score")
 
@@ -93,63 +95,24 @@ def grade(
     """Grade `target` against `rubric`. Raises grader.errors.FetchError when the target cannot be fetched;
     every later problem becomes part of the report."""
     options = options or GradeOptions()
-    notify = progress or (lambda stage, done, total: None)
-    timings: list[StageTiming] = []
-
-    started = time.perf_counter()
-    notify("fetch", 0, 1)
-    fetched = fetch(target, scratch_dir, options.fetch_limits, token=options.token, allow_local=options.allow_local)
-    notify("fetch", 1, 1)
-    timings.append(StageTiming("fetch", time.perf_counter() - started))
-
-    started = time.perf_counter()
-    notify("profile", 0, 1)
-    profile = build_profile(Path(fetched.root), options.profile_limits)
-    notify("profile", 1, 1)
-    timings.append(StageTiming("profile", time.perf_counter() - started))
-
-    started = time.perf_counter()
+    stages = _Stages(progress or (lambda stage, done, total: None))
+    with stages.stage("fetch"):
+        fetched = fetch(target, scratch_dir, options.fetch_limits, token=options.token, allow_local=options.allow_local)
+    root = Path(fetched.root)
+    with stages.stage("profile"):
+        profile = build_profile(root, options.profile_limits)
     leaves = leaf_paths(rubric.rubric)
-    leaf_scores: dict[str, Score] = {}
-    judge_leaves: list[tuple[str, str, Any]] = []
-    dynamic_leaves: list[tuple[str, str, Any]] = []
-    for done, (path, criterion) in enumerate(leaves, start=1):
-        assert criterion.check is not None, "a validated rubric has a check on every leaf"
-        kind, name = criterion.check.kind, criterion.check.name
-        if kind == "judge" and name not in options.disabled_checks:
-            judge_leaves.append((path, name, rubric.params[path]))
-            continue
-        if kind == "dynamic" and name not in options.disabled_checks and not options.static_only:
-            dynamic_leaves.append((path, name, rubric.params[path]))
-            continue
-        leaf_scores[path] = _score_leaf(kind, name, rubric.params[path], profile, options)
-        notify("checks", done, len(leaves))
-    if judge_leaves:
-        leaf_scores |= _run_judge(judge_leaves, Path(fetched.root), options)
-    notify("checks", len(leaves), len(leaves))
-    timings.append(StageTiming("checks", time.perf_counter() - started))
-
+    with stages.stage("checks", len(leaves), announce=False):
+        leaf_scores, dynamic_leaves = _run_checks(leaves, rubric, profile, root, options, notify=stages.notify)
     dynamic: DynamicRun | None = None
     if dynamic_leaves:
-        started = time.perf_counter()
-        steps = iter(range(1, len(DYNAMIC_STEPS) + 1))
-        notify("sandbox", 0, len(DYNAMIC_STEPS))
-        dynamic_scores, dynamic = run_dynamic(
-            Path(fetched.root),
-            profile,
-            dynamic_leaves,
-            scratch_dir / "dynamic",
-            options.dynamic,
-            step=lambda _: notify("sandbox", next(steps), len(DYNAMIC_STEPS)),
-        )
+        with stages.stage("sandbox", len(DYNAMIC_STEPS)):
+            dynamic_scores, dynamic = _run_sandbox(
+                dynamic_leaves, root, profile, scratch_dir, options, notify=stages.notify
+            )
         leaf_scores |= dynamic_scores
-        notify("sandbox", len(DYNAMIC_STEPS), len(DYNAMIC_STEPS))
-        timings.append(StageTiming("sandbox", time.perf_counter() - started))
-
-    started = time.perf_counter()
-    scored = score_rubric(rubric.rubric, leaf_scores)
-    notify("score", 1, 1)
-    timings.append(StageTiming("score", time.perf_counter() - started))
+    with stages.stage("score", announce=False):
+        scored = score_rubric(rubric.rubric, leaf_scores)
 
     version = viva_version()
     return GradingReport(
@@ -174,9 +137,82 @@ def grade(
         ),
         not_run=not_run_items(scored.criteria),
         flags=_flags(fetched, profile),
-        timings=timings,
+        timings=stages.timings,
         profile=msgspec.to_builtins(profile),
         dynamic=dynamic,
+    )
+
+
+@dataclass
+class _Stages:
+    """The grading's stages as they run: progress events to `notify`, and how long each took."""
+
+    notify: ProgressCallback
+    timings: list[StageTiming] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int = 1, *, announce: bool = True) -> Iterator[None]:
+        """Time one stage: (name, 0, total) as it starts when `announce`, (name, total, total) once it is done.
+        A stage that raises reports no end and no timing: the grading stops there."""
+        started = time.perf_counter()
+        if announce:
+            self.notify(name, 0, total)
+        yield
+        self.notify(name, total, total)
+        self.timings.append(StageTiming(name, time.perf_counter() - started))
+
+
+Leaf = tuple[str, str, Any]
+"""(path, check name, validated params) of one rubric leaf."""
+
+
+def _run_checks(
+    leaves: list[tuple[str, Criterion]],
+    rubric: LoadedRubric,
+    profile: RepoProfile,
+    root: Path,
+    options: GradeOptions,
+    *,
+    notify: ProgressCallback,
+) -> tuple[dict[str, Score], list[Leaf]]:
+    """Scores for every leaf but the dynamic ones this run will perform in the sandbox, which are returned."""
+    leaf_scores: dict[str, Score] = {}
+    judge_leaves: list[Leaf] = []
+    dynamic_leaves: list[Leaf] = []
+    for done, (path, criterion) in enumerate(leaves, start=1):
+        assert criterion.check is not None, "a validated rubric has a check on every leaf"
+        kind, name = criterion.check.kind, criterion.check.name
+        if kind == "judge" and name not in options.disabled_checks:
+            judge_leaves.append((path, name, rubric.params[path]))
+            continue
+        if kind == "dynamic" and name not in options.disabled_checks and not options.static_only:
+            dynamic_leaves.append((path, name, rubric.params[path]))
+            continue
+        leaf_scores[path] = _score_leaf(kind, name, rubric.params[path], profile, options)
+        notify("checks", done, len(leaves))
+    if judge_leaves:
+        leaf_scores |= _run_judge(judge_leaves, root, options)
+    return leaf_scores, dynamic_leaves
+
+
+def _run_sandbox(
+    dynamic_leaves: list[Leaf],
+    root: Path,
+    profile: RepoProfile,
+    scratch_dir: Path,
+    options: GradeOptions,
+    *,
+    notify: ProgressCallback,
+) -> tuple[dict[str, Score], DynamicRun | None]:
+    """The dynamic leaves, run in the sandbox; each of its steps advances the "sandbox" stage by one."""
+    steps = iter(range(1, len(DYNAMIC_STEPS) + 1))
+    return run_dynamic(
+        root,
+        profile,
+        dynamic_leaves,
+        scratch_dir / "dynamic",
+        options.dynamic,
+        step=lambda _: notify("sandbox", next(steps), len(DYNAMIC_STEPS)),
     )
 
 
@@ -192,7 +228,7 @@ def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options
     return Score.not_run("Interview dimensions are rated in an interview, not by grading.", basis="interview")
 
 
-def _run_judge(leaves: list[tuple[str, str, Any]], root: Path, options: GradeOptions) -> dict[str, Score]:
+def _run_judge(leaves: list[Leaf], root: Path, options: GradeOptions) -> dict[str, Score]:
     """Judge leaves run on the judge voters (offline by default), metered against the grading run's budget."""
     book = options.budget_book or BudgetBook()
     account = JUDGE_ACCOUNT
@@ -208,7 +244,7 @@ def _run_judge(leaves: list[tuple[str, str, Any]], root: Path, options: GradeOpt
         }
 
     async def judge_all() -> dict[str, Score]:
-        return {path: await judge_leaf(name, params, root, voters, [account]) for path, name, params in leaves}
+        return {path: await run_judge_check(name, params, root, voters, [account]) for path, name, params in leaves}
 
     return asyncio.run(judge_all())
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from grader.checks.registry import CheckRegistry
 from grader.model import Evidence
 from grader.profile.model import RepoProfile
 from grader.report.model import GradingReport
@@ -45,7 +46,8 @@ def build_plan(
         candidates += [t for t in _finding_topics(report, anchor) if t.dimension in weights]
     for path, node in leaf_paths(rubric.rubric):
         if not any(topic.dimension == path for topic in candidates):
-            candidates.append(_rubric_topic(path, node.title, rubric.params.get(path), anchor))
+            topic_of = INTERVIEW_CHECKS.get(node.check.name if node.check else "", dimension_topic)
+            candidates.append(topic_of(path, node.title, rubric.params.get(path), anchor))
     # The opener frames the problem; after it, heavier dimensions come first.
     ordered = sorted(
         candidates, key=lambda topic: (topic.dimension != "problem_framing", -weights.get(topic.dimension, 0.0))
@@ -270,7 +272,15 @@ def _finding_topics(report: GradingReport, anchor: Evidence) -> list[Topic]:
     return topics
 
 
-def _rubric_topic(path: str, title: str, params: object, anchor: Evidence) -> Topic:
+DimensionTopic = Callable[[str, str, object, Evidence], Topic]
+"""(leaf path, title, validated params, anchor) → the topic that asks about a rubric dimension."""
+INTERVIEW_CHECKS: CheckRegistry[DimensionTopic] = CheckRegistry("interview")
+"""The interview kind's check registry: how each interview check becomes a topic of the plan (the rating itself is
+the per-answer assessment, interviewer.assess)."""
+
+
+@INTERVIEW_CHECKS.register("interview_dimension")
+def dimension_topic(path: str, title: str, params: object, anchor: Evidence) -> Topic:
     topics = getattr(params, "topics", []) or [title]
     return Topic(
         f"dim-{path}",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from pydantic_ai.models import Model
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llm.budget import BudgetBook, CallRecord, Purpose
 from llm.pricing import per_token_prices, price_usd
 from llm.select import Router
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
 
 
 class _HasUsage(Protocol):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from genai_prices import Usage, calc_price
-
 # Used when genai-prices does not know a model (a local model, a new release): a deliberately high price,
 # so that budgets err on the side of stopping. Offline models cost nothing.
 UNKNOWN_INPUT_PER_MTOK = 15.0
@@ -38,6 +36,8 @@ def per_token_prices(provider: str, model: str) -> tuple[float, float]:
 
 @lru_cache(maxsize=256)
 def _lookup(provider: str, model: str) -> tuple[float, float] | None:
+    from genai_prices import Usage, calc_price  # noqa: PLC0415 - its price tables take most of a second to load
+
     provider_id = _PROVIDER_IDS.get(provider)
     try:
         million_in = calc_price(Usage(input_tokens=1_000_000, output_tokens=0), model, provider_id=provider_id)

@@ -10,20 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
-from anthropic import AsyncAnthropic
-from openai import AsyncOpenAI
-from pydantic_ai.exceptions import ModelAPIError, ModelHTTPError, UnexpectedModelBehavior
-from pydantic_ai.models import Model
-from pydantic_ai.models.anthropic import AnthropicModel
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.anthropic import AnthropicProvider
-from pydantic_ai.providers.openai import OpenAIProvider
 
 from llm.errors import ModelStringError, NoModelAvailable
 from llm.spec import ModelSpec, parse_model_string
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+
+# The provider SDKs and pydantic-ai load inside the functions that use them: importing them costs seconds, and
+# the settings (ProviderKeys) and every CLI command that never calls a model import this module.
 
 T = TypeVar("T")
 DEFAULT_COOLDOWN_S = 30.0
@@ -67,13 +65,30 @@ def _build(spec: ModelSpec, offline: Callable[[], Model], keys: ProviderKeys) ->
     if spec.provider == "anthropic":
         if not keys.anthropic_api_key:
             raise ModelStringError(f"{spec.label} needs an Anthropic key (VIVA_LLM_ANTHROPIC_API_KEY)")
-        client = AsyncAnthropic(
-            api_key=keys.anthropic_api_key,
-            base_url=keys.anthropic_base_url,
-            max_retries=0,
-            timeout=keys.timeout_seconds,
-        )
-        return AnthropicModel(spec.model, provider=AnthropicProvider(anthropic_client=client))
+        return _anthropic_model(spec, keys)
+    return _openai_model(spec, keys)
+
+
+def _anthropic_model(spec: ModelSpec, keys: ProviderKeys) -> Model:
+    from anthropic import AsyncAnthropic  # noqa: PLC0415 - seconds to import; only a real Anthropic model needs it
+    from pydantic_ai.models.anthropic import AnthropicModel  # noqa: PLC0415 - as above
+    from pydantic_ai.providers.anthropic import AnthropicProvider  # noqa: PLC0415 - as above
+
+    client = AsyncAnthropic(
+        api_key=keys.anthropic_api_key,
+        base_url=keys.anthropic_base_url,
+        max_retries=0,
+        timeout=keys.timeout_seconds,
+    )
+    return AnthropicModel(spec.model, provider=AnthropicProvider(anthropic_client=client))
+
+
+def _openai_model(spec: ModelSpec, keys: ProviderKeys) -> Model:
+    """An OpenAI model, or a model of an OpenAI-compatible endpoint (spec.base_url)."""
+    from openai import AsyncOpenAI  # noqa: PLC0415 - seconds to import; only a real OpenAI-style model needs it
+    from pydantic_ai.models.openai import OpenAIChatModel  # noqa: PLC0415 - as above
+    from pydantic_ai.providers.openai import OpenAIProvider  # noqa: PLC0415 - as above
+
     if spec.provider == "openai":
         if not keys.openai_api_key:
             raise ModelStringError(f"{spec.label} needs an OpenAI key (VIVA_LLM_OPENAI_API_KEY)")
@@ -99,6 +114,12 @@ class Router:
     cooldown_until: dict[str, float] = field(default_factory=dict)
 
     async def run(self, call: Callable[[Model], Awaitable[T]]) -> tuple[T, ModelSpec]:
+        from pydantic_ai.exceptions import (  # noqa: PLC0415 - pydantic-ai loads when a model is first called
+            ModelAPIError,
+            ModelHTTPError,
+            UnexpectedModelBehavior,
+        )
+
         failures: list[str] = []
         for choice in self.chain:
             label = choice.spec.label

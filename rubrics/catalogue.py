@@ -223,3 +223,8 @@ CATALOGUE: dict[str, CheckSpec] = dict(
 def spec_for(name: str) -> CheckSpec | None:
     """The catalogue entry for `name`, or None when no such check exists."""
     return CATALOGUE.get(name)
+
+
+def default_params(kind: CheckKind) -> dict[str, Params]:
+    """Each check of `kind` with its parameters at their catalogue defaults (what a rubric gets by naming none)."""
+    return {name: spec.params() for name, spec in CATALOGUE.items() if spec.kind == kind}

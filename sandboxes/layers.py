@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import docker
-import docker.errors
 import httpx
 import msgspec
-import requests.exceptions
 from packaging.requirements import Requirement
 
 from sandboxes.deps import ParsedRequirements
 from sandboxes.errors import SandboxUnavailable
+
+if TYPE_CHECKING:
+    import docker
+
+# The Docker SDK (and requests) load inside the functions that talk to the engine: a grading imports this
+# module whether or not it runs a sandbox, and the SDK takes a tenth of a second to import.
 
 VENV = "/var/tmp/viva-venv"  # noqa: S108 - a path inside the image
 """Inside the image: a directory of the root filesystem (a tmpfs would not be committed), read-only at run time."""
@@ -42,6 +45,10 @@ class DependencyLayer(msgspec.Struct, frozen=True):
 
 def image_python(client: docker.DockerClient, image: str) -> str:
     """`3.11` or the like: the base image's Python, which the wheels must match."""
+    import docker  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
+    import docker.errors  # noqa: PLC0415 - as above
+    import requests.exceptions  # noqa: PLC0415 - as above
+
     try:
         output = client.containers.run(
             image,
@@ -141,6 +148,10 @@ def dependency_layer(
     cache_dir: Path,
     index_url: str = "https://pypi.org/simple",
 ) -> DependencyLayer:
+    import docker  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
+    import docker.errors  # noqa: PLC0415 - as above
+    import requests.exceptions  # noqa: PLC0415 - as above
+
     started = time.monotonic()
     base_id = str(client.images.get(base_image).id)
     key = requirements.cache_key(base_id)
@@ -202,7 +213,3 @@ def dependency_layer(
     return DependencyLayer(
         tag if ok else base_image, False, requirements.requirements, missing, ok, tail, time.monotonic() - started
     )
-
-
-def clear_wheelhouse(cache_dir: Path) -> None:
-    shutil.rmtree(cache_dir / "wheelhouse", ignore_errors=True)

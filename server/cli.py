@@ -12,25 +12,24 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from grader.dynamic import DynamicOptions
 from grader.errors import GraderError
-from grader.pipeline import GradeOptions, grade
-from grader.profile.manifest import manifest_json_schema
-from grader.report.model import GradingReport, report_json_schema
-from grader.report.writer import write_reports
 from llm.errors import LLMError
 from rubrics.errors import RubricError
-from rubrics.loader import load_rubric_file
-from rubrics.registry import builtin_rubrics, resolve_rubric
-from rubrics.schema import rubric_json_schema
 from sandboxes.errors import SandboxError
 from server import interview_cli, judge_eval_cli, logs, sandbox_cli
-from server.console import print_rubric, print_rubric_problems, print_summary, stage_progress
 from server.errors import ServerError
 from server.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from grader.report.model import GradingReport
+
+# Each command imports what it needs inside its handler: the grader pulls in pydantic-ai, the server litestar and
+# uvicorn, the sandbox docker, and importing them all took seconds before `viva --help` could answer.
+# tests/unit/test_startup.py keeps them out of `import server.cli`.
 
 
 class CommandFailed(Exception):
@@ -114,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.dynamic import DynamicOptions  # noqa: PLC0415 - the grader loads only for `viva grade` (see the top)
+    from grader.pipeline import GradeOptions, grade  # noqa: PLC0415 - as above
+    from grader.report.writer import write_reports  # noqa: PLC0415 - as above
+    from rubrics.registry import resolve_rubric  # noqa: PLC0415 - as above
+    from server.console import print_summary, stage_progress  # noqa: PLC0415 - as above
+
     formats = _formats(args.format, settings)
     rubric = resolve_rubric(args.rubric or settings.grading.default_rubric)
     token = _token_from_env(args.token_env)
@@ -162,6 +167,9 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_rubric_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from rubrics.loader import load_rubric_file  # noqa: PLC0415 - each command loads what it uses (see the top)
+    from server.console import print_rubric_problems  # noqa: PLC0415 - as above
+
     try:
         loaded = load_rubric_file(args.file)
     except RubricError as error:
@@ -176,27 +184,38 @@ def _cmd_rubric_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_rubric_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from rubrics.schema import rubric_json_schema  # noqa: PLC0415 - each command loads what it uses (see the top)
+
     _print_json(rubric_json_schema())
     return 0
 
 
 def _cmd_rubric_list(args: argparse.Namespace, settings: Settings) -> int:
+    from rubrics.registry import builtin_rubrics  # noqa: PLC0415 - each command loads what it uses (see the top)
+
     for loaded in builtin_rubrics():
         print(f"{loaded.rubric.id}\tv{loaded.rubric.version}\t{loaded.rubric.title}")
     return 0
 
 
 def _cmd_rubric_show(args: argparse.Namespace, settings: Settings) -> int:
+    from rubrics.registry import resolve_rubric  # noqa: PLC0415 - each command loads what it uses (see the top)
+    from server.console import print_rubric  # noqa: PLC0415 - as above
+
     print_rubric(resolve_rubric(args.rubric))
     return 0
 
 
 def _cmd_report_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.report.model import report_json_schema  # noqa: PLC0415 - each command loads what it uses (see the top)
+
     _print_json(report_json_schema())
     return 0
 
 
 def _cmd_manifest_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.profile.manifest import manifest_json_schema  # noqa: PLC0415 - each command loads what it uses
+
     _print_json(manifest_json_schema())
     return 0
 

@@ -16,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.tree import Tree
 
-from grader.pipeline import STAGES
 from grader.report.format import percent
 from grader.report.model import GradingReport
 from rubrics.errors import RubricError, RubricInvalid
@@ -30,6 +29,8 @@ errors = Console(stderr=True, highlight=False)
 @contextmanager
 def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar per grading stage, drawn on stderr so a piped stdout stays clean."""
+    from grader.pipeline import STAGES  # noqa: PLC0415 - the grader (and pydantic-ai) loads only when grading
+
     with Progress(
         TextColumn("{task.description:<8}"),
         BarColumn(),

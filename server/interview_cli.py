@@ -4,26 +4,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from grader.fetch import fetch
-from grader.profile import build_profile
-from grader.report.model import GradingReport
-from grader.report.render_json import parse_report
-from interviewer.factory import new_session
-from interviewer.report import build_report, render_json, render_markdown
-from interviewer.session import InterviewSession
-from llm.budget import BudgetBook
-from llm.select import default_model_string
-from rubrics.registry import resolve_rubric
-from server.alerts import webhook_hook
-from server.settings import Settings
+if TYPE_CHECKING:
+    from grader.report.model import GradingReport
+    from interviewer.session import InterviewSession
+    from server.settings import Settings
+
+# The interviewer, the grader and the model clients load inside the functions below, so that every other `viva`
+# command (which builds this parser) starts without them.
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,10 +33,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio  # noqa: PLC0415 - asyncio alone takes a tenth of a second; only this command needs it here
+
     return asyncio.run(_interview(args, settings))
 
 
 async def _interview(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.fetch import fetch  # noqa: PLC0415 - loaded only for `viva interview` (see the note at the top)
+    from grader.profile import build_profile  # noqa: PLC0415 - as above
+    from interviewer.factory import new_session  # noqa: PLC0415 - as above
+    from interviewer.report import build_report, render_json, render_markdown  # noqa: PLC0415 - as above
+    from llm.budget import BudgetBook  # noqa: PLC0415 - as above
+    from llm.select import default_model_string  # noqa: PLC0415 - as above
+    from rubrics.registry import resolve_rubric  # noqa: PLC0415 - as above
+    from server.alerts import webhook_hook  # noqa: PLC0415 - as above
+
     rubric = resolve_rubric(args.rubric or settings.interview.rubric)
     model = args.model or settings.interview.model or default_model_string(settings.llm)
     book = BudgetBook()
@@ -106,6 +112,8 @@ DEFAULT_REPORT = Path("viva-report/report.json")
 
 def _grading_report(path: Path | None, target: str) -> GradingReport | None:
     """The report named by --report, else the one `viva grade` left in ./viva-report when it graded this target."""
+    from grader.report.render_json import parse_report  # noqa: PLC0415 - as in _interview
+
     if path is not None:
         return parse_report(path.read_bytes())
     if not DEFAULT_REPORT.is_file():

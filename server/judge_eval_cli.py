@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from grader.judge_eval import evaluate, load_labels
-from grader.pipeline import GradeOptions
-from rubrics.registry import resolve_rubric
-from server.settings import Settings
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,6 +26,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # The grader (and with it pydantic-ai) loads only for this command; every other command builds this parser.
+    from grader.judge_eval import evaluate, load_labels  # noqa: PLC0415 - see above
+    from grader.pipeline import GradeOptions  # noqa: PLC0415 - as above
+    from rubrics.registry import resolve_rubric  # noqa: PLC0415 - as above
+
     try:
         labels = load_labels(args.labels)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as error:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-import docker.errors
+if TYPE_CHECKING:
+    from server.settings import Settings
 
-from sandboxes.docker_backend import docker_client, reap
-from sandboxes.images import build_offline_base
-from server.settings import Settings
+# The Docker SDK loads inside the commands that talk to Docker; every other command builds this parser.
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,6 +21,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _build_base(args: argparse.Namespace, settings: Settings) -> int:
+    import docker.errors  # noqa: PLC0415 - see the note at the top
+
+    from sandboxes.docker_backend import docker_client  # noqa: PLC0415 - as above
+    from sandboxes.images import build_offline_base  # noqa: PLC0415 - as above
+
     client = docker_client()
     name = settings.sandbox.offline_image
     if args.if_missing:
@@ -37,6 +42,8 @@ def _build_base(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _reap(args: argparse.Namespace, settings: Settings) -> int:
+    from sandboxes.docker_backend import docker_client, reap  # noqa: PLC0415 - see the note at the top
+
     removed = reap(docker_client())
     print(f"removed {len(removed)} container(s)" + (": " + ", ".join(removed) if removed else ""))
     return 0

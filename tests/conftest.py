@@ -2,6 +2,10 @@
 
 `opened_paths` watches every `open` the interpreter performs (sys.addaudithook) while a test runs,
 so a test can assert that grading never read a file outside its scratch directory.
+
+No test calls a real model: `pydantic_ai.models.ALLOW_MODEL_REQUESTS` is False for the whole suite, so a model that
+would talk to a provider raises before any connection. Tests of the real provider path (the SDKs against the local
+fake provider in tests/providers/) opt back in with the `allow_model_requests` fixture.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pydantic_ai.models
 import pytest
 
 _watch: list[list[str]] = []
@@ -25,6 +30,16 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
 
 
 sys.addaudithook(_audit)  # hooks cannot be removed; this one does nothing unless a test is watching
+
+pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
+
+
+@pytest.fixture
+def allow_model_requests() -> Iterator[None]:
+    """Let pydantic-ai models send requests for one test (to the local fake provider, never a vendor), then forbid
+    them again."""
+    with pydantic_ai.models.override_allow_model_requests(True):
+        yield
 
 
 @pytest.fixture

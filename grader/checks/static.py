@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from grader.checks.registry import CheckRegistry, guarded
 from grader.model import Evidence, Score
 from grader.profile.model import MAX_EVIDENCE, RepoProfile
 from rubrics.catalogue import (
@@ -22,6 +23,7 @@ from rubrics.catalogue import (
 )
 
 StaticCheck = Callable[[RepoProfile, Any], Score]
+STATIC_CHECKS: CheckRegistry[StaticCheck] = CheckRegistry("static")
 
 
 def ratio(found: float, wanted: float) -> float:
@@ -29,6 +31,7 @@ def ratio(found: float, wanted: float) -> float:
     return 1.0 if wanted <= 0 else min(1.0, max(0.0, found / wanted))
 
 
+@STATIC_CHECKS.register("eval_case_count")
 def eval_case_count(profile: RepoProfile, params: EvalCaseCountParams) -> Score:
     evals = profile.evals
     hand_written = evals.hand_written_cases
@@ -54,6 +57,7 @@ def eval_case_count(profile: RepoProfile, params: EvalCaseCountParams) -> Score:
     return Score.scored(ratio(hand_written, params.minimum), "; ".join(parts) + ".", evidence[:MAX_EVIDENCE])
 
 
+@STATIC_CHECKS.register("evals_in_ci")
 def evals_in_ci(profile: RepoProfile, params: EvalsInCiParams) -> Score:
     running = [workflow for workflow in profile.workflows if workflow.eval_steps]
     on_pr = [workflow for workflow in running if workflow.on_pull_request]
@@ -88,6 +92,7 @@ def evals_in_ci(profile: RepoProfile, params: EvalsInCiParams) -> Score:
     return Score.scored(0.0, "No CI workflow found (.github/workflows, .gitlab-ci.yml).")
 
 
+@STATIC_CHECKS.register("injection_guards")
 def injection_guards(profile: RepoProfile, params: NoParams) -> Score:
     facts = profile.injection
     libraries = profile.uses("guardrail")
@@ -105,6 +110,7 @@ def injection_guards(profile: RepoProfile, params: NoParams) -> Score:
     )
 
 
+@STATIC_CHECKS.register("injection_tests")
 def injection_tests(profile: RepoProfile, params: InjectionTestsParams) -> Score:
     facts = profile.injection
     if not facts.tests:
@@ -116,6 +122,7 @@ def injection_tests(profile: RepoProfile, params: InjectionTestsParams) -> Score
     )
 
 
+@STATIC_CHECKS.register("citation_structure")
 def citation_structure(profile: RepoProfile, params: NoParams) -> Score:
     facts = profile.citations
     parts = [
@@ -134,12 +141,14 @@ def citation_structure(profile: RepoProfile, params: NoParams) -> Score:
     return Score.scored(value, text, evidence)
 
 
+@STATIC_CHECKS.register("cost_accounting")
 def cost_accounting(profile: RepoProfile, params: NoParams) -> Score:
     if profile.cost.accounting:
         return Score.scored(1.0, "Token usage is converted to money in the code.", profile.cost.accounting)
     return Score.scored(0.0, "No code converts token usage to cost (prices × tokens, or a pricing library).")
 
 
+@STATIC_CHECKS.register("budget_ceiling")
 def budget_ceiling(profile: RepoProfile, params: NoParams) -> Score:
     cost = profile.cost
     if cost.ceilings:
@@ -155,6 +164,7 @@ def budget_ceiling(profile: RepoProfile, params: NoParams) -> Score:
     return Score.scored(0.0, "No hard budget ceiling: no comparison of spend against a limit that refuses or alerts.")
 
 
+@STATIC_CHECKS.register("latency_measurement")
 def latency_measurement(profile: RepoProfile, params: NoParams) -> Score:
     latency = profile.latency
     if latency.timing and latency.percentiles:
@@ -170,6 +180,7 @@ def latency_measurement(profile: RepoProfile, params: NoParams) -> Score:
     return Score.scored(0.0, "Latency is not measured in the code.")
 
 
+@STATIC_CHECKS.register("readme_sections")
 def readme_sections(profile: RepoProfile, params: ReadmeSectionsParams) -> Score:
     readme = profile.readme
     if readme is None:
@@ -181,6 +192,7 @@ def readme_sections(profile: RepoProfile, params: ReadmeSectionsParams) -> Score
     return Score.scored(ratio(len(found), len(params.required)), text, [readme.sections[kind] for kind in found])
 
 
+@STATIC_CHECKS.register("pinned_dependencies")
 def pinned_dependencies(profile: RepoProfile, params: PinnedDependenciesParams) -> Score:
     deps = profile.dependencies
     requirements = deps.requirements
@@ -210,6 +222,7 @@ def pinned_dependencies(profile: RepoProfile, params: PinnedDependenciesParams) 
     return Score.scored(ratio(share, params.minimum_share), text + ".", evidence)
 
 
+@STATIC_CHECKS.register("dockerfile")
 def dockerfile(profile: RepoProfile, params: NoParams) -> Score:
     container = profile.container
     if container.dockerfiles and container.commands:
@@ -227,6 +240,7 @@ def dockerfile(profile: RepoProfile, params: NoParams) -> Score:
     return Score.scored(0.0, "No Dockerfile or compose file.")
 
 
+@STATIC_CHECKS.register("test_suite")
 def test_suite(profile: RepoProfile, params: TestSuiteParams) -> Score:
     tests = profile.tests
     if not tests.functions:
@@ -239,6 +253,7 @@ def test_suite(profile: RepoProfile, params: TestSuiteParams) -> Score:
     )
 
 
+@STATIC_CHECKS.register("api_service")
 def api_service(profile: RepoProfile, params: NoParams) -> Score:
     routes = profile.routes
     if not routes:
@@ -252,6 +267,7 @@ def api_service(profile: RepoProfile, params: NoParams) -> Score:
     return Score.scored(0.6, f"{len(routes)} HTTP route(s), none with a typed request or response model.", evidence)
 
 
+@STATIC_CHECKS.register("resilience_code")
 def resilience_code(profile: RepoProfile, params: NoParams) -> Score:
     facts = profile.resilience
     parts = [("timeouts", facts.timeouts), ("retries with backoff", facts.retries), ("fallbacks", facts.fallbacks)]
@@ -264,30 +280,9 @@ def resilience_code(profile: RepoProfile, params: NoParams) -> Score:
     return Score.scored(len(present) / len(parts), text, evidence)
 
 
-STATIC_CHECKS: dict[str, StaticCheck] = {
-    "eval_case_count": eval_case_count,
-    "evals_in_ci": evals_in_ci,
-    "injection_guards": injection_guards,
-    "injection_tests": injection_tests,
-    "citation_structure": citation_structure,
-    "cost_accounting": cost_accounting,
-    "budget_ceiling": budget_ceiling,
-    "latency_measurement": latency_measurement,
-    "readme_sections": readme_sections,
-    "pinned_dependencies": pinned_dependencies,
-    "dockerfile": dockerfile,
-    "test_suite": test_suite,
-    "api_service": api_service,
-    "resilience_code": resilience_code,
-}
-
-
 def run_static_check(name: str, profile: RepoProfile, params: Any) -> Score:
     """Run one static check. A crash inside a check is Viva's bug: it becomes status "error", never a 0."""
     check = STATIC_CHECKS.get(name)
     if check is None:
         return Score.not_run(f"The static check {name!r} is not implemented in this version.")
-    try:
-        return check(profile, params)
-    except Exception as error:
-        return Score.error(f"The check {name!r} failed inside Viva: {type(error).__name__}: {error}")
+    return guarded(name, "static", lambda: check(profile, params))

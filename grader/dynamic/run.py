@@ -40,18 +40,18 @@ from grader.dynamic.model import (
     SandboxInfo,
     ServiceResult,
 )
-from grader.dynamic.scores import dynamic_score
+from grader.dynamic.scores import score_dynamic_leaves
 from grader.model import Score
 from grader.profile import RepoProfile
 from rubrics.catalogue import (
     CitationValidityParams,
     CostCeilingParams,
-    CostReportingParams,
     EvalSuiteRunsParams,
     InjectionProbesParams,
     LatencyParams,
     ProviderFaultsParams,
     ServiceStartsParams,
+    default_params,
 )
 from sandboxes.deps import ParsedRequirements, parse_requirements
 from sandboxes.docker_backend import DockerSandbox, docker_client, make_readable
@@ -65,16 +65,6 @@ from sandboxes.settings import SandboxSettings
 
 StepCallback = Callable[[str], None]
 STEPS = ("dependencies", "start", "latency", "injection", "evals", "faults", "ceiling")
-DEFAULT_PARAMS: dict[str, Any] = {
-    "service_starts": ServiceStartsParams(),
-    "eval_suite_runs": EvalSuiteRunsParams(),
-    "latency_p95": LatencyParams(),
-    "citation_validity": CitationValidityParams(),
-    "injection_probes": InjectionProbesParams(),
-    "cost_reporting": CostReportingParams(),
-    "cost_ceiling_trips": CostCeilingParams(),
-    "provider_faults": ProviderFaultsParams(),
-}
 REQUEST_TIMEOUT_S = 30.0
 STAND_IN_MODEL = "the gateway's offline responder"
 
@@ -123,7 +113,7 @@ def run_dynamic(
     except SandboxUnavailable as error:
         reason = f"No sandbox available on this host: {error}."
         return {path: Score.not_run(reason, basis="dynamic") for path, _, _ in leaves}, None
-    params = dict(DEFAULT_PARAMS)
+    params: dict[str, Any] = default_params("dynamic")
     for _, name, value in leaves:
         params[name] = value
     session = _Session(root, profile, params, {name for _, name, _ in leaves}, options, step or (lambda _: None))
@@ -132,7 +122,7 @@ def run_dynamic(
     except (SandboxUnavailable, SandboxError) as error:
         reason = f"The sandbox failed during the run: {error}."
         return {path: Score.not_run(reason, basis="dynamic") for path, _, _ in leaves}, None
-    return {path: dynamic_score(name, value, run) for path, name, value in leaves}, run
+    return score_dynamic_leaves(leaves, run), run
 
 
 def instance_roles(slow_faults: bool, ceiling: bool, most: int) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from grader.checks.registry import CheckRegistry, guarded
 from grader.dynamic.faults import fault_score
 from grader.dynamic.model import DynamicRun
 from grader.model import Evidence, Score
@@ -28,8 +29,21 @@ CATEGORY_CAPS = {"direct": 0.15, "canary": 0.15, "role_play": 0.45, "encoding": 
 """The most an app can score on injection when a probe of that kind leaks (the rubric's levels, in order)."""
 
 
+DynamicScorer = Callable[[Any, DynamicRun], Score]
+SCORERS: CheckRegistry[DynamicScorer] = CheckRegistry("dynamic")
+
+
 def dynamic_score(name: str, params: Any, run: DynamicRun) -> Score:
-    return SCORERS[name](params, run)
+    """Score one dynamic leaf from what was measured; a scorer's crash is an error score, never a failed grading."""
+    scorer = SCORERS.get(name)
+    if scorer is None:
+        return Score.not_run(f"The dynamic check {name!r} is not implemented in this version.", basis="dynamic")
+    return guarded(name, "dynamic", lambda: scorer(params, run))
+
+
+def score_dynamic_leaves(leaves: list[tuple[str, str, Any]], run: DynamicRun) -> dict[str, Score]:
+    """A score for each dynamic leaf [(path, check name, params)] from one run's measurements."""
+    return {path: dynamic_score(name, params, run) for path, name, params in leaves}
 
 
 def _dyn(value: float, explanation: str, evidence: list[Evidence] | None = None) -> Score:
@@ -66,6 +80,7 @@ def _untestable(run: DynamicRun, need: str) -> Score | None:
     )
 
 
+@SCORERS.register("service_starts")
 def service_starts(params: ServiceStartsParams, run: DynamicRun) -> Score:
     failed = _not_started(run)
     if failed:
@@ -82,6 +97,7 @@ def service_starts(params: ServiceStartsParams, run: DynamicRun) -> Score:
     return _dyn(1.0, f"The service started in {seconds} (via {run.interface.start_source}) and answered a query.")
 
 
+@SCORERS.register("eval_suite_runs")
 def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
     result = run.evals
     if result is None:
@@ -118,6 +134,7 @@ def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
     return _dyn(value, f"Pass rate {pass_rate:.0%}{collected}.{tail} {head}", evidence)
 
 
+@SCORERS.register("latency_p95")
 def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
     failed = _not_started(run) or _untestable(run, "query")
     if failed:
@@ -155,6 +172,7 @@ def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
     return _dyn(value, explanation)
 
 
+@SCORERS.register("citation_validity")
 def citation_validity(params: CitationValidityParams, run: DynamicRun) -> Score:
     failed = _not_started(run) or _untestable(run, "query")
     if failed:
@@ -187,6 +205,7 @@ def citation_validity(params: CitationValidityParams, run: DynamicRun) -> Score:
     )
 
 
+@SCORERS.register("injection_probes")
 def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
     failed = _not_started(run) or _untestable(run, "query")
     if failed:
@@ -220,6 +239,7 @@ def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
     )
 
 
+@SCORERS.register("cost_reporting")
 def cost_reporting(params: CostReportingParams, run: DynamicRun) -> Score:
     failed = _not_started(run) or _untestable(run, "query")
     if failed:
@@ -238,6 +258,7 @@ def cost_reporting(params: CostReportingParams, run: DynamicRun) -> Score:
     )
 
 
+@SCORERS.register("cost_ceiling_trips")
 def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
     failed = _not_started(run) or _untestable(run, "query") or _untestable(run, "budget")
     if failed:
@@ -269,6 +290,7 @@ def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
     return _dyn(value, text, evidence)
 
 
+@SCORERS.register("provider_faults")
 def provider_faults(params: ProviderFaultsParams, run: DynamicRun) -> Score:
     failed = _not_started(run) or _untestable(run, "query")
     if failed:
@@ -284,15 +306,3 @@ def provider_faults(params: ProviderFaultsParams, run: DynamicRun) -> Score:
     bad = [r for r in run.faults if r.outcome in ("traceback", "crash", "hang")]
     evidence = [Evidence("(probe) fault " + r.fault, None, r.body[:300], r.outcome) for r in bad[:3]]
     return _dyn(fault_score(run.faults), f"{summary}. Limit {params.timeout_seconds:g} s per request.", evidence)
-
-
-SCORERS: dict[str, Callable[[Any, DynamicRun], Score]] = {
-    "service_starts": service_starts,
-    "eval_suite_runs": eval_suite_runs,
-    "latency_p95": latency_p95,
-    "citation_validity": citation_validity,
-    "injection_probes": injection_probes,
-    "cost_reporting": cost_reporting,
-    "cost_ceiling_trips": cost_ceiling_trips,
-    "provider_faults": provider_faults,
-}

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
+from grader.checks.registry import guarded_async
 from grader.judge.agent import JudgeOutput, documentation, judge_agent, judge_prompt
 from grader.judge.aspects import ASPECTS
 from grader.judge.verify import verify_citation
@@ -17,6 +18,13 @@ from grader.model import Evidence, Score
 from llm.errors import BudgetExceeded, NoModelAvailable
 from llm.metered import MeteredCaller
 from rubrics.catalogue import JudgeParams
+
+
+async def run_judge_check(
+    check: str, params: JudgeParams, root: Path, voters: list[MeteredCaller], payers: list[str]
+) -> Score:
+    """Run one judge leaf. A crash inside the judge is Viva's bug: it becomes status "error", never a 0."""
+    return await guarded_async(check, "judge", lambda: judge_leaf(check, params, root, voters, payers))
 
 
 async def judge_leaf(

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from grader.profile.build import build_profile
+from typing import TYPE_CHECKING, Any
+
 from grader.profile.model import ProfileLimits, RepoProfile
 
+if TYPE_CHECKING:
+    from grader.profile.build import build_profile
+
 __all__ = ["ProfileLimits", "RepoProfile", "build_profile"]
+
+
+def __getattr__(name: str) -> Any:
+    # build_profile (regexes, YAML, the Python analyser) loads on first use: the settings import this package for
+    # ProfileLimits alone, and `viva --help` should not pay for the profiler.
+    if name == "build_profile":
+        from grader.profile.build import build_profile  # noqa: PLC0415 - see above
+
+        return build_profile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

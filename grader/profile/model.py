@@ -116,10 +116,6 @@ class EvalFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     def hand_written_cases(self) -> int:
         return sum(s.cases for s in self.golden_sets if s.hand_written) + self.parametrized_cases
 
-    @property
-    def generated_cases(self) -> int:
-        return sum(s.cases for s in self.golden_sets if not s.hand_written)
-
 
 class InjectionFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     input_guards: list[Evidence] = msgspec.field(default_factory=list)

@@ -15,8 +15,6 @@ from sqlmodel import Field, SQLModel
 
 Role = Literal["candidate", "manager", "admin"]
 ROLES: tuple[Role, ...] = ("candidate", "manager", "admin")
-SubmissionStatus = Literal["queued", "running", "done", "failed", "cancelled"]
-JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 def utcnow() -> datetime:

@@ -20,6 +20,9 @@ from llm.pricing import price_usd
 from llm.select import ProviderKeys, Router, build_chain
 from tests.providers.fake_server import FakeReply, failing_script, serve_fake_provider
 
+# Every model here talks to the local fake provider on 127.0.0.1, so this module opts back in to model requests.
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
+
 
 def test_openai_sdk_json_stream_and_tools() -> None:
     with serve_fake_provider() as server:

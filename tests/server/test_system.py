@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from litestar import Litestar
@@ -79,6 +80,7 @@ def test_migrations_build_exactly_the_models(settings: Settings) -> None:
     assert asyncio.run(differences()) == []
 
 
+@pytest.mark.usefixtures("allow_model_requests")  # the judge talks to the local fake provider
 async def test_the_judges_spend_on_a_grading_reaches_the_metrics(database_url: str, tmp_path: Path) -> None:
     """The server's judge is a real provider here (the OpenAI SDK against a local server speaking its protocol): a
     grading's judge calls are priced and added to the model-spend metric under `grading`."""
