@@ -42,15 +42,19 @@ def _foreign_requests(page: Page, site: Site) -> list[str]:
     return seen
 
 
+def _sign_in(page: Page, site: Site, email: str, next_path: str) -> None:
+    page.goto(f"{site.base}/login?next={quote(next_path, safe='')}")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("hostile", HOSTILE_NEXT, ids=repr)
 def test_open_redirect_after_sign_in_stays_on_this_site(page: Page, site: Site, hostile: str) -> None:
     identity = site.identity("candidate")
     foreign = _foreign_requests(page, site)
-    page.goto(f"{site.base}/login?next={quote(hostile, safe='')}")
-    page.fill("#email", identity.user.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    _sign_in(page, site, identity.user.email, hostile)
     page.wait_for_url(f"{site.base}/home")
     assert not foreign, f"the browser was sent to another site: {foreign}"
     # Signed in now, the login page itself redirects at once: the same rule holds for the server's 303.
@@ -63,9 +67,6 @@ def test_open_redirect_after_sign_in_stays_on_this_site(page: Page, site: Site, 
 def test_a_plain_next_path_still_brings_the_user_back(page: Page, site: Site) -> None:
     identity = site.identity("candidate")
     foreign = _foreign_requests(page, site)
-    page.goto(f"{site.base}/login?next={quote('/submit?from=mail', safe='')}")
-    page.fill("#email", identity.user.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    _sign_in(page, site, identity.user.email, "/submit?from=mail")
     page.wait_for_url(f"{site.base}/submit?from=mail")
     assert not foreign
