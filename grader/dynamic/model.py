@@ -238,6 +238,33 @@ class FaultResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Which instance of the app met the fault: "main", or "faults" (the slow ones' own)."""
 
 
+class Exchange(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One request a small probe sent and what came back (the body is the app's: untrusted, escaped when shown)."""
+
+    case: str
+    sent: str
+    """What was sent, in words ("an empty question", "a question of 100,000 characters")."""
+    status: int
+    """0 when no HTTP answer came at all (timeout, reset)."""
+    seconds: float
+    body: str = ""
+    error: str = ""
+    alive_after: bool = True
+    """Whether the app was still running once it had answered (or failed to)."""
+    verdict: str = ""
+    """The probe's reading of this exchange, in words ("a clean 4xx", "answered as if valid", "crashed")."""
+
+
+class ProbeRun(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What one small probe (grader/dynamic/probes/) sent and saw."""
+
+    check: str
+    exchanges: list[Exchange] = msgspec.field(default_factory=list)
+    error: str = ""
+    """The probe failed inside Viva (its scorer gives an error score, not a 0)."""
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
 class GatewaySettings(msgspec.Struct, frozen=True):
     """How the stand-in model behaved, so a reader (and a re-run) knows what the numbers rest on."""
 
@@ -260,7 +287,13 @@ class DynamicRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     cost: CostResult | None = None
     ceiling: CeilingResult | None = None
     faults: list[FaultResult] = msgspec.field(default_factory=list)
+    probes: list[ProbeRun] = msgspec.field(default_factory=list)
+    """The small probes' results (grader/dynamic/probes/), one per wanted probe."""
     seconds: float = 0.0
     instances: list[str] = msgspec.field(default_factory=list)
     """The app's instances, each in its own sandbox with its own gateway, and what each one was for."""
     notes: list[str] = msgspec.field(default_factory=list)
+
+    def probe(self, check: str) -> ProbeRun | None:
+        """The result of the small probe `check`, if it ran."""
+        return next((result for result in self.probes if result.check == check), None)

@@ -40,6 +40,8 @@ from grader.dynamic.model import (
     SandboxInfo,
     ServiceResult,
 )
+from grader.dynamic.probes import PROBES, ProbeTarget
+from grader.dynamic.probes import run_probes as run_small_probes
 from grader.dynamic.scores import score_dynamic_leaves
 from grader.model import Score
 from grader.profile import RepoProfile
@@ -64,7 +66,7 @@ from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app
 from sandboxes.settings import SandboxSettings
 
 StepCallback = Callable[[str], None]
-STEPS = ("dependencies", "start", "latency", "injection", "evals", "faults", "ceiling")
+STEPS = ("dependencies", "start", "latency", "injection", "probes", "evals", "faults", "ceiling")
 REQUEST_TIMEOUT_S = 30.0
 STAND_IN_MODEL = "the gateway's offline responder"
 
@@ -344,10 +346,11 @@ class _Session:
     async def _probe(
         self, main: _Instance, background: list[asyncio.Task[Any]]
     ) -> asyncio.Task[CeilingResult | None] | None:
-        """Latency (whose sequential replies feed citations and cost), then injection, then the quick faults with the
-        eval suite running beside them (not earlier: latency is measured on a quiet machine, and the gullible model
-        the injection probes meet would answer the suite too). Once latency has priced a request, the ceiling
-        instance starts with its budget and is driven meanwhile; the task returned gives its result."""
+        """Latency (whose sequential replies feed citations and cost), then injection, then the small probes
+        (grader/dynamic/probes/), then the quick faults with the eval suite running beside them (not earlier: latency
+        is measured on a quiet machine, and the gullible model the injection probes meet would answer the suite too).
+        Once latency has priced a request, the ceiling instance starts with its budget and is driven meanwhile; the
+        task returned gives its result."""
         found, result, gateway, params = self.found, self.result, main.gateway, self.params
         ceiling: asyncio.Task[CeilingResult | None] | None = None
         await self._companion_started.wait()  # its start is busy work: latency is measured once it is over
@@ -381,6 +384,11 @@ class _Session:
                 result.injection = InjectionResult(
                     probes=probes, leaks=sum(1 for probe in probes if probe.leaked), indirect_ran=indirect
                 )
+            small = {name: params[name] for name in PROBES if name in self.wanted}
+            if small:
+                self.step("probes")
+                target = ProbeTarget(http=http, found=found, gateway=gateway, alive=main.service.alive)
+                result.probes = await run_small_probes(small, target)
         self._start_evals(main.sandbox)
         if "provider_faults" in self.wanted:
             self.step("faults")

@@ -11,7 +11,7 @@ from typing import Any
 
 from grader.checks.registry import CheckRegistry, guarded
 from grader.dynamic.faults import fault_score
-from grader.dynamic.model import DynamicRun
+from grader.dynamic.model import DynamicRun, ProbeRun
 from grader.model import Evidence, Score
 from rubrics.catalogue import (
     CitationValidityParams,
@@ -78,6 +78,23 @@ def _untestable(run: DynamicRun, need: str) -> Score | None:
         f"The app did not make itself testable: {what}. Add this to viva.toml:\n{found.snippet}",
         [Evidence("viva.toml", None, found.snippet)],
     )
+
+
+def unmet(run: DynamicRun, *needs: str) -> Score | None:
+    """The 0 a check scores when the app never answered, or did not make itself testable for what it needs
+    ("query": a route to ask; "budget": a ceiling variable); None when it can be scored."""
+    return _not_started(run) or next((score for need in needs if (score := _untestable(run, need))), None)
+
+
+def probe_result(run: DynamicRun, check: str) -> ProbeRun | Score:
+    """A small probe's result, or the score it gets without one: an error when the probe failed inside Viva
+    (never the candidate's 0), a 0 when it was never sent."""
+    result = run.probe(check)
+    if result is None:
+        return _dyn(0.0, "The probe could not be sent.")
+    if result.error:
+        return Score.error(f"The probe {check!r} failed inside Viva: {result.error}", basis="dynamic")
+    return result
 
 
 @SCORERS.register("service_starts")
@@ -306,3 +323,8 @@ def provider_faults(params: ProviderFaultsParams, run: DynamicRun) -> Score:
     bad = [r for r in run.faults if r.outcome in ("traceback", "crash", "hang")]
     evidence = [Evidence("(probe) fault " + r.fault, None, r.body[:300], r.outcome) for r in bad[:3]]
     return _dyn(fault_score(run.faults), f"{summary}. Limit {params.timeout_seconds:g} s per request.", evidence)
+
+
+# The small probes (grader/dynamic/probes/) register their scorers here; imported last, as SCORERS and the helpers
+# they use exist by now.
+from grader.dynamic import probes as _probes  # noqa: E402, F401

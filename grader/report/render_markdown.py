@@ -120,5 +120,12 @@ def _dynamic_lines(run: DynamicRun) -> list[str]:
         lines.append(
             "- Faults: " + "; ".join(f"{item.fault} → {item.outcome.replace('_', ' ')}" for item in run.faults)
         )
+    for probe in run.probes:
+        said = (
+            f"failed inside Viva ({escape_markdown(probe.error)})"
+            if probe.error
+            else "; ".join(f"{item.case} → {item.status or 'no answer'} ({item.verdict})" for item in probe.exchanges)
+        )
+        lines.append(f"- Probe `{probe.check}`: {said}")
     lines.append("")
     return lines
