@@ -9,6 +9,7 @@ duplicate and non-text keys. Whatever the input, the caller gets a LoadedRubric 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from pathlib import Path
@@ -158,6 +159,21 @@ def _line_at(text: str, index: int) -> int:
     return text.count("\n", 0, index) + 1
 
 
+class _LineIndex:
+    """Lines as an editor numbers them, from a character offset. YAML's own marks count U+0085, U+2028, U+2029 and
+    a lone carriage return as line breaks too, so they can name a line past the document's last."""
+
+    def __init__(self, text: str) -> None:
+        self.breaks = [match.start() for match in re.finditer("\n", text)]
+
+    def of(self, mark: Any) -> int | None:
+        """The line of a YAML mark (PyYAML's pure or C one; both carry the character offset), None for none."""
+        return None if mark is None else bisect.bisect_left(self.breaks, mark.index) + 1
+
+    def node(self, node: yaml.Node) -> int:
+        return bisect.bisect_left(self.breaks, node.start_mark.index) + 1
+
+
 def _parse(text: str) -> tuple[Any, LineMap]:
     """The document's data and the line of every value; every failure is a RubricSyntaxError."""
     try:
@@ -169,11 +185,10 @@ def _parse(text: str) -> tuple[Any, LineMap]:
         if root is None:
             return None, {}
         lines: LineMap = {}
-        _index_lines(root, "$", lines)
+        _index_lines(root, "$", lines, loader.lines)
         return loader.construct_document(root), lines
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line = loader.lines.of(error.problem_mark or error.context_mark)
         prefix = "unsupported YAML" if isinstance(error, yaml.constructor.ConstructorError) else "not valid YAML/JSON"
         raise RubricSyntaxError(f"{prefix}: {error.problem or error.context}", line) from None
     except yaml.YAMLError as error:
@@ -194,12 +209,13 @@ class _RubricLoader(yaml.SafeLoader):
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
+        self.lines = _LineIndex(text)
         self.depth = 0
         self.node_count = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # the stubs leave it untyped
-        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        line = self.lines.of(event.start_mark)
         if isinstance(event, yaml.AliasEvent):  # refused where it is met, before anything could expand it
             raise RubricSyntaxError("YAML aliases (*name) are not allowed in a rubric", line)
         tag = getattr(event, "tag", None)
@@ -216,14 +232,16 @@ class _RubricLoader(yaml.SafeLoader):
         finally:
             self.depth -= 1
         if isinstance(node, yaml.ScalarNode) and not node.value.isascii():
-            _join_surrogate_pairs(node)
+            _join_surrogate_pairs(node, self.lines.node(node))
         return node
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, OverflowError) as error:  # an implicit int or date that is not one: 0x_, 2024-02-30
-            raise RubricSyntaxError(f"cannot read {_spelling(node)} as {_kind(node)}: {error}", _line(node)) from None
+            raise RubricSyntaxError(
+                f"cannot read {_spelling(node)} as {_kind(node)}: {error}", self.lines.node(node)
+            ) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)  # as SafeConstructor does, so that keys merged in with `<<` are checked too
@@ -231,14 +249,15 @@ class _RubricLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node)  # cached: the constructor builds each node once
             if not isinstance(key, str):
-                raise RubricSyntaxError(_not_text_key(key_node), _line(key_node))
+                raise RubricSyntaxError(_not_text_key(key_node), self.lines.node(key_node))
+            line = self.lines.node(key_node)
             if key in first_seen:
-                raise RubricSyntaxError(f"duplicate key {key!r} (first on line {first_seen[key]})", _line(key_node))
-            first_seen[key] = _line(key_node)
+                raise RubricSyntaxError(f"duplicate key {key!r} (first on line {first_seen[key]})", line)
+            first_seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
 
-def _join_surrogate_pairs(node: yaml.ScalarNode) -> None:
+def _join_surrogate_pairs(node: yaml.ScalarNode, line: int) -> None:
     """JSON spells a character outside the BMP as an escaped surrogate pair ("\\ud83d\\ude80"), which PyYAML leaves as
     two halves: join them. A half left alone is not text (it cannot be stored or hashed) and is refused."""
     try:
@@ -247,19 +266,13 @@ def _join_surrogate_pairs(node: yaml.ScalarNode) -> None:
         try:
             node.value = node.value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
         except UnicodeDecodeError:
-            raise RubricSyntaxError(
-                "text holds half a surrogate pair (a lone \\ud800-\\udfff escape)", _line(node)
-            ) from None
+            raise RubricSyntaxError("text holds half a surrogate pair (a lone \\ud800-\\udfff escape)", line) from None
 
 
 def _not_text_key(node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode):  # `on:`, `null:` or `1:` - YAML 1.1 reads these as other things
         return f"key {_spelling(node)} is read as {_kind(node)}, not text; quote it"
     return f"a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'} cannot be a key; keys are text"
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
 
 
 def _spelling(node: yaml.Node) -> str:
@@ -277,14 +290,14 @@ def _kind(node: yaml.Node) -> str:
     return _KINDS.get(name, name)
 
 
-def _index_lines(node: yaml.Node, path: str, lines: LineMap) -> None:
+def _index_lines(node: yaml.Node, path: str, lines: LineMap, index: _LineIndex) -> None:
     """Record the 1-based line of every value under its msgspec-style path ("$.criteria[2].weight")."""
-    lines[path] = _line(node)
+    lines[path] = index.node(node)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else "?"
-            lines[f"{path}.{name}#key"] = _line(key)
-            _index_lines(value, f"{path}.{name}", lines)
+            lines[f"{path}.{name}#key"] = index.node(key)
+            _index_lines(value, f"{path}.{name}", lines, index)
     elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, f"{path}[{index}]", lines)
+        for position, item in enumerate(node.value):
+            _index_lines(item, f"{path}[{position}]", lines, index)

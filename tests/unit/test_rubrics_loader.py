@@ -371,3 +371,14 @@ def test_limits_leave_the_deepest_allowed_rubric_alone() -> None:
     for text in (json.dumps(rubric), json.dumps(rubric, indent=2), yaml.safe_dump(rubric)):
         loaded = load_rubric_text(text)
         assert [path for path, _ in leaf_paths(loaded.rubric)] == ["n4.n3.n2.n1.n0.leaf"]
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029"])
+def test_a_line_is_numbered_as_an_editor_shows_it_when_yaml_breaks_lines_elsewhere(separator: str) -> None:
+    # YAML counts U+0085 / U+2028 / U+2029 as line breaks; an editor (and the error's reader) does not.
+    with pytest.raises(RubricSyntaxError) as caught:
+        load_rubric_text('{"' + separator + '": null}')
+    assert caught.value.line == 1
+    with pytest.raises(RubricSyntaxError) as duplicate:
+        load_rubric_text(f"id: a{separator}b\nid: c\n")
+    assert duplicate.value.line == 2
