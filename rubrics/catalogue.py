@@ -106,6 +106,11 @@ class ProviderFaultsParams(Params, frozen=True):
     timeout_seconds: PositiveSeconds = 30.0
 
 
+class BadInputParams(Params, frozen=True):
+    oversized_chars: Annotated[int, msgspec.Meta(ge=1_000, le=5_000_000)] = 100_000
+    timeout_seconds: PositiveSeconds = 15.0
+
+
 # --- judge: an LLM judge whose claims must cite the repo --------------------------------------
 
 
@@ -202,6 +207,12 @@ CATALOGUE: dict[str, CheckSpec] = dict(
             "provider_faults",
             ProviderFaultsParams,
             "provider 429/500/timeouts/slow streams are retried, failed over or reported cleanly",
+        ),
+        _spec(
+            "dynamic",
+            "bad_input_rejected",
+            BadInputParams,
+            "an empty, a blank and an oversized question get a clean 4xx, not an answer, a 5xx or a hang",
         ),
         # judge
         _spec("judge", "readme_clarity", JudgeParams, "a stranger could set up, run and evaluate the project"),

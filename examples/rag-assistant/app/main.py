@@ -7,10 +7,11 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, HTTPException
 from openai import OpenAI
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from app.costs import Budget, BudgetExceeded, request_cost
@@ -35,8 +36,12 @@ app = FastAPI(title="rag-assistant")
 _index: list[tuple[Chunk, list[float]]] = []
 
 
+MAX_QUESTION_CHARS = 2000
+
+
 class Question(BaseModel):
-    question: str
+    # Refused with a 422 before any model call: an empty question wastes a call, a huge one the budget.
+    question: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS)]
 
 
 class Citation(BaseModel):
