@@ -20,8 +20,9 @@ from typing import Any
 import msgspec
 
 from grader.checks.static import run_static_check
-from grader.dynamic import DynamicOptions, DynamicRun, run_dynamic
-from grader.dynamic.run import STEPS as DYNAMIC_STEPS
+from grader.dynamic.model import DynamicRun
+from grader.dynamic.options import STEPS as DYNAMIC_STEPS
+from grader.dynamic.options import DynamicOptions
 from grader.fetch import FetchedRepo, FetchLimits, fetch
 from grader.judge.offline import offline_judge
 from grader.judge.run import run_judge_check
@@ -205,6 +206,8 @@ def _run_sandbox(
     notify: ProgressCallback,
 ) -> tuple[dict[str, Score], DynamicRun | None]:
     """The dynamic leaves, run in the sandbox; each of its steps advances the "sandbox" stage by one."""
+    from grader.dynamic.run import run_dynamic  # noqa: PLC0415 - the sandbox and its probes load only when needed
+
     steps = iter(range(1, len(DYNAMIC_STEPS) + 1))
     return run_dynamic(
         root,

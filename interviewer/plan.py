@@ -39,15 +39,17 @@ def build_plan(
     weights = {path: node.weight for path, node in leaf_paths(rubric.rubric)}
     candidates: list[Topic] = []
     for builder in BUILDERS:
-        topic = builder(profile, anchor)
+        try:
+            topic = builder(profile, anchor)
+        except Exception:  # Viva's bug loses this repository-specific topic only; its dimension is still asked below
+            topic = None
         if topic is not None and topic.dimension in weights:
             candidates.append(topic)
     if report is not None:
         candidates += [t for t in _finding_topics(report, anchor) if t.dimension in weights]
     for path, node in leaf_paths(rubric.rubric):
         if not any(topic.dimension == path for topic in candidates):
-            topic_of = INTERVIEW_CHECKS.get(node.check.name if node.check else "", dimension_topic)
-            candidates.append(topic_of(path, node.title, rubric.params.get(path), anchor))
+            candidates.append(_dimension_topic(path, node.check.name if node.check else "", node.title, rubric, anchor))
     # The opener frames the problem; after it, heavier dimensions come first.
     ordered = sorted(
         candidates, key=lambda topic: (topic.dimension != "problem_framing", -weights.get(topic.dimension, 0.0))
@@ -277,6 +279,24 @@ DimensionTopic = Callable[[str, str, object, Evidence], Topic]
 INTERVIEW_CHECKS: CheckRegistry[DimensionTopic] = CheckRegistry("interview")
 """The interview kind's check registry: how each interview check becomes a topic of the plan (the rating itself is
 the per-answer assessment, interviewer.assess)."""
+
+
+def _dimension_topic(path: str, check: str, title: str, rubric: LoadedRubric, anchor: Evidence) -> Topic:
+    """The dimension's topic from its interview check. A check that crashes is Viva's bug, not a reason to leave the
+    dimension unasked: the topic is then a plain question from its title, and its reason says what failed."""
+    topic_of = INTERVIEW_CHECKS.get(check, dimension_topic)
+    try:
+        return topic_of(path, title, rubric.params.get(path), anchor)
+    except Exception as error:
+        failed = f"the interview check {check!r} failed inside Viva ({type(error).__name__}: {error})"
+        return Topic(
+            f"dim-{path}",
+            path,
+            f"Tell me about {title.lower()} in this project.",
+            f"{failed[:300]}; asked from the dimension's title",
+            [anchor],
+            GENERIC_PROBES,
+        )
 
 
 @INTERVIEW_CHECKS.register("interview_dimension")

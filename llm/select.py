@@ -114,12 +114,6 @@ class Router:
     cooldown_until: dict[str, float] = field(default_factory=dict)
 
     async def run(self, call: Callable[[Model], Awaitable[T]]) -> tuple[T, ModelSpec]:
-        from pydantic_ai.exceptions import (  # noqa: PLC0415 - pydantic-ai loads when a model is first called
-            ModelAPIError,
-            ModelHTTPError,
-            UnexpectedModelBehavior,
-        )
-
         failures: list[str] = []
         for choice in self.chain:
             label = choice.spec.label
@@ -129,11 +123,28 @@ class Router:
                 continue
             try:
                 return await call(choice.model), choice.spec
-            except ModelHTTPError as error:
-                if error.status_code == 429:
-                    wait = error.retry_after if error.retry_after is not None else DEFAULT_COOLDOWN_S
-                    self.cooldown_until[label] = self.clock() + wait
-                failures.append(f"{label}: HTTP {error.status_code}")
-            except (ModelAPIError, UnexpectedModelBehavior) as error:
-                failures.append(f"{label}: {type(error).__name__}: {str(error)[:120]}")
+            except Exception as error:
+                failure = self._provider_failure(label, error)
+                if failure is None:
+                    raise
+                failures.append(failure)
         raise NoModelAvailable(failures)
+
+    def _provider_failure(self, label: str, error: Exception) -> str | None:
+        """What a provider's failure says (a 429 also starts the model's cooldown); None for any other error."""
+        # pydantic-ai is loaded by now when the error is its own; an offline call that never loaded it raised
+        # something else, and importing it here for the check costs only the failing path.
+        from pydantic_ai.exceptions import (  # noqa: PLC0415 - see above
+            ModelAPIError,
+            ModelHTTPError,
+            UnexpectedModelBehavior,
+        )
+
+        if isinstance(error, ModelHTTPError):
+            if error.status_code == 429:
+                wait = error.retry_after if error.retry_after is not None else DEFAULT_COOLDOWN_S
+                self.cooldown_until[label] = self.clock() + wait
+            return f"{label}: HTTP {error.status_code}"
+        if isinstance(error, (ModelAPIError, UnexpectedModelBehavior)):
+            return f"{label}: {type(error).__name__}: {str(error)[:120]}"
+        return None

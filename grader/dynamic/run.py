@@ -15,7 +15,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from grader.dynamic.model import (
     SandboxInfo,
     ServiceResult,
 )
+from grader.dynamic.options import DynamicOptions, StepCallback
 from grader.dynamic.probes import PROBES, ProbeTarget
 from grader.dynamic.probes import run_probes as run_small_probes
 from grader.dynamic.scores import score_dynamic_leaves
@@ -63,39 +64,9 @@ from sandboxes.gateway.serve import serve_gateway, socket_path_fits
 from sandboxes.images import ensure_base_image
 from sandboxes.layers import VENV, dependency_layer
 from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
-from sandboxes.settings import SandboxSettings
 
-StepCallback = Callable[[str], None]
-STEPS = ("dependencies", "start", "latency", "injection", "probes", "evals", "faults", "ceiling")
 REQUEST_TIMEOUT_S = 30.0
 STAND_IN_MODEL = "the gateway's offline responder"
-
-
-@dataclass(frozen=True)
-class DynamicOptions:
-    """How the dynamic checks run on this host (VIVA_SANDBOX_* and VIVA_GRADING_*)."""
-
-    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
-    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "viva")
-    index_url: str = "https://pypi.org/simple"
-    time_scale: float = 1.0
-    """Scales the stand-in model's modelled latency (0 in tests; 1 feels like a real provider)."""
-    time_to_first_token_s: float = 0.4
-    tokens_per_second: float = 80.0
-    fault_time_scale: float = 1.0
-    """Scales played timeouts and slow answers; below 1 only in Viva's own tests (an app's timeout is real time)."""
-
-    @classmethod
-    def from_settings(cls, settings: SandboxSettings) -> DynamicOptions:
-        return cls(
-            sandbox=settings,
-            cache_dir=Path(settings.cache_dir).expanduser(),
-            index_url=settings.index_url,
-            time_scale=settings.gateway_time_scale,
-            time_to_first_token_s=settings.gateway_ttft_s,
-            tokens_per_second=settings.gateway_tokens_per_second,
-            fault_time_scale=settings.fault_time_scale,
-        )
 
 
 def run_dynamic(

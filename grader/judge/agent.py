@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent
 
 from grader.judge.aspects import Aspect
 from grader.repo_index import Hit, as_data
+
+if TYPE_CHECKING:
+    from pydantic_ai import Agent
 
 JUDGE_INSTRUCTIONS = """\
 You are a careful reviewer of a software repository. For each aspect listed, decide whether the repository's
@@ -31,9 +35,12 @@ class JudgeOutput(BaseModel):
     claims: list[CitedClaim]
 
 
-judge_agent: Agent[None, JudgeOutput] = Agent(
-    output_type=JudgeOutput, instructions=JUDGE_INSTRUCTIONS, name="viva-judge"
-)
+@functools.cache
+def judge_agent() -> Agent[None, JudgeOutput]:
+    """The judge agent, declared once, on first use: pydantic-ai loads only when a real model judges."""
+    from pydantic_ai import Agent  # noqa: PLC0415 - see above
+
+    return Agent(output_type=JudgeOutput, instructions=JUDGE_INSTRUCTIONS, name="viva-judge")
 
 
 def documentation(root: Path) -> list[Hit]:

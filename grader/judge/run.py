@@ -4,20 +4,22 @@ majority of votes verified it, and compute the score by code from the verified a
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic_ai.models import Model
-from pydantic_ai.usage import UsageLimits
+from typing import TYPE_CHECKING, Any
 
 from grader.checks.registry import guarded_async
 from grader.judge.agent import JudgeOutput, documentation, judge_agent, judge_prompt
 from grader.judge.aspects import ASPECTS
+from grader.judge.offline import OfflineJudge
 from grader.judge.verify import verify_citation
 from grader.model import Evidence, Score
 from llm.errors import BudgetExceeded, NoModelAvailable
 from llm.metered import MeteredCaller
 from rubrics.catalogue import JudgeParams
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
 
 
 async def run_judge_check(
@@ -45,7 +47,11 @@ async def judge_leaf(
         caller = voters[number % len(voters)]
 
         async def call(model: Model, limit: int = caller.max_output_tokens) -> Any:
-            return await judge_agent.run(
+            if isinstance(model, OfflineJudge):
+                return _answered_offline(model, prompt)
+            from pydantic_ai.usage import UsageLimits  # noqa: PLC0415 - loads with the first real model call
+
+            return await judge_agent().run(
                 prompt, model=model, usage_limits=UsageLimits(request_limit=3), model_settings={"max_tokens": limit}
             )
 
@@ -78,3 +84,23 @@ async def judge_leaf(
     if params.votes > 1:
         text += f"; majority of {params.votes} votes"
     return Score.scored(value, text + ".", [evidence[a] for a in kept if a in evidence], basis="judge")
+
+
+@dataclass(frozen=True)
+class _Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class _OfflineResult:
+    """What an agent run returns, as much of it as the judge and the meter read."""
+
+    output: JudgeOutput
+    usage: _Usage
+
+
+def _answered_offline(judge: OfflineJudge, prompt: str) -> _OfflineResult:
+    """The offline judge's answer, validated as a model's would be; tokens estimated at four characters each."""
+    output = JudgeOutput.model_validate({"claims": judge.claims(prompt)})
+    return _OfflineResult(output, _Usage(len(prompt) // 4 + 50, len(output.model_dump_json()) // 4))

@@ -17,7 +17,9 @@ from grader.dynamic.model import AppInterface, DynamicRun, GatewaySettings, Sand
 from grader.dynamic.scores import SCORERS, score_dynamic_leaves
 from grader.judge import run as judge_run
 from grader.judge.aspects import ASPECTS
+from grader.profile import build_profile
 from grader.scoring import score_rubric
+from interviewer import plan as interview_plan
 from interviewer.plan import INTERVIEW_CHECKS
 from rubrics.catalogue import CATALOGUE, JudgeParams, LatencyParams, ServiceStartsParams, default_params
 from rubrics.loader import load_rubric_text
@@ -136,3 +138,41 @@ def test_a_judge_that_raises_is_an_error_score(monkeypatch: pytest.MonkeyPatch, 
     score = asyncio.run(judge_run.run_judge_check("readme_clarity", JudgeParams(), tmp_path, [], []))
     assert score.status == "error" and score.basis == "judge", score
     assert "PermissionError: README.md is unreadable" in score.explanation
+
+
+INTERVIEW_RUBRIC = """
+id: ops-interview
+version: 1
+title: Operations interview
+criteria:
+  - id: observability
+    title: Observability
+    weight: 2
+    check: {kind: interview, name: interview_dimension, params: {topics: ["tracing", "alerts"]}}
+  - id: team_process
+    title: Team process
+    weight: 1
+    check: {kind: interview, name: interview_dimension}
+"""
+
+
+def test_an_interview_check_or_topic_builder_that_raises_still_leaves_every_dimension_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def broken_check(path: str, title: str, params: object, anchor: Any) -> Any:
+        raise KeyError("topics")
+
+    def broken_builder(profile: Any, anchor: Any) -> Any:
+        raise IndexError("no README headings")
+
+    monkeypatch.setitem(INTERVIEW_CHECKS, "interview_dimension", broken_check)
+    monkeypatch.setattr(interview_plan, "BUILDERS", [broken_builder, *interview_plan.BUILDERS])
+    rubric = load_rubric_text(INTERVIEW_RUBRIC)  # dimensions no topic builder covers: their checks' topics are asked
+    (tmp_path / "README.md").write_text("# notes bot\n\nA weekend prototype.\n")
+    profile = build_profile(tmp_path)
+    plan = interview_plan.build_plan(profile, rubric, max_topics=20)
+    asked = {topic.dimension for topic in plan.topics}
+    assert asked >= {"observability", "team_process"}
+    fallbacks = [topic for topic in plan.topics if "failed inside Viva" in topic.reason]
+    assert fallbacks, "no dimension fell back to its title"
+    assert all("KeyError" in topic.reason and topic.question.startswith("Tell me about") for topic in fallbacks)

@@ -50,3 +50,20 @@ def test_listing_rubrics_loads_no_heavy_library() -> None:
     # Its output lines land in the same stdout; only the module names matter here.
     loaded = _modules_after("from server.cli import main; main(['rubric', 'list'])")
     assert not sorted(set(HEAVY) & loaded), f"`viva rubric list` loaded {sorted(set(HEAVY) & loaded)}"
+
+
+def test_a_static_grade_with_the_offline_judge_loads_neither_the_agent_library_nor_the_sandbox(tmp_path: Path) -> None:
+    # The offline judge answers its prompt directly (grader/judge/offline.py); the sandbox loads for dynamic leaves.
+    code = (
+        "import contextlib, io, sys\n"
+        "from server.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['grade', '--static-only', 'examples/rag-assistant', '--out', {str(tmp_path)!r}])\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    modules = set(result.stdout.split())
+    assert (tmp_path / "report.json").is_file()
+    unwanted = {"pydantic_ai", "anthropic", "openai", "docker", "bm25s", "numpy", "litestar", "grader.dynamic.run"}
+    loaded = sorted(unwanted & (modules | {name.split(".")[0] for name in modules}))
+    assert not loaded, f"a static grade loaded {loaded}"
