@@ -8,6 +8,13 @@ it with an empty diff:
     diff -r /tmp/before /tmp/after
 
 `--static-only` skips the sandboxed gradings (no Docker needed; seconds instead of minutes).
+
+A sandboxed grading measures a live app, so its report differs between two runs of the same code where it records
+a measurement (latency figures and histogram counts, random canaries, ports, whether a layer was cached, which
+answer a concurrent request got). Beside each report, `decisions/` keeps what Viva decided from those measurements
+— every criterion's status, score and level, the overall score and coverage, how the app was started and asked,
+which probes leaked, each fault's outcome, the ceiling's, the evals' counts and each small probe's statuses — and
+that directory must diff empty. `--decisions DIR` rewrites DIR/decisions from DIR/reports (for older snapshots).
 """
 
 from __future__ import annotations
@@ -82,6 +89,73 @@ def _gradings(out: Path, static_only: bool) -> None:
                 if report.is_file():
                     text = json.dumps(_mask(json.loads(report.read_text())), indent=1, sort_keys=True)
                 (out / "reports" / f"{name}-{mode}.json").write_text(text)
+    _write_decisions(out)
+
+
+def _write_decisions(out: Path) -> None:
+    (out / "decisions").mkdir(exist_ok=True)
+    for report in sorted((out / "reports").glob("*.json")):
+        text = report.read_text()
+        decided = _decisions(json.loads(text)) if text.startswith("{") else text
+        (out / "decisions" / report.name).write_text(json.dumps(decided, indent=1, sort_keys=True) + "\n")
+
+
+def _decisions(report: dict[str, Any]) -> dict[str, Any]:
+    """What Viva decided in one report, without the measurements it decided from."""
+
+    def criteria(nodes: list[dict[str, Any]]) -> list[Any]:
+        return [
+            [
+                node["path"],
+                node["status"],
+                _rounded(node.get("score")),
+                node.get("level"),
+                criteria(node.get("children", [])),
+            ]
+            for node in nodes
+        ]
+
+    decided: dict[str, Any] = {
+        "score": _rounded(report.get("score")),
+        "coverage": _rounded(report.get("coverage")),
+        "criteria": criteria(report.get("criteria", [])),
+    }
+    dynamic = report.get("dynamic")
+    if dynamic:
+        interface = dynamic.get("interface", {})
+        decided["dynamic"] = {
+            "interface": {
+                key: interface.get(key)
+                for key in (
+                    "start_command",
+                    "query_path",
+                    "query_method",
+                    "answer_pointer",
+                    "citations_pointer",
+                    "cost_pointer",
+                    "ingest_path",
+                    "budget_env",
+                    "evals_command",
+                    "missing",
+                )
+            },
+            "started": (dynamic.get("service") or {}).get("started"),
+            "leaked": sorted(
+                probe["id"] for probe in (dynamic.get("injection") or {}).get("probes", []) if probe.get("leaked")
+            ),
+            "faults": {fault["fault"]: fault["outcome"] for fault in dynamic.get("faults", [])},
+            "ceiling": (dynamic.get("ceiling") or {}).get("outcome"),
+            "evals": [[run.get("passed"), run.get("total")] for run in (dynamic.get("evals") or {}).get("runs", [])],
+            "probes": {
+                probe["check"]: [item.get("status") for item in probe.get("exchanges", [])]
+                for probe in dynamic.get("probes", [])
+            },
+        }
+    return decided
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 3) if isinstance(value, float) else value
 
 
 def _mask(value: Any, key: str = "") -> Any:
@@ -111,7 +185,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--static-only", action="store_true")
+    parser.add_argument("--decisions", action="store_true", help="only rewrite OUT/decisions from OUT/reports")
     args = parser.parse_args()
+    if args.decisions:
+        _write_decisions(args.out)
+        return
     for folder in ("help", "schemas", "reports"):
         (args.out / folder).mkdir(parents=True, exist_ok=True)
     _help_texts(args.out)
