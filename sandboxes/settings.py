@@ -26,6 +26,17 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where downloaded wheels are kept for dependency layers (the layers themselves are Docker images)."""
     index_url: str = "https://pypi.org/simple"
     """The package index wheels and source archives are fetched from (on the host, never from the sandbox)."""
+    extra_index_url: str = ""
+    """A second index searched after `index_url` (e.g. CPU-only builds of large ML stacks); empty for none."""
+    layer_max_mb: Annotated[int, msgspec.Meta(ge=50, le=100_000)] = 4000
+    """The largest dependency layer a grading may build; a project past it is not_run with its size, never 0."""
+    start_attempt_s: Annotated[float, msgspec.Meta(gt=0, le=900)] = 60.0
+    """How long one start attempt may take to answer (each in a fresh sandbox); a viva.toml's own wins."""
+    start_total_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 180.0
+    """The most all start attempts of one grading may take together (at most four attempts)."""
+    model_cache_dir: str = ""
+    """A host directory of downloaded models (Hugging Face hub / sentence-transformers layout) mounted read-only
+    into every sandbox at /models, with HF_HOME and friends pointing there and offline mode on; empty for none."""
     gateway_time_scale: float = 1.0
     """Scales the stand-in model's modelled latency: 1 feels like a real provider; tests use 0."""
     gateway_ttft_s: float = 0.4

@@ -73,12 +73,11 @@ def plan_interface(profile: RepoProfile, root: Path, budget_variable: str | None
             found.alert_pattern = manifest.budget.alert
         if manifest.golden is not None:
             found.golden_path = manifest.golden.queries
-    elif profile.start is not None:
-        found.start_command = profile.start.command
-        found.start_source = (
-            f"{profile.start.source} ({profile.start.confidence} confidence, {profile.start.evidence.location})"
-        )
-        port = PORT_IN_COMMAND.search(profile.start.command)
+    elif profile.starts:
+        start = profile.starts[0]
+        found.start_command = start.command
+        found.start_source = f"{start.source} ({start.tier}, {start.evidence.location})"
+        port = PORT_IN_COMMAND.search(start.command)
         found.port = int(port.group(1)) if port else 8000
         found.health = None
     if found.budget_env is None:

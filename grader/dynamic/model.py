@@ -60,12 +60,46 @@ class SandboxInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     install_log_tail: str = ""
 
 
+Blame = Literal["candidate", "viva"]
+"""Whose failure a failed start is (docs/DYNAMIC.md, "Whose failure is it"): the candidate's scores 0; Viva's own
+limitation makes the dynamic leaves not_run with the reason, never 0."""
+
+
+class StartAttempt(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One try at starting the app, in a fresh sandbox of its own."""
+
+    tier: str
+    source: str
+    command: str
+    where: str
+    """file:line the command came from."""
+    workdir: str = ""
+    port: int = 8000
+    outcome: Literal["started", "failed", "not_followed"] = "failed"
+    """not_followed: Viva could not do what the project says (services it does not run yet, another toolchain)."""
+    blame: Blame | None = None
+    reason: str = ""
+    seconds: float = 0.0
+    log_tail: str = ""
+    placeholders: list[str] = msgspec.field(default_factory=list)
+    """Variables the app reads at start that Viva filled with harmless placeholders."""
+    rewritten: list[str] = msgspec.field(default_factory=list)
+    """Changes Viva made to the command so the tunnel reaches the app (a bind address), in words."""
+    skipped: list[str] = msgspec.field(default_factory=list)
+
+
 class ServiceResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     started: bool
     ready_seconds: float | None = None
     reason: str = ""
     log_tail: str = ""
     first_query_status: int | None = None
+    attempts: list[StartAttempt] = msgspec.field(default_factory=list)
+    """Every start tried, in order, and which one worked (the last, when one did)."""
+    blame: Blame | None = None
+    """When no attempt started: whose failure that is."""
+    suggestion: str = ""
+    """A viva.toml paragraph for this project: what a candidate adds to be started exactly as they mean."""
 
 
 class EvalRun(msgspec.Struct, kw_only=True, omit_defaults=True):

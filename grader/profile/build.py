@@ -31,7 +31,7 @@ from grader.profile.model import (
     RepoProfile,
     ResilienceFacts,
     Route,
-    StartCommand,
+    StartCandidate,
     TestFacts,
     Usage,
     Workflow,
@@ -403,7 +403,7 @@ class _Collector:
             ),
             manifest=self.manifest,
             manifest_problems=self.manifest_problems,
-            start=self._start(),
+            starts=self._starts(),
             grader_addressed=self.grader_addressed[:50],
         )
 
@@ -460,27 +460,66 @@ class _Collector:
             self.classes.get(raw.response_model or "", []),
         )
 
-    def _start(self) -> StartCommand | None:
+    def _starts(self) -> list[StartCandidate]:
+        """Interim: the old single-guess order, as tiers (grader/profile/starts replaces it)."""
+        starts: list[StartCandidate] = []
         if self.manifest_start is not None and self.manifest is not None:
-            return StartCommand(self.manifest_start.excerpt, "manifest", "high", self.manifest_start)
-        if self.container.commands:
-            command = self.container.commands[0]
-            return StartCommand(command.excerpt, "dockerfile", "medium", command)
+            starts.append(
+                StartCandidate(
+                    tier="declared",
+                    source="viva.toml",
+                    command=self.manifest_start.excerpt,
+                    evidence=self.manifest_start,
+                )
+            )
+        for command in self.container.commands[:1]:
+            starts.append(
+                StartCandidate(tier="packaged", source="Dockerfile", command=command.excerpt, evidence=command)
+            )
         if self.procfile is not None:
-            return StartCommand(self.procfile.excerpt.removeprefix("web:").strip(), "procfile", "medium", self.procfile)
-        for target, evidence in self.run_calls:
-            return StartCommand(f"uvicorn {target} --host 127.0.0.1 --port 8000", "code", "medium", evidence)
+            starts.append(
+                StartCandidate(
+                    tier="packaged",
+                    source="Procfile",
+                    command=self.procfile.excerpt.removeprefix("web:").strip(),
+                    evidence=self.procfile,
+                )
+            )
+        for command in self.readme_commands[:1]:
+            starts.append(
+                StartCandidate(
+                    tier="documented", source="README", command=command.excerpt.strip("`$ "), evidence=command
+                )
+            )
+        for target, evidence in self.run_calls[:1]:
+            starts.append(
+                StartCandidate(
+                    tier="inferred",
+                    source="__main__ block",
+                    command=f"uvicorn {target} --host 127.0.0.1 --port 8000",
+                    evidence=evidence,
+                )
+            )
         for module, variable, framework, evidence in self.apps:
             if framework == "flask":
-                return StartCommand(f"flask --app {module}:{variable} run --port 8000", "code", "low", evidence)
-            if framework in {"fastapi", "litestar", "starlette"} and variable == "app":
-                return StartCommand(
-                    f"uvicorn {module}:{variable} --host 127.0.0.1 --port 8000", "code", "low", evidence
+                starts.append(
+                    StartCandidate(
+                        tier="inferred",
+                        source="app object",
+                        command=f"flask --app {module}:{variable} run --port 8000",
+                        evidence=evidence,
+                    )
                 )
-        if self.readme_commands:
-            command = self.readme_commands[0]
-            return StartCommand(command.excerpt.strip("`$ "), "readme", "low", command)
-        return None
+            elif framework in {"fastapi", "litestar", "starlette"} and variable == "app":
+                starts.append(
+                    StartCandidate(
+                        tier="inferred",
+                        source="app object",
+                        command=f"uvicorn {module}:{variable} --host 127.0.0.1 --port 8000",
+                        evidence=evidence,
+                    )
+                )
+        return starts
 
 
 def _cap(items: list[Evidence]) -> list[Evidence]:

@@ -175,11 +175,51 @@ class ContainerFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     compose_files: list[Evidence] = msgspec.field(default_factory=list)
 
 
-class StartCommand(msgspec.Struct, frozen=True):
+StartTier = Literal["declared", "packaged", "documented", "inferred"]
+"""How surely the repository says this is how it starts (docs/DYNAMIC.md, "Starting the project"):
+declared — the candidate told Viva (viva.toml); packaged — what the project ships to run itself (a Dockerfile or
+compose command, a Procfile); documented — a command the README, docs, a Makefile or a CI step gives; inferred —
+what Viva guesses from code (an app object, a `__main__` block, a framework's default)."""
+
+
+class StartCandidate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One way the repository says the app starts, with where it says so. Everything here was read as data."""
+
+    tier: StartTier
+    source: str
+    """What said so, in words: "viva.toml", "Dockerfile", "compose service api", "Procfile", "Makefile target run",
+    "README", "docs", "CI step", "pyproject script", "python -m", "__main__ block", "app object"."""
     command: str
-    source: Literal["manifest", "dockerfile", "procfile", "code", "readme"]
-    confidence: Literal["high", "medium", "low"]
+    """A shell command line, run with `sh -c` from `workdir` (exec-form arguments already quoted)."""
     evidence: Evidence
+    """The file and line the command comes from."""
+    workdir: str = ""
+    """Where it runs, relative to the repository root ("" is the root): as `COPY . .` into WORKDIR places it."""
+    port: int | None = None
+    port_source: str = ""
+    """Where the port came from: "the command", "EXPOSE", "compose ports", "the framework's default"."""
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    """ENV / ARG defaults, compose `environment` and `env_file` values (an example file when `.env` is absent)."""
+    setup: list[str] = msgspec.field(default_factory=list)
+    """Setup commands the source runs before serving (ingest, migrations, seeding), in order, from `workdir`."""
+    services: list[str] = msgspec.field(default_factory=list)
+    """Companion services the start needs (compose `depends_on`): until Viva runs them, such a start is not_run."""
+    skipped: list[str] = msgspec.field(default_factory=list)
+    """What Viva did not replay, as "file:line: text" (Dockerfile RUN steps, a USER switch)."""
+    python_version: str | None = None
+    """The Python the project's image names ("3.12" from `FROM python:3.12-slim`), to compare with the sandbox's."""
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
+class EnvNeed(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An environment variable the app reads at start (os.environ[...], getenv, a settings class, .env.example)."""
+
+    name: str
+    evidence: Evidence
+    required: bool = True
+    """False when the code gives a default (getenv("X", "d"), a settings field with a default)."""
+    example: str | None = None
+    """The value an example env file (.env.example, .env.sample) gives, if any."""
 
 
 class RepoProfile(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -207,7 +247,9 @@ class RepoProfile(msgspec.Struct, frozen=True, omit_defaults=True):
     manifest: dict[str, object] | None = None
     """The validated viva.toml manifest (grader.profile.manifest.Manifest as plain data), if there is one."""
     manifest_problems: list[str] = msgspec.field(default_factory=list)
-    start: StartCommand | None = None
+    starts: list[StartCandidate] = msgspec.field(default_factory=list)
+    """Every way the repository says the app starts, best first (tier order, then the order sources are read)."""
+    env_needs: list[EnvNeed] = msgspec.field(default_factory=list)
     grader_addressed: list[Evidence] = msgspec.field(default_factory=list)
     """Passages that address the grader (planted instructions). Flagged; never credit."""
 

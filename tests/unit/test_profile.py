@@ -308,7 +308,7 @@ def health(): ...
     assert (ask.request_fields, ask.response_fields) == (["question"], ["answer", "sources"])
     assert ask.evidence.location == "api.py:17"
     assert routes[("POST", "/q")].framework == "flask"
-    assert profile.start is not None and profile.start.command.startswith("uvicorn api:app")
+    assert profile.starts and profile.starts[0].command.startswith("uvicorn api:app")
 
 
 def test_manifest_parsed_and_start_from_it(tmp_path: Path) -> None:
