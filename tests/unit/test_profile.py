@@ -320,7 +320,7 @@ def test_manifest_parsed_and_start_from_it(tmp_path: Path) -> None:
         },
     )
     assert profile.manifest is not None and profile.manifest["app"]["port"] == 9000
-    assert profile.start is not None and (profile.start.source, profile.start.command) == ("manifest", "python -m svc")
+    assert profile.starts and (profile.starts[0].tier, profile.starts[0].command) == ("declared", "python -m svc")
 
 
 @pytest.mark.parametrize(
@@ -340,7 +340,8 @@ def test_manifest_problems_are_notes(tmp_path: Path, text: str, problem: str) ->
 
 def test_start_from_dockerfile_then_code(tmp_path: Path) -> None:
     profile = profile_of(tmp_path, {"Dockerfile": 'FROM python\nCMD ["python", "serve.py"]\n'})
-    assert profile.start is not None and profile.start.source == "dockerfile" and profile.start.evidence.line == 2
+    start = profile.starts[0]
+    assert (start.tier, start.source, start.evidence.line) == ("packaged", "Dockerfile", 2)
 
 
 def test_readme_sections(tmp_path: Path) -> None:
