@@ -1,11 +1,17 @@
-"""Run the benchmarks: `python -m bench [--mode smoke|full] [--only NAME]`."""
+"""Run the benchmarks: `python -m bench [--mode smoke|full] [--only NAME]`.
+
+`--only corpus` also sets VIVA_CORPUS=1: the corpus bench grades real repositories only when asked by name (or with
+VIVA_CORPUS=1 in the environment); otherwise it only validates bench/corpus/repos.toml (see bench/corpus_bench.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bench import (
+    corpus_bench,
     dynamic_bench,
     gateway_bench,
     interview_bench,
@@ -25,6 +31,7 @@ BENCHMARKS = {
     "server": server_bench.run,
     "voice": voice_bench.run,
     "startup": startup_bench.run,
+    "corpus": corpus_bench.run,
 }
 
 
@@ -33,6 +40,8 @@ def main() -> int:
     parser.add_argument("--mode", choices=["smoke", "full"], default="smoke")
     parser.add_argument("--only", choices=sorted(BENCHMARKS), default=None)
     args = parser.parse_args()
+    if args.only == "corpus":
+        os.environ["VIVA_CORPUS"] = "1"  # the corpus grades only when asked for by name
     failed = False
     for name, run in BENCHMARKS.items():
         if args.only and name != args.only:

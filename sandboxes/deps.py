@@ -14,8 +14,16 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 class Refused(msgspec.Struct, frozen=True):
     line: int
+    """The line in its file; 0 for an entry of a table (a lock file, pyproject.toml)."""
     text: str
     reason: str
+    source: str = ""
+    """The repository-relative file it came from, when known."""
+
+    def describe(self) -> str:
+        """`line 3: torch @ https://… (a direct URL …; requirements.txt)`: the report's form (its `line N: name`
+        start is what grader.dynamic.run reads the refused names from)."""
+        return f"line {self.line}: {self.text} ({self.reason}{'; ' + self.source if self.source else ''})"
 
 
 class ParsedRequirements(msgspec.Struct, frozen=True):

@@ -57,8 +57,11 @@ class DockerSandbox(Sandbox):
         socket_dir: Path | None = None,
         client: docker.DockerClient | None = None,
         env: dict[str, str] | None = None,
+        mounts: dict[Path, str] | None = None,
     ) -> None:
         self.image = image
+        self.mounts = dict(mounts or {})
+        """Extra host directories mounted read-only (host path → path inside), e.g. an operator's model cache."""
         self.repo_dir = repo_dir
         self.limits = limits or SandboxLimits()
         self.owner = owner
@@ -89,6 +92,8 @@ class DockerSandbox(Sandbox):
             # Read-only: the sandbox connects to the host's sockets there but can create nothing (no symlink for the
             # host to follow, no file to fill the host's disk). Connecting to a socket needs no write access.
             volumes[str(self.socket_dir.resolve())] = {"bind": "/sock", "mode": "ro"}
+        for host, inside in self.mounts.items():
+            volumes[str(host.resolve())] = {"bind": inside, "mode": "ro"}
         try:
             self.client.images.get(self.image)  # never let `run` pull: that would reach a registry from here
         except docker.errors.ImageNotFound:

@@ -14,3 +14,15 @@ class SandboxUnavailable(SandboxError):
 
 class UnknownBackend(SandboxError):
     """Raised when a backend name is not registered; the message says what is available and what to install."""
+
+
+class LayerTooLarge(SandboxError):
+    """Raised when a project's dependency layer comes out past the ceiling (VIVA_SANDBOX_LAYER_MAX_MB); the image is
+    removed first. Viva's limit, not the candidate's failure: a grading makes the dynamic leaves not_run with it."""
+
+    def __init__(self, size_mb: int, max_mb: int) -> None:
+        super().__init__(
+            f"the dependency layer is {size_mb:,} MB installed, over the {max_mb:,} MB ceiling "
+            f"(VIVA_SANDBOX_LAYER_MAX_MB)"
+        )
+        self.size_mb, self.max_mb = size_mb, max_mb

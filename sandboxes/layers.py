@@ -12,14 +12,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 from packaging.requirements import Requirement
 
 from sandboxes.deps import ParsedRequirements
-from sandboxes.errors import SandboxUnavailable
+from sandboxes.errors import LayerTooLarge, SandboxUnavailable
 
 if TYPE_CHECKING:
     import docker
@@ -104,11 +104,16 @@ def fetch_sdist(requirement: str, wheelhouse: Path, index_url: str) -> bool:
 
 
 def download_wheels(
-    requirements: ParsedRequirements, wheelhouse: Path, python: str, index_url: str = "https://pypi.org/simple"
+    requirements: ParsedRequirements,
+    wheelhouse: Path,
+    python: str,
+    index_url: str = "https://pypi.org/simple",
+    extra_index_url: str = "",
 ) -> tuple[list[str], str, bool]:
     """`pip download --only-binary=:all:` for the image's Python and platform, one requirement at a time so one
-    without a wheel does not hide the others. Returns (requirements without a wheel, pip's last words, whether
-    the index could not be reached at all — then nothing is known about the requirements)."""
+    without a wheel does not hide the others; `extra_index_url`, when set, is searched after `index_url`. Returns
+    (requirements without a wheel, pip's last words, whether the index could not be reached at all — then nothing
+    is known about the requirements)."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     missing: list[str] = []
     last = ""
@@ -124,6 +129,7 @@ def download_wheels(
             "--only-binary=:all:",
             "--index-url",
             index_url,
+            *(["--extra-index-url", extra_index_url] if extra_index_url else []),
             "--python-version",
             python,
             "--implementation",
@@ -147,7 +153,13 @@ def dependency_layer(
     requirements: ParsedRequirements,
     cache_dir: Path,
     index_url: str = "https://pypi.org/simple",
+    *,
+    extra_index_url: str = "",
+    max_mb: int | None = None,
 ) -> DependencyLayer:
+    """The image with `requirements` installed in VENV over `base_image`, built once per requirements and base.
+    Raises SandboxUnavailable when the index or the engine cannot be reached, LayerTooLarge when the layer's own
+    size (the image's past the base image's) is over `max_mb`."""
     import docker  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
     import docker.errors  # noqa: PLC0415 - as above
     import requests.exceptions  # noqa: PLC0415 - as above
@@ -157,22 +169,25 @@ def dependency_layer(
     key = requirements.cache_key(base_id)
     tag = f"viva-deps:{key}"
     try:
-        client.images.get(tag)
-        return DependencyLayer(tag, True, requirements.requirements, [], True, "", time.monotonic() - started)
+        cached = client.images.get(tag)
     except docker.errors.ImageNotFound:
         pass
+    else:
+        _check_size(client, cached, base_id, max_mb, remove=False)
+        return DependencyLayer(tag, True, requirements.requirements, [], True, "", time.monotonic() - started)
     wheelhouse = cache_dir / "wheelhouse" / key
     complete = wheelhouse / ".complete"
     missing: list[str] = []
     pip_said = ""
     if not complete.exists():  # a wheelhouse that once had everything is reused without asking the index again
         python = image_python(client, base_image)
-        missing, pip_said, unreachable = download_wheels(requirements, wheelhouse, python, index_url)
+        missing, pip_said, unreachable = download_wheels(requirements, wheelhouse, python, index_url, extra_index_url)
         if unreachable:
             raise SandboxUnavailable(f"the package index {index_url} is not reachable from this host ({pip_said})")
         if missing:
-            missing = [item for item in missing if not fetch_sdist(item, wheelhouse, index_url)]
-            download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python, index_url)
+            indexes = [url for url in (index_url, extra_index_url) if url]
+            missing = [item for item in missing if not any(fetch_sdist(item, wheelhouse, url) for url in indexes)]
+            download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python, index_url, extra_index_url)
         if not missing:
             complete.touch()
     (wheelhouse / "requirements.txt").write_text("\n".join(requirements.requirements) + "\n")
@@ -201,7 +216,8 @@ def dependency_layer(
         log = container.logs().decode(errors="replace")
         ok = status.get("StatusCode") == 0
         if ok:
-            container.commit(repository="viva-deps", tag=key)
+            image = container.commit(repository="viva-deps", tag=key)
+            _check_size(client, image, base_id, max_mb, remove=True)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise SandboxUnavailable(f"the dependency layer could not be built: {error}") from None
     finally:
@@ -213,3 +229,17 @@ def dependency_layer(
     return DependencyLayer(
         tag if ok else base_image, False, requirements.requirements, missing, ok, tail, time.monotonic() - started
     )
+
+
+def _check_size(client: docker.DockerClient, image: Any, base_id: str, max_mb: int | None, *, remove: bool) -> None:
+    """Raise LayerTooLarge when the layer's own size (the image's past its base's) is over `max_mb`; a layer just
+    built is removed first, so nothing of it stays on the host. A cached one was within the ceiling it was built
+    under and stays for the grading that set a higher one."""
+    if max_mb is None:
+        return
+    size_mb = (int(image.attrs.get("Size", 0)) - int(client.images.get(base_id).attrs.get("Size", 0))) // 1_000_000
+    if size_mb <= max_mb:
+        return
+    if remove:
+        client.images.remove(image.id, force=True)
+    raise LayerTooLarge(size_mb, max_mb)

@@ -19,6 +19,7 @@ from grader.dynamic.model import AppInterface
 from grader.profile import RepoProfile
 from grader.profile.goldens import golden_inputs
 from grader.profile.manifest import Manifest
+from grader.profile.model import StartCandidate
 
 QUESTION_FIELDS = ("question", "query", "q", "prompt", "message", "input", "text", "user_input", "msg", "question_text")
 ANSWER_FIELDS = ("answer", "response", "result", "output", "reply", "completion", "text", "content", "message")
@@ -45,6 +46,15 @@ GENERIC_QUESTIONS = [
     "Who maintains this service?",
 ]
 MAX_GOLDEN = 500
+FRAMEWORK_PORTS = {"flask": 5000, "quart": 5000, "streamlit": 8501, "gradio": 7860}
+DOCUMENTED_ROUTE = re.compile(
+    r"curl\b[^\n]*?(?:-X\s*(?P<method>GET|POST|PUT)\b[^\n]*?)?(?:https?://)?(?:localhost|127\.0\.0\.1|0\.0\.0\.0)(?::\d+)?"
+    r"(?P<curl>/[\w/{}.-]*)|\b(?P<verb>GET|POST|PUT)\s+`?(?P<path>/[\w/{}.-]+)"
+)
+PROVIDER_VARIABLE = re.compile(
+    r"^(?:OPENAI|AZURE_OPENAI|ANTHROPIC|GROQ|MISTRAL|COHERE|GEMINI|GOOGLE|TOGETHER|OPENROUTER|DEEPSEEK|LITELLM|"
+    r"OLLAMA|HF|HUGGINGFACE(?:HUB)?)_\w*(?:KEY|TOKEN|URL|BASE|ENDPOINT|HOST)\w*$"
+)
 
 
 def plan_interface(profile: RepoProfile, root: Path, budget_variable: str | None) -> AppInterface:
@@ -53,7 +63,8 @@ def plan_interface(profile: RepoProfile, root: Path, budget_variable: str | None
     found = AppInterface()
     if manifest is not None:
         found.start_command, found.start_source = manifest.app.start, "viva.toml [app].start"
-        found.port, found.health = manifest.app.port, manifest.app.health
+        found.start_tier, found.workdir, found.setup = "declared", manifest.app.workdir, list(manifest.app.setup)
+        found.port, found.health = manifest.app.port, manifest.app.health or None
         found.startup_seconds, found.env = manifest.app.startup_seconds, dict(manifest.app.env)
         if manifest.query is not None:
             found.query_path, found.query_method = manifest.query.path, manifest.query.method
@@ -74,17 +85,13 @@ def plan_interface(profile: RepoProfile, root: Path, budget_variable: str | None
         if manifest.golden is not None:
             found.golden_path = manifest.golden.queries
     elif profile.starts:
-        start = profile.starts[0]
-        found.start_command = start.command
-        found.start_source = f"{start.source} ({start.tier}, {start.evidence.location})"
-        port = PORT_IN_COMMAND.search(start.command)
-        found.port = int(port.group(1)) if port else 8000
-        found.health = None
+        use_start(found, profile.starts[0])
     if found.budget_env is None:
         found.budget_env, found.budget_source = _budget_env(profile, root, budget_variable)
     if found.evals_command is None:
         found.evals_command, found.evals_source = _detect_evals(profile, root)
     _goldens(found, profile, root)
+    found.documented_routes, found.documented_fields = documented_routes(root)
     if found.start_command is None:
         found.missing.append("start")
     if found.evals_command is None:
@@ -92,6 +99,58 @@ def plan_interface(profile: RepoProfile, root: Path, budget_variable: str | None
     if found.budget_env is None:
         found.missing.append("budget")
     return found
+
+
+def documented_routes(root: Path) -> tuple[list[str], dict[str, str]]:
+    """Routes the README and docs show how to call (a curl to localhost, "POST /ask"), in order, at most ten, and
+    the field each one's example body sends first, when it shows one."""
+    routes: list[str] = []
+    fields: dict[str, str] = {}
+    docs = sorted(root.glob("README*")) + sorted(root.glob("docs/*.md"))
+    for path in docs[:20]:
+        if not path.is_file() or path.is_symlink():
+            continue
+        text = path.read_text(errors="replace")[:500_000]
+        for match in DOCUMENTED_ROUTE.finditer(text):
+            route = (match.group("curl") or match.group("path") or "").rstrip(".,)")
+            line = text[match.start() : text.find("\n", match.end()) if "\n" in text[match.end() :] else len(text)]
+            verb = match.group("method") or match.group("verb")
+            method = verb or ("POST" if re.search(r"\s(?:-d|--data|--json)\b", line) else "GET")
+            entry = f"{method} {route}"
+            if not route or route in {"/", "/docs", "/health", "/healthz", "/openapi.json"} or entry in routes:
+                continue
+            routes.append(entry)
+            body_field = re.search(r"""(?:-d|--data(?:-raw)?|--json)\s+['"]?\{\s*\\?"(\w+)\\?"\s*:""", line)
+            if body_field:
+                fields[entry] = body_field.group(1)
+    return routes[:10], fields
+
+
+def use_start(found: AppInterface, start: StartCandidate, port: int | None = None) -> None:
+    """Start the app the way `start` says (detected, so no health route is known: any answer means ready)."""
+    found.start_command = start.command
+    found.start_source = f"{start.source} ({start.tier}, {start.evidence.location})"
+    found.start_tier, found.workdir, found.setup = start.tier, start.workdir, list(start.setup)
+    found.port = port or start_port(start)
+    found.env = provider_free(start.env)
+    found.health = None
+
+
+def start_port(start: StartCandidate) -> int:
+    """Where the app will listen: what the source said, else the command, else its framework's default."""
+    if start.port is not None:
+        return start.port
+    if start.env.get("PORT", "").isdigit():
+        return int(start.env["PORT"])  # ENV PORT=7000 read by an entrypoint script
+    stated = PORT_IN_COMMAND.search(start.command)
+    if stated:
+        return int(stated.group(1))
+    return next((port for word, port in FRAMEWORK_PORTS.items() if word in start.command), 8000)
+
+
+def provider_free(env: dict[str, str]) -> dict[str, str]:
+    """The project's own variables without its provider endpoints and keys: those point at the gateway."""
+    return {name: value for name, value in env.items() if not PROVIDER_VARIABLE.match(name)}
 
 
 def discover_query(found: AppInterface, openapi: dict[str, Any] | None, profile: RepoProfile) -> None:
@@ -147,7 +206,19 @@ def manifest_snippet(found: AppInterface) -> str:
     """The viva.toml paragraph that would have told Viva what it could not find."""
     lines = ["manifest_version = 1", "", "[app]"]
     lines.append(f"start = {json.dumps(found.start_command or 'uvicorn app.main:app --host 127.0.0.1 --port 8000')}")
-    lines += [f"port = {found.port}", f'health = "{found.health or "/health"}"']
+    if found.workdir:
+        lines.append(f"workdir = {json.dumps(found.workdir)}")
+    if found.setup:
+        lines.append(f"setup = {json.dumps(found.setup)}")
+    lines.append(f"port = {found.port}")
+    # A detected start has no known health route: "/" is what Viva waited on (any answer), a manifest's own stays.
+    lines.append(
+        f'health = "{found.health or "/health"}"'
+        if found.health
+        else '# health = "/health"  # a route that answers 200 once the app is ready'
+    )
+    if found.env:
+        lines += ["", "[app.env]"] + [f"{name} = {json.dumps(value)}" for name, value in sorted(found.env.items())]
     if "query" in found.missing or found.query_path is None:
         lines += ["", "[query]", 'path = "/ask"', 'method = "POST"', 'request = \'{"question": "{question}"}\'']
         lines += ['answer = "/answer"', 'citations = "/citations"', 'cost = "/cost_usd"']

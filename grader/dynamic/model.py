@@ -16,6 +16,11 @@ class AppInterface(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     start_command: str | None = None
     start_source: str = ""
+    start_tier: str = ""
+    workdir: str = ""
+    """Where the start command runs, relative to the repository root ("" is the root)."""
+    setup: list[str] = msgspec.field(default_factory=list)
+    """Commands run before the start, from `workdir` (an ingest, migrations)."""
     port: int = 8000
     health: str | None = None
     """None: no health route was named, so any HTTP answer means the app is listening."""
@@ -40,6 +45,11 @@ class AppInterface(msgspec.Struct, kw_only=True, omit_defaults=True):
     evals_cases_path: str | None = None
     golden_path: str | None = None
     golden_queries: list[str] = msgspec.field(default_factory=list)
+    documented_fields: dict[str, str] = msgspec.field(default_factory=dict)
+    """For a documented route, the field its example request sends ("POST /ask" → "question")."""
+    documented_routes: list[str] = msgspec.field(default_factory=list)
+    """Routes the README or docs show how to call ("POST /ask"): when none of them could be used, a missing query
+    route is Viva's limitation (not_run), not the candidate's (0)."""
     missing: list[str] = msgspec.field(default_factory=list)
     """What could not be found; each affects the checks that need it (they score 0, with the manifest snippet)."""
     snippet: str = ""
@@ -58,6 +68,10 @@ class SandboxInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     refused_requirements: list[str] = msgspec.field(default_factory=list)
     missing_wheels: list[str] = msgspec.field(default_factory=list)
     install_log_tail: str = ""
+    requirement_sources: list[str] = msgspec.field(default_factory=list)
+    """The files the requirements were read from, each with what it was read as: `backend/uv.lock (uv.lock)`."""
+    requirement_notes: list[str] = msgspec.field(default_factory=list)
+    """What was read but not installed, and why: dev requirement files, platform-only packages, unreadable files."""
 
 
 Blame = Literal["candidate", "viva"]

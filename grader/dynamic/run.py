@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
+import re
+import shlex
 import tempfile
 import time
-import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from grader.dynamic.citations import check_citations
 from grader.dynamic.client import Reply, ask
@@ -27,7 +31,16 @@ from grader.dynamic.cost import compare_costs, drive_ceiling, trip_budget
 from grader.dynamic.evals import run_evals
 from grader.dynamic.faults import SLOW_FAULTS, inject_faults
 from grader.dynamic.injection import probe_bank, run_probes
-from grader.dynamic.interface import OPENAPI_PATHS, discover_query, infer_pointers, manifest_snippet, plan_interface
+from grader.dynamic.interface import (
+    OPENAPI_PATHS,
+    discover_query,
+    infer_pointers,
+    manifest_snippet,
+    plan_interface,
+    provider_free,
+    start_port,
+    use_start,
+)
 from grader.dynamic.latency import measure_latency
 from grader.dynamic.model import (
     AppInterface,
@@ -39,13 +52,27 @@ from grader.dynamic.model import (
     InjectionResult,
     SandboxInfo,
     ServiceResult,
+    StartAttempt,
 )
 from grader.dynamic.options import DynamicOptions, StepCallback
 from grader.dynamic.probes import PROBES, ProbeTarget
 from grader.dynamic.probes import run_probes as run_small_probes
 from grader.dynamic.scores import score_dynamic_leaves
-from grader.model import Score
+from grader.dynamic.starting import (
+    MAX_ATTEMPTS,
+    StartFacts,
+    Verdict,
+    announced_port,
+    blame_failed_start,
+    normalised,
+    not_followed,
+    placeholders,
+    rewrite_bind,
+    unwrap,
+)
+from grader.model import Evidence, Score
 from grader.profile import RepoProfile
+from grader.profile.model import StartCandidate
 from rubrics.catalogue import (
     CitationValidityParams,
     CostCeilingParams,
@@ -56,16 +83,32 @@ from rubrics.catalogue import (
     ServiceStartsParams,
     default_params,
 )
-from sandboxes.deps import ParsedRequirements, parse_requirements
+from sandboxes.dependency_files import CollectedRequirements, collect_requirements
+from sandboxes.deps import parse_requirements
 from sandboxes.docker_backend import DockerSandbox, docker_client, make_readable
-from sandboxes.errors import SandboxError, SandboxUnavailable
+from sandboxes.errors import LayerTooLarge, SandboxError, SandboxUnavailable
 from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
 from sandboxes.gateway.serve import serve_gateway, socket_path_fits
 from sandboxes.images import ensure_base_image
-from sandboxes.layers import VENV, dependency_layer
+from sandboxes.layers import VENV, dependency_layer, image_python
 from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
 
 REQUEST_TIMEOUT_S = 30.0
+SETUP_TIMEOUT_S = 300.0
+ATTEMPT_ROLES = [f"start-{number}" for number in range(1, MAX_ATTEMPTS + 1)]
+APP_DIR = "/work/app"
+MODEL_CACHE = "/models"
+MODEL_CACHE_ENV = {
+    "HF_HOME": MODEL_CACHE,
+    "HF_HUB_CACHE": f"{MODEL_CACHE}/hub",
+    "TRANSFORMERS_CACHE": f"{MODEL_CACHE}/hub",
+    "SENTENCE_TRANSFORMERS_HOME": f"{MODEL_CACHE}/sentence-transformers",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+"""With a model cache mounted (VIVA_SANDBOX_MODEL_CACHE_DIR), the Hugging Face libraries read it and never try
+the network, which the sandbox does not have."""
 STAND_IN_MODEL = "the gateway's offline responder"
 
 
@@ -80,6 +123,7 @@ def run_dynamic(
 ) -> tuple[dict[str, Score], DynamicRun | None]:
     """Scores for the dynamic leaves [(path, check name, params)], and what was measured. Viva's own failure (no
     Docker, no base image) makes every leaf not_run with the reason; the candidate's failures score 0."""
+    options = matching_python(options, profile)
     try:
         client = docker_client()
         base_id = ensure_base_image(client, options.sandbox)
@@ -92,10 +136,26 @@ def run_dynamic(
     session = _Session(root, profile, params, {name for _, name, _ in leaves}, options, step or (lambda _: None))
     try:
         run = asyncio.run(session.run(client, base_id, scratch))
+    except LayerTooLarge as error:
+        reason = f"The project's dependencies are too large for this deployment: {error}."
+        return {path: Score.not_run(reason, basis="dynamic") for path, _, _ in leaves}, None
     except (SandboxUnavailable, SandboxError) as error:
         reason = f"The sandbox failed during the run: {error}."
         return {path: Score.not_run(reason, basis="dynamic") for path, _, _ in leaves}, None
     return score_dynamic_leaves(leaves, run), run
+
+
+def matching_python(options: DynamicOptions, profile: RepoProfile) -> DynamicOptions:
+    """With a registry, the base image is the `python:X.Y-slim` the project's own image names (its first start
+    that names one), so its wheels and syntax match; offline there is one base image, and a mismatch is noted."""
+    named = next((start.python_version for start in profile.starts if start.python_version), None)
+    sandbox = options.sandbox
+    if named is None or sandbox.image_source != "pull" or not re.fullmatch(r"3\.\d{1,2}", named):
+        return options
+    wanted = f"python:{named}-slim"
+    if sandbox.pull_image == wanted:
+        return options
+    return dataclasses.replace(options, sandbox=msgspec.structs.replace(sandbox, pull_image=wanted))
 
 
 def instance_roles(slow_faults: bool, ceiling: bool, most: int) -> list[str]:
@@ -147,6 +207,10 @@ class _Session:
         ceiling: CostCeilingParams = params["cost_ceiling_trips"]
         self.found = plan_interface(profile, root, ceiling.budget_variable)
         self._evals: asyncio.Task[EvalsResult] | None = None
+        self.attempts: list[StartAttempt] = []
+        self.chosen: StartCandidate | None = None
+        self.start_failure: ServiceResult | None = None
+        self.repo_modules = repo_modules(root)
         self._latency_replies: list[Reply] = []
         self._companion_started = asyncio.Event()
         faults: ProviderFaultsParams = params["provider_faults"]
@@ -157,10 +221,20 @@ class _Session:
     async def run(self, client: Any, base_id: str, scratch: Path) -> DynamicRun:
         started = time.monotonic()
         self.step("dependencies")
-        requirements = _requirements(self.root)
+        collected = _requirements(self.root, self.found.workdir)  # the dependencies beside where the app starts
+        if not collected.parsed.requirements and self.profile.starts:
+            collected = _from_run_steps(collected, self.profile.starts[0])
+        requirements = collected.parsed
         options = self.options
         layer = await asyncio.to_thread(
-            dependency_layer, client, options.sandbox.image, requirements, options.cache_dir, options.index_url
+            dependency_layer,
+            client,
+            options.sandbox.image,
+            requirements,
+            options.cache_dir,
+            options.index_url,
+            extra_index_url=options.sandbox.extra_index_url,
+            max_mb=options.sandbox.layer_max_mb,
         )
         self.info = SandboxInfo(
             base_image=options.sandbox.image,
@@ -170,9 +244,11 @@ class _Session:
             layer_seconds=round(layer.seconds, 2),
             install_ok=layer.install_ok,
             requirements=layer.requirements,
-            refused_requirements=[f"line {item.line}: {item.text} ({item.reason})" for item in requirements.refused],
+            refused_requirements=[item.describe() for item in requirements.refused],
             missing_wheels=layer.missing_wheels,
             install_log_tail=layer.log_tail[-3000:],
+            requirement_sources=[source.describe() for source in collected.sources],
+            requirement_notes=collected.notes[:50],
         )
         self.result = DynamicRun(
             sandbox=self.info,
@@ -186,9 +262,11 @@ class _Session:
             interface=self.found,
         )
         make_readable(self.root)
+        await self._note_python(client)
         ceiling_wanted = "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None
         roles = instance_roles(bool(self.slow_faults), ceiling_wanted, options.sandbox.instances)
-        with _socket_root(scratch, roles) as sockets:
+        with _socket_root(scratch, [*roles, *ATTEMPT_ROLES]) as sockets:
+            await self._choose_start(layer.image, sockets, client)
             await self._run_instances(roles, layer.image, sockets, client)
         self.result.seconds = round(time.monotonic() - started, 2)
         return self.result
@@ -218,10 +296,19 @@ class _Session:
         )
 
     @contextlib.asynccontextmanager
-    async def _instance(self, role: str, image: str, scratch: Path, client: Any) -> AsyncIterator[_Instance]:
-        """A sandbox of the layer's image with its own gateway and tunnel, the repository copied into it."""
+    async def _instance(
+        self, role: str, image: str, scratch: Path, client: Any, *, port: int | None = None, workdir: str | None = None
+    ) -> AsyncIterator[_Instance]:
+        """A sandbox of the layer's image with its own gateway and tunnel, the repository copied into it; its app
+        listens on `port` and starts from `workdir` (the chosen start's, unless a start attempt says otherwise)."""
         socket_dir = scratch / "sockets" / role
         env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": VENV, **gateway_env()}
+        mounts = {}
+        if self.options.sandbox.model_cache_dir:
+            mounts[Path(self.options.sandbox.model_cache_dir).expanduser()] = MODEL_CACHE
+            env |= MODEL_CACHE_ENV
+        relative = self.found.workdir if workdir is None else workdir
+        app_dir = f"{APP_DIR}/{relative}".rstrip("/") if relative else APP_DIR
         with (
             serve_gateway(socket_dir, self._gateway_config()) as gateway,
             app_tunnel(socket_dir, scratch / "private" / role) as tunnel,
@@ -233,13 +320,15 @@ class _Session:
                 socket_dir=socket_dir,
                 env=env,
                 client=client,
+                mounts=mounts,
             )
             async with sandbox:
                 copy = ["sh", "-c", "mkdir -p /work/app && cp -a /repo/. /work/app/"]
                 copied = await sandbox.exec(copy, timeout=300)
                 if copied.returncode != 0:
                     raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
-                yield _Instance(role, sandbox, SandboxedService(sandbox, tunnel, self.found.port), gateway)
+                service = SandboxedService(sandbox, tunnel, port or self.found.port, workdir=app_dir)
+                yield _Instance(role, sandbox, service, gateway)
 
     async def _probe_instances(self) -> None:
         found, result, main = self.found, self.result, self.instances["main"]
@@ -413,23 +502,224 @@ class _Session:
 
     async def _start(self, instance: _Instance, extra_env: dict[str, str]) -> ServiceResult:
         found, service = self.found, instance.service
+        if self.start_failure is not None:
+            return self.start_failure
         if found.start_command is None:
             return ServiceResult(
-                started=False, reason="no start command could be found (manifest, Dockerfile, Procfile, code, README)"
+                started=False,
+                blame="viva",
+                reason="no way to start a web service was found in the repository (no viva.toml, Dockerfile, "
+                "compose file, Procfile, README or Makefile command, CI step, script or app object)",
+                suggestion=manifest_snippet(found),
             )
-        await service.start(found.start_command, {**found.env, **extra_env})
         starts: ServiceStartsParams = self.params["service_starts"]
         timeout = starts.startup_timeout_seconds
         if found.health:
             timeout = min(found.startup_seconds, timeout)
+        elif found.start_tier != "declared":
+            timeout = min(timeout, self.options.sandbox.start_attempt_s)
+        began = time.monotonic()
+        env = {**found.env, **extra_env}
+        setup_failure = await _run_setup(instance, found.setup, env)
         try:
+            if setup_failure is not None:
+                raise setup_failure
+            await service.start(found.start_command, env)
             seconds = await service.wait_ready(found.health or "/", timeout, any_status=found.health is None)
         except StartFailure as failure:
             tail = failure.log_tail
             if not self.info.install_ok:
                 tail = f"[dependency install failed]\n{self.info.install_log_tail[-1500:]}\n[app output]\n{tail}"
-            return ServiceResult(started=False, reason=failure.reason, log_tail=tail[-4000:])
-        return ServiceResult(started=True, ready_seconds=round(seconds, 3), log_tail=(await service.tail())[-2000:])
+            verdict = self._verdict(self._declared_or_chosen(), tail, exited=not await service.alive())
+            attempt = self._attempt_record(self._declared_or_chosen(), found.port, time.monotonic() - began)
+            attempt.reason, attempt.blame, attempt.log_tail = (
+                f"{failure.reason}: {verdict.reason}",
+                verdict.blame,
+                tail[-4000:],
+            )
+            return ServiceResult(
+                started=False,
+                reason=f"{failure.reason}: {verdict.reason}",
+                log_tail=tail[-4000:],
+                blame=verdict.blame,
+                attempts=[*self.attempts, attempt] if not self.attempts else self.attempts,
+                suggestion=manifest_snippet(found),
+            )
+        attempts = self.attempts
+        if not attempts:
+            record = self._attempt_record(self._declared_or_chosen(), found.port, seconds)
+            record.outcome = "started"
+            attempts = [record]
+        return ServiceResult(
+            started=True,
+            ready_seconds=round(seconds, 3),
+            log_tail=(await service.tail())[-2000:],
+            attempts=attempts,
+            suggestion=manifest_snippet(found),
+        )
+
+    async def _note_python(self, client: Any) -> None:
+        named = next((start.python_version for start in self.profile.starts if start.python_version), None)
+        if named is None:
+            return
+        try:
+            have = await asyncio.to_thread(image_python, client, self.options.sandbox.image)
+        except SandboxUnavailable:
+            return
+        if have != named:
+            self.result.notes.append(
+                f"the project's image names Python {named}; the sandbox ran Python {have}"
+                + (" (offline there is one base image)" if self.options.sandbox.image_source == "offline" else "")
+            )
+
+    # --- choosing how to start ------------------------------------------------------------------------------
+
+    async def _choose_start(self, image: str, sockets: Path, client: Any) -> None:
+        """Try the ways the repository says it starts, best first, each in a fresh sandbox of its own with its own
+        startup budget (at most MAX_ATTEMPTS, within the total), until one answers; the instances then start that
+        one. A declared start (viva.toml) is the candidate's own word: the main instance's start is its attempt."""
+        starts = self.profile.starts
+        if self.found.start_tier == "declared" or not starts:
+            return
+        sandbox = self.options.sandbox
+        deadline = time.monotonic() + sandbox.start_total_s
+        queue, tried = list(starts), 0
+        while queue and tried < MAX_ATTEMPTS:
+            start = queue.pop(0)
+            reason = not_followed(start)
+            if reason is not None:
+                record = self._attempt_record(start, start_port(start), 0.0)
+                record.outcome, record.blame, record.reason = (
+                    "not_followed",
+                    "viva",
+                    f"Viva could not follow it: {reason}",
+                )
+                self.attempts.append(record)
+                continue
+            left = deadline - time.monotonic()
+            if left < 1:
+                self.result.notes.append(
+                    f"the start budget ({sandbox.start_total_s:g} s) ran out after {tried} attempts"
+                )
+                break
+            tried += 1
+            attempt = await self._try_start(
+                start, image, sockets, client, timeout=min(sandbox.start_attempt_s, left), number=tried
+            )
+            self.attempts.append(attempt)
+            if attempt.outcome == "started":
+                use_start(self.found, start, attempt.port)
+                self.found.env = self._start_env(start, attempt.port)[0]
+                self.found.start_command = attempt.command
+                self.chosen = start
+                return
+            announced = announced_port(attempt.log_tail)
+            if announced is not None and announced != attempt.port and tried < MAX_ATTEMPTS:
+                queue.insert(0, msgspec.structs.replace(start, port=announced, port_source="the app's own log"))
+        self.start_failure = self._no_start()
+
+    async def _try_start(
+        self, start: StartCandidate, image: str, sockets: Path, client: Any, *, timeout: float, number: int
+    ) -> StartAttempt:
+        port = start_port(start)
+        command, notes = unwrap(start.command)
+        command, rewritten = rewrite_bind(command)
+        env, filled = self._start_env(start, port)
+        record = self._attempt_record(start, port, 0.0)
+        record.command, record.placeholders, record.rewritten = command, filled, notes + rewritten
+        began = time.monotonic()
+        self.step("start")
+        async with self._instance(f"start-{number}", image, sockets, client, port=port, workdir=start.workdir) as one:
+            failure = await _run_setup(one, start.setup, env)
+            try:
+                if failure is not None:
+                    raise failure
+                await one.service.start(command, env)
+                await one.service.wait_ready("/", timeout, any_status=True)
+            except StartFailure as failed:
+                exited = not await one.service.alive()
+                verdict = self._verdict(start, failed.log_tail, exited=exited)
+                record.outcome, record.blame = "failed", verdict.blame
+                record.reason, record.log_tail = f"{failed.reason}: {verdict.reason}", failed.log_tail[-4000:]
+            else:
+                record.outcome, record.log_tail = "started", (await one.service.tail())[-2000:]
+        record.seconds = round(time.monotonic() - began, 2)
+        return record
+
+    def _start_env(self, start: StartCandidate, port: int) -> tuple[dict[str, str], list[str]]:
+        """The environment a detected start gets: the project's own variables (never its provider endpoints or
+        keys: those point at the gateway), placeholders for what its code needs and nobody set, and PORT."""
+        env = provider_free(start.env)
+        needed = [(need.name, need.example) for need in self.profile.env_needs if need.required]
+        have = set(env) | set(gateway_env()) | {"PORT"}
+        filled = provider_free(placeholders(needed, have))
+        env |= filled
+        env.setdefault("PORT", str(port))
+        return env, sorted(filled)
+
+    def _declared_or_chosen(self) -> StartCandidate:
+        if self.chosen is not None:
+            return self.chosen
+        found = self.found
+        evidence = Evidence("viva.toml", None, found.start_command or "") if found.start_tier == "declared" else None
+        for start in self.profile.starts:
+            if start.command == found.start_command:
+                return start
+        return StartCandidate(
+            tier="declared" if found.start_tier == "declared" else "inferred",
+            source="viva.toml" if found.start_tier == "declared" else found.start_source,
+            command=found.start_command or "",
+            evidence=evidence or Evidence("(none)", None, ""),
+            workdir=found.workdir,
+        )
+
+    def _attempt_record(self, start: StartCandidate, port: int, seconds: float) -> StartAttempt:
+        return StartAttempt(
+            tier=start.tier,
+            source=start.source,
+            command=start.command,
+            where=start.evidence.location,
+            workdir=start.workdir,
+            port=port,
+            seconds=round(seconds, 2),
+            skipped=list(start.skipped),
+        )
+
+    def _verdict(self, start: StartCandidate, log: str, *, exited: bool) -> Verdict:
+        info = self.info
+        facts = StartFacts(
+            candidate=start,
+            install_ok=info.install_ok,
+            installed=normalised(info.requirements),
+            refused=normalised([*_refused_names(info.refused_requirements), *info.missing_wheels]),
+            repo_modules=self.repo_modules,
+            exited=exited,
+        )
+        return blame_failed_start(facts, log)
+
+    def _no_start(self) -> ServiceResult:
+        """No attempt answered: the candidate's failure when one of them failed in the project's own code or
+        command, else Viva's (every way was one Viva could not follow, or its own guess)."""
+        attempts = self.attempts
+        theirs = next((attempt for attempt in attempts if attempt.blame == "candidate"), None)
+        if theirs is not None:
+            return ServiceResult(
+                started=False,
+                reason=f"`{theirs.command}` ({theirs.source}, {theirs.where}) did not start: {theirs.reason}",
+                log_tail=theirs.log_tail,
+                blame="candidate",
+                attempts=attempts,
+                suggestion=manifest_snippet(self.found),
+            )
+        tried = "; ".join(f"{attempt.source} `{attempt.command}` — {attempt.reason}" for attempt in attempts)
+        return ServiceResult(
+            started=False,
+            reason=f"Viva could not start the app the ways its repository gives ({tried})",
+            log_tail=attempts[-1].log_tail if attempts else "",
+            blame="viva",
+            attempts=attempts,
+            suggestion=manifest_snippet(self.found),
+        )
 
     async def _find_query(self, main: _Instance, started: ServiceResult) -> None:
         """The query route (OpenAPI document, else the profile's routes) and, from a first answer, its fields."""
@@ -438,11 +728,33 @@ class _Session:
             if found.query_path is None:
                 discover_query(found, await _openapi_document(http, found), self.profile)
             if found.query_path is None:
+                await self._documented_query(http, main)
+            if found.query_path is None:
                 return
             reply = await ask(http, found, main.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
         started.first_query_status = reply.status or None
         if reply.status == 200:
             infer_pointers(found, reply.data)
+
+    async def _documented_query(self, http: httpx.AsyncClient, main: _Instance) -> None:
+        """No schema named the query route: try the routes the README shows how to call, with the field its
+        example sends (else the usual question fields), and keep the first that answers 200."""
+        found = self.found
+        for route in found.documented_routes[:3]:
+            method, path = route.split(" ", 1)
+            fields = [found.documented_fields[route]] if route in found.documented_fields else []
+            for field_name in dict.fromkeys([*fields, "question", "query", "message", "prompt", "q"]):
+                found.query_path, found.query_method = path, "GET" if method == "GET" else "POST"
+                found.request_template = field_name if method == "GET" else json.dumps({field_name: "{question}"})
+                reply = await ask(http, found, main.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
+                if reply.status == 200:
+                    found.query_source = f"the README's example ({route}, field {field_name!r})"
+                    if "query" in found.missing:
+                        found.missing.remove("query")
+                    return
+                if reply.status in (404, 405):
+                    break  # not this route at all
+        found.query_path = None
 
     async def _ceiling(self, instance: _Instance, replies: list[Reply], *, restart: bool) -> CeilingResult | None:
         """Start `instance` with a small budget (about ten requests' worth; `restart` stops what runs there first) and
@@ -486,6 +798,56 @@ class _Session:
             )
         result.instance = instance.role
         return result
+
+
+async def _run_setup(instance: _Instance, steps: list[str], env: dict[str, str]) -> StartFailure | None:
+    """The setup steps the start names (an ingest, migrations), in order, where the app starts; the first that
+    fails ends the start with its output."""
+    for step in steps:
+        done = await instance.sandbox.exec(
+            ["sh", "-c", step], cwd=instance.service.workdir, env=env, timeout=SETUP_TIMEOUT_S
+        )
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr)[-4000:]
+            return StartFailure(f"the setup step `{step}` exited with status {done.returncode}", tail)
+    return None
+
+
+PIP_INSTALL = re.compile(r"\b(?:python3? -m )?pip3? install\b([^;&|]*)")
+
+
+def _from_run_steps(collected: CollectedRequirements, start: StartCandidate) -> CollectedRequirements:
+    """With no dependency file, the packages a skipped `RUN pip install a b` names, read as data (the step itself
+    is never run): many Dockerfiles declare their dependencies only there."""
+    names: list[str] = []
+    for step in start.skipped:
+        for match in PIP_INSTALL.finditer(step.split(": ", 1)[-1]):
+            names += [word for word in shlex.split(match.group(1), posix=True) if not word.startswith("-")
+                      and "/" not in word and not word.endswith((".txt", ".toml", ".cfg")) and word != "."]  # fmt: skip
+    if not names:
+        return collected
+    parsed = parse_requirements("\n".join(dict.fromkeys(names)))
+    note = f"no dependency file: the packages the Dockerfile's RUN pip install names ({start.evidence.path})"
+    return msgspec.structs.replace(collected, parsed=parsed, notes=[*collected.notes, note])
+
+
+def _refused_names(refused: list[str]) -> list[str]:
+    """The requirement texts of SandboxInfo.refused_requirements ("line 3: torch @ https://… (a direct URL)")."""
+    return [match.group(1) for line in refused if (match := re.match(r"line \d+: (\S+)", line))]
+
+
+def repo_modules(root: Path) -> frozenset[str]:
+    """Top-level module and package names the repository provides itself (any depth), bounded."""
+    names: set[str] = set()
+    for count, path in enumerate(root.rglob("*.py")):
+        if count > 20_000:
+            break
+        parts = path.relative_to(root).parts
+        if any(part in {".git", ".venv", "venv", "node_modules", "site-packages"} for part in parts):
+            continue
+        names.add(path.stem)
+        names.update(part for part in parts[:-1] if part.isidentifier())
+    return frozenset(names)
 
 
 @contextlib.contextmanager
@@ -532,20 +894,10 @@ async def _openapi_document(http: httpx.AsyncClient, found: AppInterface) -> dic
     return None
 
 
-def _requirements(root: Path) -> ParsedRequirements:
-    """requirements.txt at the root, else [project].dependencies of pyproject.toml, read as data."""
-    text = ""
-    requirements_file = root / "requirements.txt"
-    if requirements_file.is_file():
-        text = requirements_file.read_text(errors="replace")[:200_000]
-    elif (root / "pyproject.toml").is_file():
-        try:
-            data = tomllib.loads((root / "pyproject.toml").read_text(errors="replace")[:200_000])
-            dependencies = data.get("project", {}).get("dependencies", [])
-            text = "\n".join(str(item) for item in dependencies if isinstance(item, str))
-        except tomllib.TOMLDecodeError:
-            text = ""
-    return parse_requirements(text)
+def _requirements(root: Path, app_dir: str = "") -> CollectedRequirements:
+    """What the app starting in `app_dir` depends on, read as data (sandboxes/dependency_files.py): a lock file,
+    else requirements*.txt, pyproject.toml, Pipfile, setup.cfg or setup.py, from `app_dir` up to the root."""
+    return collect_requirements(root, app_dir)
 
 
 def _static_count(profile: RepoProfile, found: AppInterface) -> tuple[int | None, str]:

@@ -51,9 +51,14 @@ def _dyn(value: float, explanation: str, evidence: list[Evidence] | None = None)
 
 
 def _not_started(run: DynamicRun) -> Score | None:
+    """A 0 when the app did not start through its own fault; not_run when the fault was Viva's (a start Viva could
+    not follow: docs/DYNAMIC.md, "Whose failure is it"), never a 0 the candidate did not earn."""
     service = run.service
     if service is not None and service.started:
         return None
+    if service is not None and service.blame == "viva":
+        add = " Adding a viva.toml tells Viva how to start it:\n" + service.suggestion if service.suggestion else ""
+        return Score.not_run(f"Viva could not start the app: {service.reason}.{add}", basis="dynamic")
     reason = service.reason if service else "the service was not started"
     tail = service.log_tail if service else ""
     last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
@@ -69,6 +74,13 @@ def _untestable(run: DynamicRun, need: str) -> Score | None:
         return None
     if need == "budget" and found.budget_env is not None:
         return None
+    if need == "query" and found.documented_routes:
+        shown = ", ".join(f"`{route}`" for route in found.documented_routes[:3])
+        return Score.not_run(
+            f"The project documents how to ask it ({shown}), but Viva could not use that route to ask a question. "
+            f"Add this to viva.toml:\n{found.snippet}",
+            basis="dynamic",
+        )
     what = {
         "query": "no route that answers a question could be found (manifest, OpenAPI document, code)",
         "budget": "no environment variable that sets the spending ceiling could be found",

@@ -31,12 +31,12 @@ from grader.profile.model import (
     RepoProfile,
     ResilienceFacts,
     Route,
-    StartCandidate,
     TestFacts,
     Usage,
     Workflow,
 )
 from grader.profile.python_facts import PythonFacts, RawRoute, analyse_python
+from grader.profile.starts.detect import declared_start, detect_starts
 from grader.profile.walk import RawFile, Skipped, walk_files
 
 LANGUAGES = {
@@ -370,6 +370,9 @@ class _Collector:
             parametrized_evidence=_cap(self.eval_param_evidence),
         )
         f = self.facts
+        app = self.manifest.get("app") if self.manifest is not None else None
+        declared = declared_start(self.manifest_start, app if isinstance(app, dict) else None)
+        starts, env_needs = detect_starts(self.root, declared)
         return RepoProfile(
             file_count=len(self.paths),
             total_bytes=self.total_bytes,
@@ -403,7 +406,8 @@ class _Collector:
             ),
             manifest=self.manifest,
             manifest_problems=self.manifest_problems,
-            starts=self._starts(),
+            starts=starts,
+            env_needs=env_needs,
             grader_addressed=self.grader_addressed[:50],
         )
 
@@ -459,67 +463,6 @@ class _Collector:
             raw.response_model,
             self.classes.get(raw.response_model or "", []),
         )
-
-    def _starts(self) -> list[StartCandidate]:
-        """Interim: the old single-guess order, as tiers (grader/profile/starts replaces it)."""
-        starts: list[StartCandidate] = []
-        if self.manifest_start is not None and self.manifest is not None:
-            starts.append(
-                StartCandidate(
-                    tier="declared",
-                    source="viva.toml",
-                    command=self.manifest_start.excerpt,
-                    evidence=self.manifest_start,
-                )
-            )
-        for command in self.container.commands[:1]:
-            starts.append(
-                StartCandidate(tier="packaged", source="Dockerfile", command=command.excerpt, evidence=command)
-            )
-        if self.procfile is not None:
-            starts.append(
-                StartCandidate(
-                    tier="packaged",
-                    source="Procfile",
-                    command=self.procfile.excerpt.removeprefix("web:").strip(),
-                    evidence=self.procfile,
-                )
-            )
-        for command in self.readme_commands[:1]:
-            starts.append(
-                StartCandidate(
-                    tier="documented", source="README", command=command.excerpt.strip("`$ "), evidence=command
-                )
-            )
-        for target, evidence in self.run_calls[:1]:
-            starts.append(
-                StartCandidate(
-                    tier="inferred",
-                    source="__main__ block",
-                    command=f"uvicorn {target} --host 127.0.0.1 --port 8000",
-                    evidence=evidence,
-                )
-            )
-        for module, variable, framework, evidence in self.apps:
-            if framework == "flask":
-                starts.append(
-                    StartCandidate(
-                        tier="inferred",
-                        source="app object",
-                        command=f"flask --app {module}:{variable} run --port 8000",
-                        evidence=evidence,
-                    )
-                )
-            elif framework in {"fastapi", "litestar", "starlette"} and variable == "app":
-                starts.append(
-                    StartCandidate(
-                        tier="inferred",
-                        source="app object",
-                        command=f"uvicorn {module}:{variable} --host 127.0.0.1 --port 8000",
-                        evidence=evidence,
-                    )
-                )
-        return starts
 
 
 def _cap(items: list[Evidence]) -> list[Evidence]:

@@ -26,9 +26,22 @@ class AppSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 
     start: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
-    health: UrlPath = "/health"
+    health: Annotated[str, msgspec.Meta(pattern=r"^(/.*)?$", max_length=500)] = "/health"
+    """The route that answers 200 once the app is ready; "" when any HTTP answer means ready."""
     startup_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 60.0
     env: dict[str, str] = msgspec.field(default_factory=dict)
+    workdir: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=500,
+            pattern=r"^(?!/)(?!.*\.\.)",
+            description="where `start` runs, relative to the repository root",
+        ),
+    ] = ""
+    setup: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]],
+        msgspec.Meta(max_length=10, description="commands run before `start`, in order (an ingest, migrations)"),
+    ] = msgspec.field(default_factory=list)
 
 
 class QuerySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -93,11 +93,20 @@ def _dynamic_lines(run: DynamicRun) -> list[str]:
     if found.missing:
         lines.append(f"- Not found: {', '.join(found.missing)} (the checks that need them scored 0)")
     if run.service is not None:
+        blames = {"viva": " — Viva's limitation, not scored", "candidate": " — the project's own failure"}
+        blame = blames.get(run.service.blame or "", "")
         lines.append(
             f"- Service: started in {run.service.ready_seconds:.1f} s"
             if run.service.started and run.service.ready_seconds is not None
-            else f"- Service: did not start ({escape_markdown(run.service.reason)})"
+            else f"- Service: did not start ({escape_markdown(run.service.reason)}){blame}"
         )
+        for number, attempt in enumerate(run.service.attempts, start=1):
+            outcome = attempt.outcome.replace("_", " ") + (f": {attempt.reason}" if attempt.reason else "")
+            lines.append(
+                f"  {number}. {attempt.tier}, {escape_markdown(attempt.source)} ({escape_markdown(attempt.where)}): "
+                f"`{escape_markdown(attempt.command)}` in `{escape_markdown(attempt.workdir or '.')}`, port "
+                f"{attempt.port} — {escape_markdown(outcome)}"
+            )
     latency = run.latency
     if latency is not None and latency.end_to_end is not None:
         e2e, net = latency.end_to_end, latency.net_of_model

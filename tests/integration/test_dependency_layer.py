@@ -10,6 +10,7 @@ import pytest
 
 from sandboxes.deps import parse_requirements
 from sandboxes.docker_backend import DockerSandbox, docker_client
+from sandboxes.errors import LayerTooLarge
 from sandboxes.images import build_offline_base
 from sandboxes.layers import VENV, dependency_layer
 from sandboxes.settings import SandboxSettings
@@ -78,6 +79,23 @@ def test_option_and_path_lines_never_reach_pip(client, tmp_path: Path) -> None:
     assert [refused.line for refused in parsed.refused] == [2, 3, 4]
     layer = dependency_layer(client, IMAGE, parsed, tmp_path)
     assert layer.install_ok and layer.requirements == ["six==1.16.0"]
+
+
+def test_a_layer_past_the_ceiling_is_refused_and_removed(client, tmp_path: Path) -> None:
+    """VIVA_SANDBOX_LAYER_MAX_MB bounds the layer's own size (the image's past the base's): past it the image is
+    removed and the error names the size and the ceiling, which the grading reports as not_run."""
+    requirements = parse_requirements("six==1.16.0\nidna==3.10\n")
+    _forget_layer(client, requirements)
+    with pytest.raises(
+        LayerTooLarge, match=r"the dependency layer is \d+ MB installed, over the 1 MB ceiling"
+    ) as raised:
+        dependency_layer(client, IMAGE, requirements, tmp_path, max_mb=1)
+    assert raised.value.size_mb > 1
+    key = requirements.cache_key(str(client.images.get(IMAGE).id))
+    left = [
+        image.tags for image in client.images.list(name="viva-deps") if any(tag.endswith(key) for tag in image.tags)
+    ]
+    assert left == [], f"the oversized layer should be gone, found {left}"
 
 
 def _forget_layer(client, requirements) -> None:

@@ -1,0 +1,1 @@
+"""Reading how a repository says its app starts (see detect.py)."""

@@ -1,0 +1,261 @@
+"""Every way a repository says its app starts, best first, each with where it says so and a tier.
+
+The files that can say it are read here, bounded, as data: viva.toml (declared); Dockerfiles anywhere and compose
+files, the one a compose file or the README points at first, and a Procfile (packaged); README and docs code blocks,
+Makefile targets and CI steps that start the service (documented); pyproject scripts, `python -m` packages,
+`__main__` blocks and module-level app objects (inferred). Within a tier, sources keep the order they are read in;
+across tiers, `TIERS` decides. The sandbox tries them in that order (grader/dynamic/run.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from grader.model import Evidence
+from grader.profile.model import EnvNeed, StartCandidate, StartTier
+from grader.profile.starts import compose, dockerfile, documented, env, inferred
+
+T = TypeVar("T")
+NONE_FOUND: list[StartCandidate] = []
+"""What a parser that crashed found (never appended to: every caller concatenates)."""
+
+TIERS: dict[StartTier, str] = {
+    "declared": "the candidate told Viva how to start it: viva.toml [app].start",
+    "packaged": "what the project ships to run itself: a Dockerfile's CMD/ENTRYPOINT, a compose service's command, "
+    "a Procfile",
+    "documented": "a command the README, docs, a Makefile target or a CI step gives for starting the service",
+    "inferred": "Viva's own reading of the code: a pyproject script, a `python -m` package, a `__main__` block, a "
+    "module-level app object and its framework's default command",
+}
+"""The start tiers, most certain first: the table docs/DYNAMIC.md shows (a test holds them to each other)."""
+
+SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "env", "__pycache__", "site-packages", "dist", "build",
+             ".tox", ".mypy_cache", ".pytest_cache", ".next", "target", ".idea", ".vscode"}  # fmt: skip
+MAX_FILES = 5000
+MAX_FILE_BYTES = 1_000_000
+MAX_PYTHON_FILES = 1500
+MAX_CANDIDATES = 12
+ENV_EXAMPLES = (".env.example", ".env.sample", ".env.template", "env.example", ".env.dist", "example.env")
+SERVER_WORDS = ("FastAPI(", "Flask(", "Litestar(", "Starlette(", "Quart(", "uvicorn", "__main__", "DJANGO_SETTINGS")
+
+
+@dataclass
+class RepoFiles:
+    """The texts start detection reads, by repository-relative POSIX path."""
+
+    dockerfiles: dict[str, str] = field(default_factory=dict)
+    composes: dict[str, str] = field(default_factory=dict)
+    makefiles: dict[str, str] = field(default_factory=dict)
+    procfiles: dict[str, str] = field(default_factory=dict)
+    markdown: dict[str, str] = field(default_factory=dict)
+    workflows: dict[str, str] = field(default_factory=dict)
+    pyprojects: dict[str, str] = field(default_factory=dict)
+    python: dict[str, str] = field(default_factory=dict)
+    env_examples: dict[str, str] = field(default_factory=dict)
+    other: dict[str, str] = field(default_factory=dict)
+    """Env files (.env) a compose file may name, and anything else read on demand."""
+
+    def read(self, path: str) -> str | None:
+        for table in (self.dockerfiles, self.env_examples, self.other, self.composes):
+            if path in table:
+                return table[path]
+        return None
+
+
+def detect_starts(root: Path, declared: StartCandidate | None = None) -> tuple[list[StartCandidate], list[EnvNeed]]:
+    """The ways `root` says it starts, best first (at most MAX_CANDIDATES, no command twice), and the variables its
+    code reads at start. `declared` is viva.toml's start, when the manifest gives one."""
+    files = gather(root)
+    found: list[StartCandidate] = [declared] if declared is not None else []
+    found += _packaged(files)
+    found += _documented(files)
+    found += _inferred(files)
+    order = list(TIERS)
+    ranked = sorted(enumerate(found), key=lambda item: (order.index(item[1].tier), item[0]))
+    unique: dict[tuple[str, str], StartCandidate] = {}
+    for _, candidate in ranked:
+        key = (" ".join(candidate.command.split()), candidate.workdir)
+        kept = unique.get(key)
+        if kept is None:
+            unique[key] = candidate
+        elif kept.port is None and candidate.port is not None:
+            # The README says `python -m bot`; the code it runs says which port: keep the better-sourced command
+            # with the port the code gives.
+            unique[key] = msgspec.structs.replace(kept, port=candidate.port, port_source=candidate.port_source)
+    return list(unique.values())[:MAX_CANDIDATES], _safely(
+        list[EnvNeed](), env.env_needs, files.python, files.env_examples
+    )
+
+
+def gather(root: Path) -> RepoFiles:
+    """Read the files that can say how the app starts; never follows symlinks, skips vendored trees."""
+    files = RepoFiles()
+    seen = 0
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories[:] = sorted(name for name in subdirectories if name not in SKIP_DIRS)
+        for name in sorted(names):
+            seen += 1
+            if seen > MAX_FILES:
+                return files
+            path = Path(directory) / name
+            relative = path.relative_to(root).as_posix()
+            table = _table_for(files, relative, name)
+            if table is None or path.is_symlink():
+                continue
+            text = _read(path)
+            if text is None:
+                continue
+            if table is files.python and (len(files.python) >= MAX_PYTHON_FILES or not _may_serve(text, name)):
+                continue
+            table[relative] = text
+    return files
+
+
+def _table_for(files: RepoFiles, relative: str, name: str) -> dict[str, str] | None:
+    lower = name.lower()
+    if lower == "dockerfile" or lower.startswith("dockerfile.") or lower.endswith(".dockerfile"):
+        return files.dockerfiles
+    if lower in {"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"} or (
+        lower.startswith(("docker-compose.", "compose.")) and lower.endswith((".yml", ".yaml"))
+    ):
+        return files.composes
+    if lower in {"makefile", "gnumakefile"}:
+        return files.makefiles
+    if lower == "procfile":
+        return files.procfiles
+    if lower.endswith((".md", ".rst")) and (lower.startswith("readme") or relative.lower().startswith("docs/")):
+        return files.markdown
+    if (relative.startswith(".github/workflows/") and lower.endswith((".yml", ".yaml"))) or lower == ".gitlab-ci.yml":
+        return files.workflows
+    if lower == "pyproject.toml":
+        return files.pyprojects
+    if lower.endswith(".py"):
+        return files.python
+    if lower in ENV_EXAMPLES:
+        return files.env_examples
+    if lower == ".env":
+        return files.other
+    return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if b"\0" in data[:4096]:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _may_serve(text: str, name: str) -> bool:
+    """Python worth parsing for a start: it names a web framework, a server or a __main__ block."""
+    return name in {"__main__.py", "manage.py", "__init__.py"} or any(word in text for word in SERVER_WORDS)
+
+
+def _packaged(files: RepoFiles) -> list[StartCandidate]:
+    found: list[StartCandidate] = []
+    pointed = _compose_pointed_dockerfiles(files)
+    for path, text in sorted(files.composes.items(), key=lambda item: (item[0].count("/"), item[0])):
+        parsed = _safely(None, compose.parse_compose, path, text)
+        if parsed is not None:
+            start = _safely(None, compose.compose_start, parsed, files.read)
+            if start is not None:
+                found.append(start)
+    ordered = sorted(files.dockerfiles, key=lambda path: (path not in pointed, path.count("/"), path))
+    for path in ordered:
+        parsed_file = _safely(None, dockerfile.parse_dockerfile, path, files.dockerfiles[path])
+        if parsed_file is None:
+            continue
+        context = path.rsplit("/", 1)[0] if "/" in path else ""
+        start = _safely(None, dockerfile.dockerfile_start, parsed_file, context=context)
+        if start is not None:
+            found.append(start)
+    for path, text in files.procfiles.items():
+        found += _safely(NONE_FOUND, documented.procfile_starts, path, text)
+    return found
+
+
+def _compose_pointed_dockerfiles(files: RepoFiles) -> set[str]:
+    """Dockerfiles a compose file builds from: tried before the others."""
+    pointed: set[str] = set()
+    for path, text in files.composes.items():
+        parsed = _safely(None, compose.parse_compose, path, text)
+        for service in parsed.services if parsed is not None else []:
+            if service.build_context is not None:
+                context = service.build_context.strip("/")
+                name = service.dockerfile or "Dockerfile"
+                pointed.add(f"{context}/{name}".lstrip("/") if context else name)
+    return pointed
+
+
+def _documented(files: RepoFiles) -> list[StartCandidate]:
+    found: list[StartCandidate] = []
+    targets: dict[str, StartCandidate] = {}
+    for path, text in sorted(files.makefiles.items(), key=lambda item: (item[0].count("/"), item[0])):
+        for start in _safely(NONE_FOUND, documented.makefile_starts, path, text):
+            targets.setdefault(start.source.removeprefix("Makefile target "), start)
+    readmes = sorted(files.markdown, key=lambda path: (not path.lower().startswith("readme"), path.count("/"), path))
+    for path in readmes:
+        for start in _safely(NONE_FOUND, documented.markdown_starts, path, files.markdown[path]):
+            found.append(_through_makefile(start, targets))
+    found += targets.values()
+    for path, text in sorted(files.workflows.items()):
+        found += _safely(NONE_FOUND, documented.ci_starts, path, text)
+    return found
+
+
+def _through_makefile(start: StartCandidate, targets: dict[str, StartCandidate]) -> StartCandidate:
+    """A README's `make run` is the Makefile's target `run`: its recipe, where the README says to run it (the
+    sandbox has no `make`, and the recipe is what the README means)."""
+    words = start.command.split()
+    if len(words) == 2 and words[0] == "make" and words[1] in targets:
+        target = targets[words[1]]
+        return msgspec.structs.replace(target, notes=[*target.notes, f"`{start.command}` at {start.evidence.location}"])
+    return start
+
+
+def _inferred(files: RepoFiles) -> list[StartCandidate]:
+    found: list[StartCandidate] = []
+    for path, text in sorted(files.pyprojects.items(), key=lambda item: (item[0].count("/"), item[0])):
+        found += _safely(NONE_FOUND, inferred.pyproject_starts, path, text, files.python)
+    found += _safely(NONE_FOUND, inferred.module_main_starts, files.python)
+    found += _safely(NONE_FOUND, inferred.app_object_starts, files.python)
+    return found
+
+
+def _safely(fallback: T, build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`build(*args, **kwargs)`; a parser's crash on a hostile file costs that file's candidates, never the
+    grading."""
+    try:
+        return build(*args, **kwargs)
+    except Exception:
+        return fallback
+
+
+def declared_start(manifest_start: Evidence | None, app: dict[str, object] | None) -> StartCandidate | None:
+    """viva.toml's [app] as the declared start (its port, workdir, env and setup as the candidate wrote them)."""
+    if manifest_start is None or app is None:
+        return None
+    port = app.get("port")
+    env_table = app.get("env")
+    setup = app.get("setup")
+    return StartCandidate(
+        tier="declared",
+        source="viva.toml",
+        command=str(app.get("start", manifest_start.excerpt)),
+        evidence=manifest_start,
+        workdir=str(app.get("workdir") or ""),
+        port=port if isinstance(port, int) else 8000,
+        port_source="viva.toml",
+        env={str(key): str(value) for key, value in env_table.items()} if isinstance(env_table, dict) else {},
+        setup=[str(step) for step in setup] if isinstance(setup, list) else [],
+    )

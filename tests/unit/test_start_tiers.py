@@ -1,0 +1,44 @@
+"""The start tiers are one table, in code and in docs/DYNAMIC.md; with a registry, the sandbox's Python follows
+the one the project's own image names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from grader.dynamic.options import DynamicOptions
+from grader.dynamic.run import matching_python
+from grader.model import Evidence
+from grader.profile.model import RepoProfile, StartCandidate
+from grader.profile.starts.detect import TIERS
+from sandboxes.settings import SandboxSettings
+
+DYNAMIC_MD = Path(__file__).parents[2] / "docs" / "DYNAMIC.md"
+
+
+def test_docs_show_the_tiers_the_code_orders_by() -> None:
+    text = DYNAMIC_MD.read_text()
+    section = text[text.index("## Starting the project") : text.index("## Whose failure is it")]
+    rows = dict(re.findall(r"^\| (declared|packaged|documented|inferred) \| (.+) \|$", section, re.M))
+    assert list(rows) == list(TIERS), "docs/DYNAMIC.md's tier table is out of order or incomplete"
+    assert rows == TIERS, "docs/DYNAMIC.md describes a tier differently from grader/profile/starts/detect.py"
+
+
+def _profile(version: str | None) -> RepoProfile:
+    start = StartCandidate(
+        tier="packaged",
+        source="Dockerfile",
+        command="uvicorn main:app",
+        evidence=Evidence("Dockerfile", 9, "CMD uvicorn main:app"),
+        python_version=version,
+    )
+    return RepoProfile(starts=[start])
+
+
+def test_with_a_registry_the_base_image_is_the_python_the_dockerfile_names() -> None:
+    pulled = DynamicOptions(sandbox=SandboxSettings(image_source="pull", pull_image="python:3.12-slim"))
+    assert matching_python(pulled, _profile("3.11")).sandbox.image == "python:3.11-slim"
+    assert matching_python(pulled, _profile(None)).sandbox.image == "python:3.12-slim"
+    assert matching_python(pulled, _profile("3.11; rm -rf /")).sandbox.image == "python:3.12-slim"
+    offline = DynamicOptions(sandbox=SandboxSettings(image_source="offline"))
+    assert matching_python(offline, _profile("3.11")).sandbox.image == "viva-base:offline"
