@@ -155,7 +155,8 @@ def test_the_naive_app_was_found_through_its_openapi_document(reports: dict[str,
     found = reports["naive"].dynamic.interface  # type: ignore[union-attr]
     assert found.query_method == "GET" and found.query_path == "/search" and found.request_template == "q"
     assert "OpenAPI" in found.query_source and found.ingest_path == "/documents"
-    assert found.answer_pointer == "/response" and found.start_source.startswith("code")
+    assert found.answer_pointer == "/response" and found.start_tier == "documented"  # the README says `python main.py`
+    assert found.start_source.startswith("README") and found.start_command == "python main.py"
     evals = reports["naive"].dynamic.evals  # type: ignore[union-attr]
     assert evals is not None and evals.runner == "pytest" and evals.collected == 8
     assert evals.reproducible and all(run.passed == 8 for run in evals.runs)
