@@ -208,14 +208,14 @@ def _run_sandbox(
     """The dynamic leaves, run in the sandbox; each of its steps advances the "sandbox" stage by one."""
     from grader.dynamic.run import run_dynamic  # noqa: PLC0415 - the sandbox and its probes load only when needed
 
-    steps = iter(range(1, len(DYNAMIC_STEPS) + 1))
     return run_dynamic(
         root,
         profile,
         dynamic_leaves,
         scratch_dir / "dynamic",
         options.dynamic,
-        step=lambda _: notify("sandbox", next(steps), len(DYNAMIC_STEPS)),
+        # By the step's place, not a count: a step can come more than once (a start tried again, its layer).
+        step=lambda name: notify("sandbox", DYNAMIC_STEPS.index(name) + 1, len(DYNAMIC_STEPS)),
     )
 
 

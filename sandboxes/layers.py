@@ -66,6 +66,9 @@ INDEX_UNREACHABLE = re.compile(
     r"NewConnectionError|Connection refused|Temporary failure in name resolution|Name or service not known|"
     r"Network is unreachable|ConnectTimeout|Could not fetch URL"
 )
+PARTIAL_MARK = "[viva] the full install failed; installing the packages that have a wheel"
+PARTIAL_LABEL = "viva.missing"
+"""A layer installed without some requirements says which, so a cached one is reported the same way."""
 BUILD_TOOLS = ["setuptools>=68", "wheel"]
 """Wheels put beside any source archive, so pip can build it inside the sandbox with no index."""
 
@@ -174,29 +177,26 @@ def dependency_layer(
         pass
     else:
         _check_size(client, cached, base_id, max_mb, remove=False)
-        return DependencyLayer(tag, True, requirements.requirements, [], True, "", time.monotonic() - started)
+        left_out = [item for item in (cached.labels or {}).get(PARTIAL_LABEL, "").split("\n") if item]
+        said = f"installed without {', '.join(left_out)} (no wheel or source archive)" if left_out else ""
+        return DependencyLayer(
+            tag, True, requirements.requirements, left_out, not left_out, said, time.monotonic() - started
+        )
     wheelhouse = cache_dir / "wheelhouse" / key
-    complete = wheelhouse / ".complete"
-    missing: list[str] = []
-    pip_said = ""
-    if not complete.exists():  # a wheelhouse that once had everything is reused without asking the index again
-        python = image_python(client, base_image)
-        missing, pip_said, unreachable = download_wheels(requirements, wheelhouse, python, index_url, extra_index_url)
-        if unreachable:
-            raise SandboxUnavailable(f"the package index {index_url} is not reachable from this host ({pip_said})")
-        if missing:
-            indexes = [url for url in (index_url, extra_index_url) if url]
-            missing = [item for item in missing if not any(fetch_sdist(item, wheelhouse, url) for url in indexes)]
-            download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python, index_url, extra_index_url)
-        if not missing:
-            complete.touch()
+    missing, pip_said = _fill_wheelhouse(client, base_image, requirements, wheelhouse, (index_url, extra_index_url))
     (wheelhouse / "requirements.txt").write_text("\n".join(requirements.requirements) + "\n")
+    available = [item for item in requirements.requirements if item not in missing]
+    (wheelhouse / "available.txt").write_text("\n".join(available) + "\n")
     for path in [wheelhouse, *wheelhouse.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    script = (
-        f"python3 -m venv {VENV} && {VENV}/bin/pip install --quiet --no-index --disable-pip-version-check "
-        f"--find-links /wheels -r /wheels/requirements.txt"
-    )
+    pip = f"{VENV}/bin/pip install --quiet --no-index --disable-pip-version-check --find-links /wheels"
+    script = f"python3 -m venv {VENV} && {pip} -r /wheels/requirements.txt"
+    if missing and available:
+        # One package without a wheel should not leave the app with none: install the others, and say so.
+        script = (
+            f"python3 -m venv {VENV} && ({pip} -r /wheels/requirements.txt || "
+            f"(echo '{PARTIAL_MARK}' && {pip} -r /wheels/available.txt))"
+        )
     container = None
     try:
         container = client.containers.run(
@@ -214,9 +214,12 @@ def dependency_layer(
         )
         status = container.wait(timeout=900)
         log = container.logs().decode(errors="replace")
-        ok = status.get("StatusCode") == 0
-        if ok:
-            image = container.commit(repository="viva-deps", tag=key)
+        built = status.get("StatusCode") == 0
+        partial = built and PARTIAL_MARK in log
+        ok = built and not partial
+        if built:
+            labels = {PARTIAL_LABEL: "\n".join(missing)} if partial else {}
+            image = container.commit(repository="viva-deps", tag=key, conf={"Labels": labels})
             _check_size(client, image, base_id, max_mb, remove=True)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise SandboxUnavailable(f"the dependency layer could not be built: {error}") from None
@@ -226,9 +229,37 @@ def dependency_layer(
     tail = "\n".join(log.strip().splitlines()[-20:])
     if missing:
         tail = f"no wheel for: {', '.join(missing)} ({pip_said})\n" + tail
+    if partial:
+        tail = f"installed without {', '.join(missing)}: they have no wheel or source archive\n" + tail
     return DependencyLayer(
-        tag if ok else base_image, False, requirements.requirements, missing, ok, tail, time.monotonic() - started
+        tag if built else base_image, False, requirements.requirements, missing, ok, tail, time.monotonic() - started
     )
+
+
+def _fill_wheelhouse(
+    client: docker.DockerClient,
+    base_image: str,
+    requirements: ParsedRequirements,
+    wheelhouse: Path,
+    indexes: tuple[str, str],
+) -> tuple[list[str], str]:
+    """Wheels (else source archives) for `requirements` in `wheelhouse` from (index, extra index): (what has
+    neither, what pip said)."""
+    index_url, extra_index_url = indexes
+    complete = wheelhouse / ".complete"
+    if complete.exists():  # a wheelhouse that once had everything is reused without asking the index again
+        return [], ""
+    python = image_python(client, base_image)
+    missing, pip_said, unreachable = download_wheels(requirements, wheelhouse, python, index_url, extra_index_url)
+    if unreachable:
+        raise SandboxUnavailable(f"the package index {index_url} is not reachable from this host ({pip_said})")
+    if missing:
+        urls = [url for url in indexes if url]
+        missing = [item for item in missing if not any(fetch_sdist(item, wheelhouse, url) for url in urls)]
+        download_wheels(ParsedRequirements(BUILD_TOOLS, []), wheelhouse, python, index_url, extra_index_url)
+    if not missing:
+        complete.touch()
+    return missing, pip_said
 
 
 def _check_size(client: docker.DockerClient, image: Any, base_id: str, max_mb: int | None, *, remove: bool) -> None:

@@ -97,6 +97,7 @@ REQUEST_TIMEOUT_S = 30.0
 SETUP_TIMEOUT_S = 300.0
 ATTEMPT_ROLES = [f"start-{number}" for number in range(1, MAX_ATTEMPTS + 1)]
 APP_DIR = "/work/app"
+SHIMS = "/work/.shims"
 MODEL_CACHE = "/models"
 MODEL_CACHE_ENV = {
     "HF_HOME": MODEL_CACHE,
@@ -208,6 +209,7 @@ class _Session:
         self.found = plan_interface(profile, root, ceiling.budget_variable)
         self._evals: asyncio.Task[EvalsResult] | None = None
         self.attempts: list[StartAttempt] = []
+        self.layers: dict[str, tuple[str, SandboxInfo]] = {}
         self.chosen: StartCandidate | None = None
         self.start_failure: ServiceResult | None = None
         self.repo_modules = repo_modules(root)
@@ -221,35 +223,10 @@ class _Session:
     async def run(self, client: Any, base_id: str, scratch: Path) -> DynamicRun:
         started = time.monotonic()
         self.step("dependencies")
-        collected = _requirements(self.root, self.found.workdir)  # the dependencies beside where the app starts
-        if not collected.parsed.requirements and self.profile.starts:
-            collected = _from_run_steps(collected, self.profile.starts[0])
-        requirements = collected.parsed
         options = self.options
-        layer = await asyncio.to_thread(
-            dependency_layer,
-            client,
-            options.sandbox.image,
-            requirements,
-            options.cache_dir,
-            options.index_url,
-            extra_index_url=options.sandbox.extra_index_url,
-            max_mb=options.sandbox.layer_max_mb,
-        )
-        self.info = SandboxInfo(
-            base_image=options.sandbox.image,
-            base_image_id=base_id,
-            image=layer.image,
-            layer_cached=layer.cached,
-            layer_seconds=round(layer.seconds, 2),
-            install_ok=layer.install_ok,
-            requirements=layer.requirements,
-            refused_requirements=[item.describe() for item in requirements.refused],
-            missing_wheels=layer.missing_wheels,
-            install_log_tail=layer.log_tail[-3000:],
-            requirement_sources=[source.describe() for source in collected.sources],
-            requirement_notes=collected.notes[:50],
-        )
+        self.base_id = base_id
+        first = self.profile.starts[0] if self.profile.starts and self.found.start_tier != "declared" else None
+        self.image, self.info = await self._layer(client, self.found.workdir, first)
         self.result = DynamicRun(
             sandbox=self.info,
             gateway=GatewaySettings(
@@ -266,10 +243,48 @@ class _Session:
         ceiling_wanted = "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None
         roles = instance_roles(bool(self.slow_faults), ceiling_wanted, options.sandbox.instances)
         with _socket_root(scratch, [*roles, *ATTEMPT_ROLES]) as sockets:
-            await self._choose_start(layer.image, sockets, client)
-            await self._run_instances(roles, layer.image, sockets, client)
+            await self._choose_start(sockets, client)
+            await self._run_instances(roles, self.image, sockets, client)
         self.result.seconds = round(time.monotonic() - started, 2)
         return self.result
+
+    async def _layer(self, client: Any, workdir: str, start: StartCandidate | None) -> tuple[str, SandboxInfo]:
+        """The dependency layer for an app that starts from `workdir`: the dependencies declared beside it (or a
+        parent), else what its Dockerfile's RUN or its README installs. Built once per set of requirements."""
+        collected = _requirements(self.root, workdir)
+        if not collected.parsed.requirements:
+            collected = _installs_named_elsewhere(collected, self.root, [start] if start is not None else [])
+        requirements = collected.parsed
+        key = requirements.cache_key(self.base_id)
+        if key in self.layers:
+            return self.layers[key]
+        options = self.options
+        layer = await asyncio.to_thread(
+            dependency_layer,
+            client,
+            options.sandbox.image,
+            requirements,
+            options.cache_dir,
+            options.index_url,
+            extra_index_url=options.sandbox.extra_index_url,
+            max_mb=options.sandbox.layer_max_mb,
+        )
+        info = SandboxInfo(
+            base_image=options.sandbox.image,
+            base_image_id=self.base_id,
+            image=layer.image,
+            layer_cached=layer.cached,
+            layer_seconds=round(layer.seconds, 2),
+            install_ok=layer.install_ok,
+            requirements=layer.requirements,
+            refused_requirements=[item.describe() for item in requirements.refused],
+            missing_wheels=layer.missing_wheels,
+            install_log_tail=layer.log_tail[-3000:],
+            requirement_sources=[source.describe() for source in collected.sources],
+            requirement_notes=collected.notes[:50],
+        )
+        self.layers[key] = (layer.image, info)
+        return layer.image, info
 
     async def _run_instances(self, roles: list[str], image: str, sockets: Path, client: Any) -> None:
         contexts = {role: self._instance(role, image, sockets, client) for role in roles}
@@ -302,7 +317,7 @@ class _Session:
         """A sandbox of the layer's image with its own gateway and tunnel, the repository copied into it; its app
         listens on `port` and starts from `workdir` (the chosen start's, unless a start attempt says otherwise)."""
         socket_dir = scratch / "sockets" / role
-        env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": VENV, **gateway_env()}
+        env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:{SHIMS}", "VIRTUAL_ENV": VENV, **gateway_env()}
         mounts = {}
         if self.options.sandbox.model_cache_dir:
             mounts[Path(self.options.sandbox.model_cache_dir).expanduser()] = MODEL_CACHE
@@ -323,7 +338,13 @@ class _Session:
                 mounts=mounts,
             )
             async with sandbox:
-                copy = ["sh", "-c", "mkdir -p /work/app && cp -a /repo/. /work/app/"]
+                # `python` as well as `python3`, even when the dependencies did not install (no venv): Debian's
+                # base has only python3, and READMEs say `python app.py`.
+                copy = [
+                    "sh",
+                    "-c",
+                    f"mkdir -p /work/app {SHIMS} && cp -a /repo/. /work/app/ && ln -sf /usr/bin/python3 {SHIMS}/python",
+                ]
                 copied = await sandbox.exec(copy, timeout=300)
                 if copied.returncode != 0:
                     raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
@@ -574,7 +595,7 @@ class _Session:
 
     # --- choosing how to start ------------------------------------------------------------------------------
 
-    async def _choose_start(self, image: str, sockets: Path, client: Any) -> None:
+    async def _choose_start(self, sockets: Path, client: Any) -> None:
         """Try the ways the repository says it starts, best first, each in a fresh sandbox of its own with its own
         startup budget (at most MAX_ATTEMPTS, within the total), until one answers; the instances then start that
         one. A declared start (viva.toml) is the candidate's own word: the main instance's start is its attempt."""
@@ -603,11 +624,15 @@ class _Session:
                 )
                 break
             tried += 1
+            self.step("dependencies")
+            image, info = await self._layer(client, start.workdir, start)
             attempt = await self._try_start(
-                start, image, sockets, client, timeout=min(sandbox.start_attempt_s, left), number=tried
+                start, (image, info), sockets, client, timeout=min(sandbox.start_attempt_s, left), number=tried
             )
             self.attempts.append(attempt)
             if attempt.outcome == "started":
+                self.image, self.info = image, info
+                self.result.sandbox = info
                 use_start(self.found, start, attempt.port)
                 self.found.env = self._start_env(start, attempt.port)[0]
                 self.found.start_command = attempt.command
@@ -619,8 +644,16 @@ class _Session:
         self.start_failure = self._no_start()
 
     async def _try_start(
-        self, start: StartCandidate, image: str, sockets: Path, client: Any, *, timeout: float, number: int
+        self,
+        start: StartCandidate,
+        layer: tuple[str, SandboxInfo],
+        sockets: Path,
+        client: Any,
+        *,
+        timeout: float,
+        number: int,
     ) -> StartAttempt:
+        image, info = layer
         port = start_port(start)
         command, notes = unwrap(start.command)
         command, rewritten = rewrite_bind(command)
@@ -638,9 +671,12 @@ class _Session:
                 await one.service.wait_ready("/", timeout, any_status=True)
             except StartFailure as failed:
                 exited = not await one.service.alive()
-                verdict = self._verdict(start, failed.log_tail, exited=exited)
+                verdict = self._verdict(start, failed.log_tail, exited=exited, info=info)
                 record.outcome, record.blame = "failed", verdict.blame
-                record.reason, record.log_tail = f"{failed.reason}: {verdict.reason}", failed.log_tail[-4000:]
+                tail = failed.log_tail
+                if not info.install_ok:
+                    tail = f"[dependency install failed]\n{info.install_log_tail[-1500:]}\n[app output]\n{tail}"
+                record.reason, record.log_tail = f"{failed.reason}: {verdict.reason}", tail[-4000:]
             else:
                 record.outcome, record.log_tail = "started", (await one.service.tail())[-2000:]
         record.seconds = round(time.monotonic() - began, 2)
@@ -685,8 +721,8 @@ class _Session:
             skipped=list(start.skipped),
         )
 
-    def _verdict(self, start: StartCandidate, log: str, *, exited: bool) -> Verdict:
-        info = self.info
+    def _verdict(self, start: StartCandidate, log: str, *, exited: bool, info: SandboxInfo | None = None) -> Verdict:
+        info = info or self.info
         facts = StartFacts(
             candidate=start,
             install_ok=info.install_ok,
@@ -813,22 +849,44 @@ async def _run_setup(instance: _Instance, steps: list[str], env: dict[str, str])
     return None
 
 
-PIP_INSTALL = re.compile(r"\b(?:python3? -m )?pip3? install\b([^;&|]*)")
+PIP_INSTALL = re.compile(r"\b(?:python3? -m )?pip3? install\b([^;&|`#]*)")
 
 
-def _from_run_steps(collected: CollectedRequirements, start: StartCandidate) -> CollectedRequirements:
-    """With no dependency file, the packages a skipped `RUN pip install a b` names, read as data (the step itself
-    is never run): many Dockerfiles declare their dependencies only there."""
+def _installs_named_elsewhere(
+    collected: CollectedRequirements, root: Path, starts: list[StartCandidate]
+) -> CollectedRequirements:
+    """With no dependency file, the packages the project installs another way, read as data (never run): a
+    skipped `RUN pip install a b` of its Dockerfile, else the `pip install a b` lines of its README."""
     names: list[str] = []
-    for step in start.skipped:
-        for match in PIP_INSTALL.finditer(step.split(": ", 1)[-1]):
-            names += [word for word in shlex.split(match.group(1), posix=True) if not word.startswith("-")
-                      and "/" not in word and not word.endswith((".txt", ".toml", ".cfg")) and word != "."]  # fmt: skip
+    where = ""
+    for step in starts[0].skipped if starts else []:
+        names += _pip_install_names(step.split(": ", 1)[-1])
+        where = where or f"the Dockerfile's RUN pip install ({starts[0].evidence.path})"
+    if not names:
+        for readme in sorted(root.glob("README*"))[:3]:
+            if readme.is_file() and not readme.is_symlink():
+                for line in readme.read_text(errors="replace")[:500_000].splitlines():
+                    names += _pip_install_names(line.strip().lstrip("!%$> "))
+                where = where or f"the pip install lines of {readme.name}" if names else where
     if not names:
         return collected
     parsed = parse_requirements("\n".join(dict.fromkeys(names)))
-    note = f"no dependency file: the packages the Dockerfile's RUN pip install names ({start.evidence.path})"
-    return msgspec.structs.replace(collected, parsed=parsed, notes=[*collected.notes, note])
+    return msgspec.structs.replace(collected, parsed=parsed, notes=[*collected.notes, f"no dependency file: {where}"])
+
+
+def _pip_install_names(text: str) -> list[str]:
+    names: list[str] = []
+    for match in PIP_INSTALL.finditer(text):
+        try:
+            words = shlex.split(match.group(1), posix=True)
+        except ValueError:
+            continue
+        names += [
+            word
+            for word in words
+            if not word.startswith("-") and "/" not in word and word != "." and not word.endswith((".txt", ".toml"))
+        ]
+    return names
 
 
 def _refused_names(refused: list[str]) -> list[str]:

@@ -26,6 +26,12 @@ FOREIGN_TOOLS = {
     "ruby", "bundle", "rails", "php", "docker", "docker-compose", "podman", "kubectl", "helm",
 }  # fmt: skip
 """First words of a command the sandbox cannot run: another language's toolchain, or a container runtime."""
+PYTHON_PROGRAMS = {
+    "python", "python3", "uvicorn", "gunicorn", "hypercorn", "granian", "daphne", "flask", "fastapi", "litestar",
+    "streamlit", "chainlit", "gradio", "celery", "waitress-serve", "quart", "sanic", "panel", "voila", "jupyter",
+    "mesop", "reflex", "solara", "langgraph", "langserve", "uv", "poetry", "pipenv", "pdm",
+}  # fmt: skip
+"""Programs a Python project's own requirements provide: not found means the project did not declare it."""
 WRAPPERS = {"poetry", "uv", "pipenv", "pdm", "hatch", "rye"}
 """`poetry run X` and friends: the sandbox already holds the dependencies, so X runs directly."""
 SAFE_BINDS = {"0.0.0.0", "127.0.0.1", "localhost", "::", "[::]", "0", "::1", "[::1]"}  # noqa: S104 - bind addresses in the app's command, inside the sandbox
@@ -156,7 +162,7 @@ def blame_failed_start(facts: StartFacts, log: str) -> Verdict:
     if missing:
         module = missing[-1].split(".")[0]
         if module in facts.repo_modules:
-            if tier == "inferred" and not _raised_in_repo(log):
+            if tier == "inferred":  # the module is there: where Viva's guess ran it from was wrong
                 return Verdict("viva", f"Viva's guess `{candidate.command}` could not import the project's module "
                                        f"`{module}` from where it ran")  # fmt: skip
             return Verdict("candidate", f"the app failed at start importing its own module: {_last_error(log)}")
@@ -208,6 +214,10 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
     tool = _COMMAND_NOT_FOUND.search(log)
     if tool and tool.group(1).rsplit("/", 1)[-1] in FOREIGN_TOOLS:
         return f"the app runs `{tool.group(1)}`, which the Python sandbox does not have"
+    if tool and not facts.install_ok:
+        return f"the dependencies did not install in the sandbox, so `{tool.group(1)}` was not there"
+    if tool and tool.group(1).rsplit("/", 1)[-1] not in PYTHON_PROGRAMS and "/" not in tool.group(1):
+        return f"the app runs `{tool.group(1)}`, a program the Python sandbox does not have"
     if _CONNECTION_REFUSED.search(log):
         return "the app needs a service at start (a database, a vector store, a cache) that Viva does not run yet"
     if facts.candidate.tier == "inferred" and _GUESS_WRONG.search(log) and not _raised_in_repo(log):

@@ -53,6 +53,27 @@ def test_a_requirement_without_a_wheel_is_reported(client, tmp_path: Path) -> No
     assert "no wheel for" in layer.log_tail
 
 
+def test_one_requirement_without_a_wheel_leaves_the_others_installed_and_says_so(client, tmp_path: Path) -> None:
+    """A project pins one package that has no wheel here (bitsandbytes on the wrong platform, a private name): the
+    rest still install, so the app can start if it does not need that one; the layer says what it left out, and a
+    cached copy says the same."""
+    requirements = parse_requirements("six==1.16.0\nviva-no-such-package-xyz==0.0.1\n")
+    _forget_layer(client, requirements)
+    layer = dependency_layer(client, IMAGE, requirements, tmp_path)
+    assert not layer.install_ok and layer.image.startswith("viva-deps:"), layer.log_tail
+    assert layer.missing_wheels == ["viva-no-such-package-xyz==0.0.1"]
+    assert "installed without viva-no-such-package-xyz==0.0.1" in layer.log_tail
+
+    async def check(image: str) -> str:
+        async with DockerSandbox(image) as sandbox:
+            result = await sandbox.exec([f"{VENV}/bin/python", "-c", "import six; print(six.__version__)"])
+            return result.stdout
+
+    assert asyncio.run(check(layer.image)) == "1.16.0\n"
+    again = dependency_layer(client, IMAGE, requirements, tmp_path)
+    assert again.cached and not again.install_ok and again.missing_wheels == layer.missing_wheels
+
+
 def test_a_package_with_no_wheel_is_built_inside_the_sandbox(client, tmp_path: Path) -> None:
     """docopt 0.6.2 exists only as a source archive: it is fetched as a file and built in the build container."""
     requirements = parse_requirements("docopt==0.6.2\n")

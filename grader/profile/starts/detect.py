@@ -10,6 +10,7 @@ across tiers, `TIERS` decides. The sandbox tries them in that order (grader/dyna
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,6 @@ MAX_FILE_BYTES = 1_000_000
 MAX_PYTHON_FILES = 1500
 MAX_CANDIDATES = 12
 ENV_EXAMPLES = (".env.example", ".env.sample", ".env.template", "env.example", ".env.dist", "example.env")
-SERVER_WORDS = ("FastAPI(", "Flask(", "Litestar(", "Starlette(", "Quart(", "uvicorn", "__main__", "DJANGO_SETTINGS")
 
 
 @dataclass
@@ -111,8 +111,8 @@ def gather(root: Path) -> RepoFiles:
             text = _read(path)
             if text is None:
                 continue
-            if table is files.python and (len(files.python) >= MAX_PYTHON_FILES or not _may_serve(text, name)):
-                continue
+            if table is files.python and len(files.python) >= MAX_PYTHON_FILES:
+                continue  # every module counts: where the app's imports resolve decides where it runs from
             table[relative] = text
     return files
 
@@ -156,21 +156,19 @@ def _read(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def _may_serve(text: str, name: str) -> bool:
-    """Python worth parsing for a start: it names a web framework, a server or a __main__ block."""
-    return name in {"__main__.py", "manage.py", "__init__.py"} or any(word in text for word in SERVER_WORDS)
-
-
 def _packaged(files: RepoFiles) -> list[StartCandidate]:
     found: list[StartCandidate] = []
-    pointed = _compose_pointed_dockerfiles(files)
+    pointed, others = _compose_dockerfiles(files)
     for path, text in sorted(files.composes.items(), key=lambda item: (item[0].count("/"), item[0])):
         parsed = _safely(None, compose.parse_compose, path, text)
         if parsed is not None:
             start = _safely(None, compose.compose_start, parsed, files.read)
             if start is not None:
                 found.append(start)
-    ordered = sorted(files.dockerfiles, key=lambda path: (path not in pointed, path.count("/"), path))
+    ordered = sorted(
+        (path for path in files.dockerfiles if path not in others),
+        key=lambda path: (path not in pointed, path.count("/"), path),
+    )
     for path in ordered:
         parsed_file = _safely(None, dockerfile.parse_dockerfile, path, files.dockerfiles[path])
         if parsed_file is None:
@@ -184,17 +182,24 @@ def _packaged(files: RepoFiles) -> list[StartCandidate]:
     return found
 
 
-def _compose_pointed_dockerfiles(files: RepoFiles) -> set[str]:
-    """Dockerfiles a compose file builds from: tried before the others."""
-    pointed: set[str] = set()
+def _compose_dockerfiles(files: RepoFiles) -> tuple[set[str], set[str]]:
+    """(Dockerfiles a compose file builds its app service from: tried first; those it builds other services from —
+    a frontend, a loader, a model puller — which are not the app and are not tried)."""
+    app_files: set[str] = set()
+    other_files: set[str] = set()
     for path, text in files.composes.items():
         parsed = _safely(None, compose.parse_compose, path, text)
-        for service in parsed.services if parsed is not None else []:
-            if service.build_context is not None:
-                context = service.build_context.strip("/")
-                name = service.dockerfile or "Dockerfile"
-                pointed.add(f"{context}/{name}".lstrip("/") if context else name)
-    return pointed
+        if parsed is None:
+            continue
+        app = _safely(None, compose.app_service, parsed)
+        for service in parsed.services:
+            if service.build_context is None:
+                continue
+            context = service.build_context.strip("/")
+            name = service.dockerfile or "Dockerfile"
+            built = posixpath.normpath(f"{context}/{name}") if context else name
+            (app_files if app is not None and service.name == app.name else other_files).add(built)
+    return app_files, other_files - app_files
 
 
 def _documented(files: RepoFiles) -> list[StartCandidate]:

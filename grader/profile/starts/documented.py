@@ -287,7 +287,7 @@ _DEPENDENCY_TARGETS = {"install", "setup", "venv", "deps", "dependencies", "requ
 _NOT_SERVING_WORDS = ("test", "eval", "bench", "lint", "cli", "query", "ask", "check")
 """A script named so is a one-off that is not needed to serve."""
 _SETUP_WORDS = ("ingest", "index", "reindex", "embed", "seed", "migrat", "load", "download", "fetch", "scrap",
-                "crawl", "prepar", "preprocess", "populat", "setup", "init", "train", "finetune", "upload",
+                "crawl", "prep", "preprocess", "populat", "setup", "init", "train", "finetune", "upload",
                 "build", "generat", "convert", "import", "vectori", "chunk")  # fmt: skip
 """A script named so prepares data (or a model) the service then serves."""
 _DJANGO_SETUP = {"migrate", "loaddata", "collectstatic", "createcachetable"}

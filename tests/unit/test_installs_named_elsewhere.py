@@ -1,0 +1,59 @@
+"""A project with no dependency file still says what it installs — in its Dockerfile's RUN pip install, or the
+pip install lines of its README — and Viva reads that as data (never runs it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.dynamic.run import _installs_named_elsewhere
+from grader.dynamic.starting import StartFacts, blame_failed_start
+from grader.model import Evidence
+from grader.profile.model import StartCandidate
+from sandboxes.dependency_files import collect_requirements
+
+
+def _start(*skipped: str) -> StartCandidate:
+    return StartCandidate(
+        tier="packaged",
+        source="Dockerfile",
+        command="gunicorn -b 0.0.0.0:5000 app:app",
+        evidence=Evidence("Dockerfile", 8, 'CMD ["gunicorn", "-b", "0.0.0.0:5000", "app:app"]'),
+        skipped=list(skipped),
+    )
+
+
+def test_a_dockerfiles_run_pip_install_names_the_dependencies(tmp_path: Path) -> None:
+    start = _start("Dockerfile:4: RUN pip3 install --no-cache-dir gunicorn flask==3.1.0 'openai>=1.0' && rm -rf /x")
+    collected = _installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, [start])
+    assert collected.parsed.requirements == ["gunicorn", "flask==3.1.0", "openai>=1.0"]
+    assert "RUN pip install" in collected.notes[-1]
+
+
+def test_a_readmes_pip_install_lines_name_them_when_nothing_else_does(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(
+        "# Workshop\n\n```bash\npip install tqdm jupyter openai\npip install -r requirements.txt\n"
+        "pip install -e .\n```\n\nIn the notebook: `!pip install -U minsearch`\n"
+    )
+    collected = _installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, [])
+    assert collected.parsed.requirements == ["tqdm", "jupyter", "openai", "minsearch"]
+    assert "README.md" in collected.notes[-1]
+
+
+def test_nothing_named_anywhere_leaves_the_requirements_empty(tmp_path: Path) -> None:
+    collected = _installs_named_elsewhere(
+        collect_requirements(tmp_path), tmp_path, [_start("Dockerfile:3: RUN apt-get update")]
+    )
+    assert collected.parsed.requirements == []
+
+
+def test_a_command_missing_because_the_install_failed_is_vivas() -> None:
+    facts = StartFacts(
+        candidate=_start(),
+        install_ok=False,
+        installed=frozenset(),
+        refused=frozenset(),
+        repo_modules=frozenset({"app"}),
+        exited=True,
+    )
+    verdict = blame_failed_start(facts, "sh: 1: streamlit: not found\n")
+    assert verdict.blame == "viva" and "did not install" in verdict.reason
