@@ -39,10 +39,12 @@ SAFE_BINDS = {"0.0.0.0", "127.0.0.1", "localhost", "::", "[::]", "0", "::1", "[:
 _DOWNLOAD = re.compile(
     r"huggingface\.co|hf_hub_download|snapshot_download|HF_HUB_OFFLINE|LocalEntryNotFoundError|"
     r"sentence[-_]transformers.*(?:download|connect)|(?:download|fetch)ing (?:the )?(?:model|weights|tokenizer)|"
-    r"nltk\.download|punkt|spacy.*download|Can't load (?:tokenizer|config|model) for|"
-    r"We couldn't connect to|Temporary failure in name resolution|Name or service not known|"
-    r"nodename nor servname|Network is unreachable|getaddrinfo failed|"
-    r"Max retries exceeded with url: (?!.*127\.0\.0\.1)",
+    r"nltk\.download|punkt|spacy.*download|Can't load (?:tokenizer|config|model) for|We couldn't connect to",
+    re.I,
+)
+_NO_NETWORK = re.compile(
+    r"Temporary failure in name resolution|Name or service not known|nodename nor servname|Network is unreachable|"
+    r"getaddrinfo failed|could not translate host name|Max retries exceeded with url: (?!.*127\.0\.0\.1)",
     re.I,
 )
 _SHARED_LIBRARY = re.compile(
@@ -218,6 +220,11 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         return f"the dependencies did not install in the sandbox, so `{tool.group(1)}` was not there"
     if tool and tool.group(1).rsplit("/", 1)[-1] not in PYTHON_PROGRAMS and "/" not in tool.group(1):
         return f"the app runs `{tool.group(1)}`, a program the Python sandbox does not have"
+    if _NO_NETWORK.search(log):
+        return (
+            "the app connects to another host at start (a database, a vector store, an API), and the sandbox has "
+            "no network"
+        )
     if _CONNECTION_REFUSED.search(log):
         return "the app needs a service at start (a database, a vector store, a cache) that Viva does not run yet"
     if facts.candidate.tier == "inferred" and _GUESS_WRONG.search(log) and not _raised_in_repo(log):

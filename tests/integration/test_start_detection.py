@@ -169,6 +169,33 @@ TABLE: dict[str, Expected] = {
         says=("ValueError", "no documents found in kb/"),
     ),
     "wrong_guess_inferred": Expected("not_run", says=("web service",)),
+    "needs_vector_store": Expected(
+        "not_run",
+        tier="packaged",
+        source="compose service api",
+        where="docker-compose.yml:9",
+        command="uvicorn main:app --host 0.0.0.0 --port 8000",
+        port=8000,
+        says=("qdrant",),
+    ),
+    "node_frontend": Expected(
+        "not_run",
+        tier="packaged",
+        source="Dockerfile",
+        where="Dockerfile:7",
+        command="npm start",
+        port=3000,
+        says=("npm",),
+    ),
+    "git_requirement": Expected(
+        "not_run",
+        tier="documented",
+        source="README",
+        where="README.md:4",
+        command="uvicorn app:app --port 8000",
+        port=8000,
+        says=("ragkit", "could not be installed"),
+    ),
 }
 STARTED = [name for name, row in TABLE.items() if row.outcome == "started"]
 FAILED = [name for name, row in TABLE.items() if row.outcome == "candidate"]

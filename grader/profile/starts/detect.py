@@ -74,7 +74,7 @@ def detect_starts(root: Path, declared: StartCandidate | None = None) -> tuple[l
     files = gather(root)
     found: list[StartCandidate] = [declared] if declared is not None else []
     found += _packaged(files)
-    found += _documented(files)
+    found += _through_scripts(_documented(files), _scripts(files))
     found += _inferred(files)
     order = list(TIERS)
     ranked = sorted(enumerate(found), key=lambda item: (order.index(item[1].tier), item[0]))
@@ -228,10 +228,41 @@ def _through_makefile(start: StartCandidate, targets: dict[str, StartCandidate])
     return start
 
 
-def _inferred(files: RepoFiles) -> list[StartCandidate]:
+def _through_scripts(found: list[StartCandidate], scripts: list[StartCandidate]) -> list[StartCandidate]:
+    """A README's `poetry run serve` / `uv run serve` names the pyproject script `serve`, which the sandbox does
+    not install as a command: start it the way the script's entry point says, where the README says so."""
+    by_name = {start.source.removeprefix("pyproject script "): start for start in scripts}
+    replaced = []
+    for start in found:
+        words = start.command.split()
+        script = None
+        if len(words) == 3 and words[0] in {"poetry", "uv", "pdm", "hatch", "rye"} and words[1] == "run":
+            script = by_name.get(words[2])
+        if script is None:
+            replaced.append(start)
+            continue
+        replaced.append(
+            msgspec.structs.replace(
+                start,
+                command=script.command,
+                workdir=script.workdir,
+                port=script.port or start.port,
+                port_source=script.port_source or start.port_source,
+                notes=[*start.notes, f"`{start.command}` runs the pyproject script {words[2]}"],
+            )
+        )
+    return replaced
+
+
+def _scripts(files: RepoFiles) -> list[StartCandidate]:
     found: list[StartCandidate] = []
     for path, text in sorted(files.pyprojects.items(), key=lambda item: (item[0].count("/"), item[0])):
         found += _safely(NONE_FOUND, inferred.pyproject_starts, path, text, files.python)
+    return found
+
+
+def _inferred(files: RepoFiles) -> list[StartCandidate]:
+    found = _scripts(files)
     found += _safely(NONE_FOUND, inferred.module_main_starts, files.python)
     found += _safely(NONE_FOUND, inferred.app_object_starts, files.python)
     return found
