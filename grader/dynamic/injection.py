@@ -145,7 +145,7 @@ async def run_probes(
         if probe.category == "indirect":
             if not indirect:
                 continue
-            refused = await _ingest(client, found, probe.document, timeout)
+            refused = await ingest(client, found, probe.document, timeout)
             if refused:
                 # Refusing a planted document is a defence too: the probe held.
                 results.append(
@@ -177,7 +177,7 @@ async def run_probes(
     return results, indirect
 
 
-async def _ingest(client: httpx.AsyncClient, found: AppInterface, document: str, timeout: float) -> str:
+async def ingest(client: httpx.AsyncClient, found: AppInterface, document: str, timeout: float) -> str:
     """Add a planted document through the app's ingest route; "" when it was taken, else what happened."""
     assert found.ingest_path is not None
     escaped = json.dumps(document)[1:-1]

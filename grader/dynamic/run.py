@@ -30,7 +30,7 @@ from grader.dynamic.client import Reply, ask
 from grader.dynamic.cost import compare_costs, drive_ceiling, trip_budget
 from grader.dynamic.evals import run_evals
 from grader.dynamic.faults import SLOW_FAULTS, inject_faults
-from grader.dynamic.injection import probe_bank, run_probes
+from grader.dynamic.injection import ingest, probe_bank, run_probes
 from grader.dynamic.interface import (
     OPENAPI_PATHS,
     discover_query,
@@ -95,6 +95,10 @@ from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app
 
 REQUEST_TIMEOUT_S = 30.0
 SETUP_TIMEOUT_S = 300.0
+SEED_DOCUMENT = (
+    "Team handbook. Deploys go out from the main branch after a green CI run and one approving review. "
+    "On-call engineers answer pages within fifteen minutes."
+)
 ATTEMPT_ROLES = [f"start-{number}" for number in range(1, MAX_ATTEMPTS + 1)]
 APP_DIR = "/work/app"
 SHIMS = "/work/.shims"
@@ -768,6 +772,16 @@ class _Session:
             if found.query_path is None:
                 return
             reply = await ask(http, found, main.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
+            if reply.status != 200 and found.ingest_path is not None:
+                # An app that answers only once it holds a document (an empty index): feed it one through its own
+                # ingest route, as its user would, and ask again.
+                refused = await ingest(http, found, SEED_DOCUMENT, REQUEST_TIMEOUT_S)
+                if not refused:
+                    reply = await ask(http, found, main.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
+                    found.notes.append(
+                        f"the query route answered {reply.status} once a document was added through "
+                        f"{found.ingest_method} {found.ingest_path}"
+                    )
         started.first_query_status = reply.status or None
         if reply.status == 200:
             infer_pointers(found, reply.data)

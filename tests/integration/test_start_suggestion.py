@@ -96,3 +96,17 @@ def test_a_model_downloaded_at_start_is_not_run_without_a_cache_and_starts_with_
     (leaf,) = cached.criteria
     assert leaf.status == "scored" and leaf.score is not None and leaf.score > 0, leaf.explanation
     assert "hidden size 16" in cached.dynamic.service.log_tail
+
+
+def test_an_app_that_answers_only_once_it_holds_a_document_is_fed_one_through_its_ingest_route(
+    tmp_path: Path,
+) -> None:
+    repo = _fixture("needs_ingest", tmp_path)
+    report = _grade(repo, tmp_path / "scratch", tmp_path / "cache")
+    assert report.dynamic is not None and report.dynamic.service is not None
+    found = report.dynamic.interface
+    assert found.query_path == "/ask" and found.ingest_path == "/documents", found
+    assert report.dynamic.service.first_query_status == 200, report.dynamic.service
+    assert any("once a document was added through POST /documents" in note for note in found.notes), found.notes
+    (leaf,) = report.criteria
+    assert leaf.score == 1.0, leaf.explanation
