@@ -612,6 +612,8 @@ class _Session:
         while queue and tried < MAX_ATTEMPTS:
             start = queue.pop(0)
             reason = not_followed(start)
+            if reason is None and not (self.root / start.workdir).is_dir():
+                reason = f"its directory `{start.workdir}` is not in the repository"
             if reason is not None:
                 record = self._attempt_record(start, start_port(start), 0.0)
                 record.outcome, record.blame, record.reason = (
@@ -690,6 +692,11 @@ class _Session:
         """The environment a detected start gets: the project's own variables (never its provider endpoints or
         keys: those point at the gateway), placeholders for what its code needs and nobody set, and PORT."""
         env = provider_free(start.env)
+        # The project's own packages import from where it starts, and from a src/ layout beside it, as an
+        # installed project's would (an image path such as ENV PYTHONPATH=/app means nothing here).
+        app_dir = f"{APP_DIR}/{start.workdir}".rstrip("/") if start.workdir else APP_DIR
+        paths = [app_dir] + ([f"{app_dir}/src"] if (self.root / start.workdir / "src").is_dir() else [])
+        env["PYTHONPATH"] = ":".join(paths)
         needed = [(need.name, need.example) for need in self.profile.env_needs if need.required]
         have = set(env) | set(gateway_env()) | {"PORT"}
         filled = provider_free(placeholders(needed, have))

@@ -164,9 +164,12 @@ def blame_failed_start(facts: StartFacts, log: str) -> Verdict:
     if missing:
         module = missing[-1].split(".")[0]
         if module in facts.repo_modules:
-            if tier == "inferred":  # the module is there: where Viva's guess ran it from was wrong
-                return Verdict("viva", f"Viva's guess `{candidate.command}` could not import the project's module "
-                                       f"`{module}` from where it ran")  # fmt: skip
+            if (
+                tier != "declared"
+            ):  # the module is there: it is where it ran from (or an uninstalled project) that fails
+                return Verdict("viva", f"the project's own module `{module}` is in the repository but does not "
+                                       f"import from where `{candidate.command}` runs (the project may be meant to be "
+                                       "installed, `pip install -e .`, which Viva does not do)")  # fmt: skip
             return Verdict("candidate", f"the app failed at start importing its own module: {_last_error(log)}")
         near = difflib.get_close_matches(module, sorted(facts.repo_modules), n=1, cutoff=0.75)
         if near:
@@ -227,6 +230,8 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         )
     if _CONNECTION_REFUSED.search(log):
         return "the app needs a service at start (a database, a vector store, a cache) that Viva does not run yet"
+    if not facts.install_ok and not _raised_in_repo(log):
+        return "the dependencies did not install in the sandbox, and the app did not start without them"
     if facts.candidate.tier == "inferred" and _GUESS_WRONG.search(log) and not _raised_in_repo(log):
         return f"Viva's guess `{facts.candidate.command}` did not start the app ({_last_error(log)})"
     return None

@@ -169,6 +169,9 @@ TABLE: dict[str, Expected] = {
         says=("ValueError", "no documents found in kb/"),
     ),
     "wrong_guess_inferred": Expected("not_run", says=("web service",)),
+    "needs_ingest": Expected(
+        "started", tier="documented", source="README", where="README.md:6", command="python main.py", port=8000
+    ),
     "needs_vector_store": Expected(
         "not_run",
         tier="packaged",

@@ -179,3 +179,22 @@ def test_a_transitive_distribution_the_layer_lacks_is_vivas() -> None:
     log = "pkg_resources.DistributionNotFound: The 'zope.interface' distribution was not found and is required by x\n"
     verdict = blame_failed_start(facts(candidate("chainlit run app.py", "packaged")), log)
     assert verdict.blame == "viva" and "zope.interface" in verdict.reason
+
+
+def test_the_projects_own_module_that_does_not_import_from_where_it_ran_is_vivas_unless_declared() -> None:
+    # README: `python -m vector_search.app`, after `pip install -e .`, which Viva does not do (src layout).
+    log = "/usr/bin/python3: Error while finding module specification for 'vector_search.app' (ModuleNotFoundError: No module named 'vector_search')\n"
+    repo = frozenset({"vector_search", "app"})
+    documented = blame_failed_start(
+        facts(candidate("python -m vector_search.app", "documented"), repo_modules=repo), log
+    )
+    assert documented.blame == "viva" and "pip install -e ." in documented.reason
+    declared = blame_failed_start(facts(candidate("python -m vector_search.app", "declared"), repo_modules=repo), log)
+    assert declared.blame == "candidate"
+
+
+def test_an_app_that_exits_after_its_dependencies_failed_to_install_is_vivas() -> None:
+    verdict = blame_failed_start(facts(candidate("streamlit run app.py"), install_ok=False), "")
+    assert verdict.blame == "viva" and "did not install" in verdict.reason
+    crash = blame_failed_start(facts(candidate("python app.py"), install_ok=False), OWN_CRASH)
+    assert crash.blame == "candidate"
