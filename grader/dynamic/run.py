@@ -217,6 +217,7 @@ class _Session:
         self.chosen: StartCandidate | None = None
         self.start_failure: ServiceResult | None = None
         self.repo_modules = repo_modules(root)
+        self.declared_anywhere = declared_anywhere(root)
         self._latency_replies: list[Reply] = []
         self._companion_started = asyncio.Event()
         faults: ProviderFaultsParams = params["provider_faults"]
@@ -740,6 +741,7 @@ class _Session:
             installed=normalised(info.requirements),
             refused=normalised([*_refused_names(info.refused_requirements), *info.missing_wheels]),
             repo_modules=self.repo_modules,
+            declared_anywhere=self.declared_anywhere,
             exited=exited,
         )
         return blame_failed_start(facts, log)
@@ -913,6 +915,23 @@ def _pip_install_names(text: str) -> list[str]:
 def _refused_names(refused: list[str]) -> list[str]:
     """The requirement texts of SandboxInfo.refused_requirements ("line 3: torch @ https://… (a direct URL)")."""
     return [match.group(1) for line in refused if (match := re.match(r"line \d+: (\S+)", line))]
+
+
+DEPENDENCY_NAME = re.compile(r"""^\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?:[<>=!~;@,"'\s]|$)""", re.M)
+
+
+def declared_anywhere(root: Path) -> frozenset[str]:
+    """Every package name any dependency file of the repository mentions, roughly (requirements files, pyproject,
+    setup.py, Pipfile): so a module the installed file lacks but another declares is not blamed on the candidate."""
+    names: list[str] = []
+    patterns = ("requirements*.txt", "requirements/*.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile")
+    for count, path in enumerate(path for pattern in patterns for path in root.rglob(pattern)):
+        if count > 50 or not path.is_file() or path.is_symlink() or path.stat().st_size > 500_000:
+            continue
+        text = path.read_text(errors="replace")
+        names += DEPENDENCY_NAME.findall(text)
+        names += re.findall(r"""["']([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:[<>=!~][^"']*)?["']""", text)
+    return normalised(names)
 
 
 def repo_modules(root: Path) -> frozenset[str]:

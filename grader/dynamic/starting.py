@@ -42,6 +42,9 @@ _DOWNLOAD = re.compile(
     r"nltk\.download|punkt|spacy.*download|Can't load (?:tokenizer|config|model) for|We couldn't connect to",
     re.I,
 )
+_BUILT_PATH = r"(?:/static|/assets|/dist|/build|/frontend|node_modules|/public)"
+_MISSING_PATH = r"(?:does not exist|No such file or directory)"
+_BUILD_OUTPUT = re.compile(rf"{_MISSING_PATH}[^\n]*{_BUILT_PATH}|{_BUILT_PATH}[^\n]*{_MISSING_PATH}")
 _NO_NETWORK = re.compile(
     r"Temporary failure in name resolution|Name or service not known|nodename nor servname|Network is unreachable|"
     r"getaddrinfo failed|could not translate host name|Max retries exceeded with url: (?!.*127\.0\.0\.1)",
@@ -86,6 +89,8 @@ class StartFacts:
     """Top-level module and package names the repository itself provides."""
     exited: bool
     """The process had exited by the end of the attempt (else it ran but never answered)."""
+    declared_anywhere: frozenset[str] = frozenset()
+    """Normalised names any dependency file of the repository declares (not only the one the layer installed)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,17 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
     if installed_by_run is not None:
         name, step = installed_by_run
         return f"`{name}` is installed by a Dockerfile RUN step, which Viva does not replay ({step})"
+    if missing and _normalise(missing[-1].split(".")[0]) in facts.declared_anywhere:
+        return (
+            f"`{missing[-1].split('.')[0]}` is declared in another of the project's dependency files than the one "
+            "Viva installed from"
+        )
+    built = _BUILD_OUTPUT.search(log)
+    if built and any(" RUN " in f" {step}" or "COPY --from" in step for step in facts.candidate.skipped):
+        return (
+            f"the app needs files its image builds ({built.group(0)[:120]}), and Viva does not replay the Dockerfile's "
+            "build steps"
+        )
     distribution = _DISTRIBUTION_NOT_FOUND.search(log)
     if distribution:
         return (

@@ -198,3 +198,20 @@ def test_an_app_that_exits_after_its_dependencies_failed_to_install_is_vivas() -
     assert verdict.blame == "viva" and "did not install" in verdict.reason
     crash = blame_failed_start(facts(candidate("python app.py"), install_ok=False), OWN_CRASH)
     assert crash.blame == "candidate"
+
+
+def test_a_module_another_dependency_file_declares_is_vivas() -> None:
+    # poetry.lock (a template's leftover) was installed; requirements.txt declares sqlalchemy.
+    log = UNDECLARED.replace("tiktoken", "sqlalchemy")
+    verdict = blame_failed_start(
+        facts(candidate("python main.py"), declared_anywhere=normalised(["sqlalchemy>=1.4,<2.0"])), log
+    )
+    assert verdict.blame == "viva" and "another of the project's dependency files" in verdict.reason
+
+
+def test_files_the_image_builds_in_a_skipped_step_are_vivas_but_a_missing_config_is_the_candidates() -> None:
+    log = 'Traceback (most recent call last):\n  File "/work/app/src/backend/app.py", line 40, in create_app\n    app.mount("/assets", StaticFiles(directory=static / "assets"))\nRuntimeError: Directory \'/work/app/src/backend/static/assets\' does not exist\n'
+    start = candidate("bash -c '. entrypoint.sh'", skipped=["Dockerfile:9: RUN npm run build"])
+    assert blame_failed_start(facts(start), log).blame == "viva"
+    config = candidate("python app.py", skipped=["Dockerfile:4: RUN pip install -r requirements.txt"])
+    assert blame_failed_start(facts(config), OWN_CRASH).blame == "candidate"

@@ -10,7 +10,7 @@ from grader.dynamic.options import DynamicOptions
 from grader.dynamic.run import matching_python
 from grader.model import Evidence
 from grader.profile.model import RepoProfile, StartCandidate
-from grader.profile.starts.detect import TIERS
+from grader.profile.starts.detect import TIERS, detect_starts
 from sandboxes.settings import SandboxSettings
 
 DYNAMIC_MD = Path(__file__).parents[2] / "docs" / "DYNAMIC.md"
@@ -42,3 +42,16 @@ def test_with_a_registry_the_base_image_is_the_python_the_dockerfile_names() -> 
     assert matching_python(pulled, _profile("3.11; rm -rf /")).sandbox.image == "python:3.12-slim"
     offline = DynamicOptions(sandbox=SandboxSettings(image_source="offline"))
     assert matching_python(offline, _profile("3.11")).sandbox.image == "viva-base:offline"
+
+
+def test_a_devcontainer_and_keep_alive_commands_are_not_the_apps_start(tmp_path: Path) -> None:
+    (tmp_path / ".devcontainer").mkdir()
+    (tmp_path / ".devcontainer" / "docker-compose.yaml").write_text(
+        "services:\n  app:\n    build: ..\n    command: sleep infinity\n    ports: ['8000:8000']\n"
+    )
+    (tmp_path / "docker-compose.yml").write_text("services:\n  shell:\n    build: .\n    command: tail -f /dev/null\n")
+    (tmp_path / "Dockerfile").write_text(
+        'FROM python:3.12-slim\nWORKDIR /app\nCOPY . .\nCMD ["python", "-m", "quart", "run"]\n'
+    )
+    starts, _ = detect_starts(tmp_path)
+    assert [start.command for start in starts] == ["python -m quart run"]

@@ -36,8 +36,10 @@ TIERS: dict[StartTier, str] = {
 }
 """The start tiers, most certain first: the table docs/DYNAMIC.md shows (a test holds them to each other)."""
 
-SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "env", "__pycache__", "site-packages", "dist", "build",
-             ".tox", ".mypy_cache", ".pytest_cache", ".next", "target", ".idea", ".vscode"}  # fmt: skip
+NOT_STARTS = ("sleep infinity", "tail -f /dev/null", "sleep inf", "/bin/sh", "bash", "sh")
+"""Commands that keep a container alive for someone to exec into (a devcontainer's), not the app's start."""
+SKIP_DIRS = {".devcontainer", ".git", "node_modules", ".venv", "venv", "env", "__pycache__", "site-packages", "dist",
+             "build", ".tox", ".mypy_cache", ".pytest_cache", ".next", "target", ".idea", ".vscode"}  # fmt: skip
 MAX_FILES = 5000
 MAX_FILE_BYTES = 1_000_000
 MAX_PYTHON_FILES = 1500
@@ -80,6 +82,8 @@ def detect_starts(root: Path, declared: StartCandidate | None = None) -> tuple[l
     ranked = sorted(enumerate(found), key=lambda item: (order.index(item[1].tier), item[0]))
     unique: dict[tuple[str, str], StartCandidate] = {}
     for _, candidate in ranked:
+        if " ".join(candidate.command.split()) in NOT_STARTS:
+            continue
         key = (" ".join(candidate.command.split()), candidate.workdir)
         kept = unique.get(key)
         if kept is None:
