@@ -98,7 +98,9 @@ def test_two_processes_serve_replace_the_dead_and_stop_together(tmp_path: Path) 
         # Kill one server process: the other keeps serving, and the parent starts a replacement.
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        assert _ready(port)
+        # A connection the kernel had already queued on the dead process's socket is reset (SO_REUSEPORT spreads
+        # them); the next one reaches the survivor. So: answered within a second, not necessarily the first try.
+        _wait(lambda: _ready(port), 1)
         assert asyncio.run(answer("a2")) == ["a1"]  # the interview goes on, on whichever process took it
         _wait(lambda: len(_servers(parent.pid)) == 2 and victim not in _servers(parent.pid))
         assert asyncio.run(answer("a3")) == ["a1", "a2"]
