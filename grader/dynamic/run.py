@@ -742,6 +742,7 @@ class _Session:
             refused=normalised([*_refused_names(info.refused_requirements), *info.missing_wheels]),
             repo_modules=self.repo_modules,
             declared_anywhere=self.declared_anywhere,
+            repo_builds=any(" RUN " in f" {step}" for one in self.profile.starts for step in one.skipped),
             exited=exited,
         )
         return blame_failed_start(facts, log)

@@ -56,7 +56,7 @@ _SHARED_LIBRARY = re.compile(
     re.I,
 )
 _COMMAND_NOT_FOUND = re.compile(r"(?:^|\s|:)(?:sh: \d+: )?([\w./-]+): (?:command )?not found", re.M)
-_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+_MISSING_MODULE = re.compile(r"(?:ModuleNotFoundError: )?No module named '?([\w.]+)'?(?=\W|$)", re.M)
 _DISTRIBUTION_NOT_FOUND = re.compile(r"DistributionNotFound: The '([\w.\-\[\]]+)[^']*' distribution was not found")
 _GUESS_WRONG = re.compile(
     r"Error loading ASGI app|Could not import module|Attribute \"?\w+\"? not found in module|"
@@ -91,6 +91,8 @@ class StartFacts:
     """The process had exited by the end of the attempt (else it ran but never answered)."""
     declared_anywhere: frozenset[str] = frozenset()
     """Normalised names any dependency file of the repository declares (not only the one the layer installed)."""
+    repo_builds: bool = False
+    """The repository's Dockerfiles build something (RUN steps Viva skipped): files the app reads may come from them."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
             "Viva installed from"
         )
     built = _BUILD_OUTPUT.search(log)
-    if built and any(" RUN " in f" {step}" or "COPY --from" in step for step in facts.candidate.skipped):
+    if built and (facts.repo_builds or any(" RUN " in f" {step}" for step in facts.candidate.skipped)):
         return (
             f"the app needs files its image builds ({built.group(0)[:120]}), and Viva does not replay the Dockerfile's "
             "build steps"
