@@ -55,3 +55,22 @@ def test_a_devcontainer_and_keep_alive_commands_are_not_the_apps_start(tmp_path:
     )
     starts, _ = detect_starts(tmp_path)
     assert [start.command for start in starts] == ["python -m quart run"]
+
+
+def test_the_dockerfile_and_compose_file_the_readme_names_come_first(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(
+        "# qa\n\n```bash\ndocker build -t qa -f deploy/api.Dockerfile .\ndocker compose -f compose.prod.yaml up\n```\n"
+    )
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "Dockerfile").write_text('FROM python:3.12-slim\nCOPY . .\nCMD ["python", "dev_server.py"]\n')
+    (tmp_path / "deploy" / "api.Dockerfile").write_text(
+        'FROM python:3.12-slim\nCOPY . .\nCMD ["gunicorn", "api:app"]\n'
+    )
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    build: .\n    command: python dev.py\n")
+    (tmp_path / "compose.prod.yaml").write_text(
+        "services:\n  web:\n    build: .\n    command: gunicorn -b 0.0.0.0:80 api:app\n"
+    )
+    starts, _ = detect_starts(tmp_path)
+    assert [start.command for start in starts[:2]] == ["gunicorn -b 0.0.0.0:80 api:app", "python dev.py"]
+    dockerfiles = [start.command for start in starts if start.source.startswith("Dockerfile")]
+    assert dockerfiles == ["gunicorn api:app", "python dev_server.py"]

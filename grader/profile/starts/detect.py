@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ TIERS: dict[StartTier, str] = {
 }
 """The start tiers, most certain first: the table docs/DYNAMIC.md shows (a test holds them to each other)."""
 
+DOCKER_COMMAND = re.compile(r"^\s*(?:\$ )?(docker(?:-compose| compose| build)[^\n`]*)", re.M)
 NOT_STARTS = ("sleep infinity", "tail -f /dev/null", "sleep inf", "/bin/sh", "bash", "sh")
 """Commands that keep a container alive for someone to exec into (a devcontainer's), not the app's start."""
 SKIP_DIRS = {".devcontainer", ".git", "node_modules", ".venv", "venv", "env", "__pycache__", "site-packages", "dist",
@@ -160,10 +162,33 @@ def _read(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
+def _readme_pointed(files: RepoFiles) -> tuple[set[str], set[str]]:
+    """(Dockerfiles, compose files) the README and docs name in their docker commands: `docker build -f
+    deploy/Dockerfile .`, `docker build -t qa service/`, `docker compose -f compose.prod.yaml up`."""
+    dockerfiles: set[str] = set()
+    composes: set[str] = set()
+    for text in files.markdown.values():
+        for line in DOCKER_COMMAND.findall(text):
+            words = line.split()
+            named = [words[i + 1] for i, word in enumerate(words[:-1]) if word in {"-f", "--file"}]
+            if "build" in words and "compose" not in words:
+                context = next((word for word in reversed(words) if not word.startswith("-") and word != "build"), ".")
+                dockerfiles |= {posixpath.normpath(name) for name in named}
+                if not named:
+                    dockerfiles.add(posixpath.normpath(f"{context}/Dockerfile"))
+            else:
+                composes |= {posixpath.normpath(name) for name in named}
+    return dockerfiles, composes
+
+
 def _packaged(files: RepoFiles) -> list[StartCandidate]:
     found: list[StartCandidate] = []
     pointed, others = _compose_dockerfiles(files)
-    for path, text in sorted(files.composes.items(), key=lambda item: (item[0].count("/"), item[0])):
+    readme_dockerfiles, readme_composes = _readme_pointed(files)
+    composes = sorted(
+        files.composes.items(), key=lambda item: (item[0] not in readme_composes, item[0].count("/"), item[0])
+    )
+    for path, text in composes:
         parsed = _safely(None, compose.parse_compose, path, text)
         if parsed is not None:
             start = _safely(None, compose.compose_start, parsed, files.read)
@@ -171,7 +196,7 @@ def _packaged(files: RepoFiles) -> list[StartCandidate]:
                 found.append(start)
     ordered = sorted(
         (path for path in files.dockerfiles if path not in others),
-        key=lambda path: (path not in pointed, path.count("/"), path),
+        key=lambda path: (path not in readme_dockerfiles, path not in pointed, path.count("/"), path),
     )
     for path in ordered:
         parsed_file = _safely(None, dockerfile.parse_dockerfile, path, files.dockerfiles[path])
