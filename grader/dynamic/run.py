@@ -739,6 +739,7 @@ class _Session:
             candidate=start,
             install_ok=info.install_ok,
             installed=normalised(info.requirements),
+            unpinned=normalised([item for item in info.requirements if "==" not in item]),
             refused=normalised([*_refused_names(info.refused_requirements), *info.missing_wheels]),
             repo_modules=self.repo_modules,
             declared_anywhere=self.declared_anywhere,

@@ -91,6 +91,8 @@ class StartFacts:
     """The process had exited by the end of the attempt (else it ran but never answered)."""
     declared_anywhere: frozenset[str] = frozenset()
     """Normalised names any dependency file of the repository declares (not only the one the layer installed)."""
+    unpinned: frozenset[str] = frozenset()
+    """Installed requirements without an exact version (`langchain`, `openai>=1`)."""
     repo_builds: bool = False
     """The repository's Dockerfiles build something (RUN steps Viva skipped): files the app reads may come from them."""
 
@@ -168,6 +170,15 @@ def blame_failed_start(facts: StartFacts, log: str) -> Verdict:
         return Verdict("viva", viva)
     candidate, tier = facts.candidate, facts.candidate.tier
     missing = _MISSING_MODULE.findall(log)
+    if missing and "." in missing[-1] and _normalise(missing[-1].split(".")[0]) in facts.installed:
+        package = missing[-1].split(".")[0]
+        if package in facts.unpinned:
+            return Verdict(
+                "candidate",
+                f"its requirements leave `{package}` unpinned, and the version installed today has no "
+                f"`{missing[-1]}`: {_last_error(log)}",
+            )
+        return Verdict("viva", f"the installed `{package}` has no `{missing[-1]}` in this sandbox's Python")
     if missing:
         module = missing[-1].split(".")[0]
         if module in facts.repo_modules:
@@ -196,6 +207,8 @@ def blame_failed_start(facts: StartFacts, log: str) -> Verdict:
 
 def _viva_limitation(facts: StartFacts, log: str) -> str | None:
     missing = _MISSING_MODULE.findall(log)
+    if missing and "." in missing[-1] and _normalise(missing[-1].split(".")[0]) in facts.installed:
+        return None  # a submodule an installed package lacks: the version question is decided below
     run_steps = [step for step in facts.candidate.skipped if " RUN " in f" {step}"]
     installed_by_run = _installed_by(run_steps, [*(name.split(".")[0] for name in missing), *_not_found(log)])
     if installed_by_run is not None:

@@ -215,3 +215,16 @@ def test_files_the_image_builds_in_a_skipped_step_are_vivas_but_a_missing_config
     assert blame_failed_start(facts(start), log).blame == "viva"
     config = candidate("python app.py", skipped=["Dockerfile:4: RUN pip install -r requirements.txt"])
     assert blame_failed_start(facts(config), OWN_CRASH).blame == "candidate"
+
+
+def test_a_submodule_an_unpinned_package_no_longer_has_is_the_candidates() -> None:
+    log = "  File \"/work/app/app.py\", line 2, in <module>\n    from langchain.vectorstores import FAISS\nModuleNotFoundError: No module named 'langchain.vectorstores'\n"
+    unpinned = facts(
+        candidate("python app.py", "documented"),
+        installed=normalised(["langchain", "faiss-cpu"]),
+        unpinned=normalised(["langchain"]),
+    )
+    verdict = blame_failed_start(unpinned, log)
+    assert verdict.blame == "candidate" and "unpinned" in verdict.reason
+    pinned = facts(candidate("python app.py", "documented"), installed=normalised(["langchain==0.0.100"]))
+    assert blame_failed_start(pinned, log).blame == "viva"
