@@ -70,6 +70,7 @@ _CONNECTION_REFUSED = re.compile(
     re.I,
 )
 _TRACEBACK_FILE = re.compile(r'File "(/work/app/[^"]+)", line (\d+)')
+_TRACEBACK_FILE_ANY = re.compile(r'File "([^"]+)", line (\d+)')
 _LISTENING = re.compile(r"(?:running on|listening (?:at|on)|serving on|started server on)\D{0,20}"
                         r"(?:https?://)?[\w.\[\]:]*?:(\d{2,5})", re.I)  # fmt: skip
 _EXCEPTION_LINE = re.compile(r"^(\w[\w.]*(?:Error|Exception|Exit|Interrupt)\b.*)$", re.M)
@@ -189,6 +190,12 @@ def blame_failed_start(facts: StartFacts, log: str) -> Verdict:
                                        f"import from where `{candidate.command}` runs (the project may be meant to be "
                                        "installed, `pip install -e .`, which Viva does not do)")  # fmt: skip
             return Verdict("candidate", f"the app failed at start importing its own module: {_last_error(log)}")
+        if _TRACEBACK_FILE_ANY.search(log) and not _raised_in_repo(log):
+            return Verdict(
+                "viva",
+                f"an installed library needs `{module}`, which the sandbox's dependency layer lacks (an optional "
+                f"extra or a platform build): {_last_error(log)}",
+            )
         near = difflib.get_close_matches(module, sorted(facts.repo_modules), n=1, cutoff=0.75)
         if near:
             return Verdict("candidate", f"the app imports `{module}`, which is neither in its requirements nor in the "
@@ -284,11 +291,11 @@ def _installed_by(run_steps: list[str], names: list[str]) -> tuple[str, str] | N
 
 def _raised_in_repo(log: str) -> bool:
     """The traceback's innermost frame is the project's own file (not a library's, not Viva's command)."""
-    frames = _TRACEBACK_FILE.findall(log)
+    frames = _TRACEBACK_FILE_ANY.findall(log)
     if not frames:
         return False
     path = frames[-1][0]
-    return "/site-packages/" not in path and "/.venv/" not in path
+    return path.startswith("/work/app/") and "/site-packages/" not in path and "/.venv/" not in path
 
 
 def _last_error(log: str) -> str:

@@ -74,3 +74,16 @@ def test_the_dockerfile_and_compose_file_the_readme_names_come_first(tmp_path: P
     assert [start.command for start in starts[:2]] == ["gunicorn -b 0.0.0.0:80 api:app", "python dev.py"]
     dockerfiles = [start.command for start in starts if start.source.startswith("Dockerfile")]
     assert dockerfiles == ["gunicorn api:app", "python dev_server.py"]
+
+
+def test_a_dockerfile_in_a_subdirectory_built_from_the_root_maps_its_copies_from_the_root(tmp_path: Path) -> None:
+    # backend/Dockerfile, built as `docker build -f backend/Dockerfile .`: COPY ./backend is relative to the root.
+    (tmp_path / "backend" / "server").mkdir(parents=True)
+    (tmp_path / "backend" / "server" / "main.py").write_text("app = None\n")
+    (tmp_path / "backend" / "Dockerfile").write_text(
+        "FROM python:3.11-slim\nWORKDIR /backend\nCOPY ./backend .\n"
+        'CMD ["uvicorn", "server.main:app", "--host", "0.0.0.0", "--port", "8080"]\n'
+    )
+    starts, _ = detect_starts(tmp_path)
+    docker = next(start for start in starts if start.source.startswith("Dockerfile"))
+    assert (docker.workdir, docker.command) == ("backend", "uvicorn server.main:app --host 0.0.0.0 --port 8080")

@@ -62,6 +62,7 @@ class RepoFiles:
     pyprojects: dict[str, str] = field(default_factory=dict)
     python: dict[str, str] = field(default_factory=dict)
     env_examples: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None
     other: dict[str, str] = field(default_factory=dict)
     """Env files (.env) a compose file may name, and anything else read on demand."""
 
@@ -101,7 +102,7 @@ def detect_starts(root: Path, declared: StartCandidate | None = None) -> tuple[l
 
 def gather(root: Path) -> RepoFiles:
     """Read the files that can say how the app starts; never follows symlinks, skips vendored trees."""
-    files = RepoFiles()
+    files = RepoFiles(root=root)
     seen = 0
     for directory, subdirectories, names in os.walk(root):
         subdirectories[:] = sorted(name for name in subdirectories if name not in SKIP_DIRS)
@@ -204,11 +205,21 @@ def _packaged(files: RepoFiles) -> list[StartCandidate]:
             continue
         context = path.rsplit("/", 1)[0] if "/" in path else ""
         start = _safely(None, dockerfile.dockerfile_start, parsed_file, context=context)
+        if start is not None and context and not _is_dir(files, start.workdir):
+            # `backend/Dockerfile` built from the repository root (`docker build -f backend/Dockerfile .`): its
+            # COPY paths are the root's, not its own directory's.
+            from_root = _safely(None, dockerfile.dockerfile_start, parsed_file, context="")
+            if from_root is not None and _is_dir(files, from_root.workdir):
+                start = msgspec.structs.replace(from_root, notes=[*from_root.notes, "built from the repository root"])
         if start is not None:
             found.append(start)
     for path, text in files.procfiles.items():
         found += _safely(NONE_FOUND, documented.procfile_starts, path, text)
     return found
+
+
+def _is_dir(files: RepoFiles, relative: str) -> bool:
+    return files.root is None or (files.root / relative).is_dir()
 
 
 def _compose_dockerfiles(files: RepoFiles) -> tuple[set[str], set[str]]:
