@@ -113,41 +113,57 @@ def download_wheels(
     index_url: str = "https://pypi.org/simple",
     extra_index_url: str = "",
 ) -> tuple[list[str], str, bool]:
-    """`pip download --only-binary=:all:` for the image's Python and platform, one requirement at a time so one
-    without a wheel does not hide the others; `extra_index_url`, when set, is searched after `index_url`. Returns
-    (requirements without a wheel, pip's last words, whether the index could not be reached at all — then nothing
-    is known about the requirements)."""
+    """`pip download --only-binary=:all:` for the image's Python and platform. All requirements together first, so
+    pip resolves them as one set, as the install will (downloaded one by one, two of them could each pull a version
+    of a shared dependency the other excludes, and the install would find no solution among them). When that
+    fails, one at a time, so one without a wheel does not hide the others, then the rest together again.
+    `extra_index_url`, when set, is searched after `index_url`. Returns (requirements without a wheel, pip's last
+    words, whether the index could not be reached at all — then nothing is known about the requirements)."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
+    if not requirements.requirements:
+        return [], "", False
+    together = _pip_download(requirements.requirements, wheelhouse, python, index_url, extra_index_url)
+    if together.returncode == 0:
+        return [], "", False
     missing: list[str] = []
     last = ""
-    unreachable = False
+    unreachable = bool(INDEX_UNREACHABLE.search(together.stderr))
     for requirement in requirements.requirements:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            "--index-url",
-            index_url,
-            *(["--extra-index-url", extra_index_url] if extra_index_url else []),
-            "--python-version",
-            python,
-            "--implementation",
-            "cp",
-            *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
-            "-d",
-            str(wheelhouse),
-            requirement,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+        result = _pip_download([requirement], wheelhouse, python, index_url, extra_index_url)
         if result.returncode != 0:
             missing.append(requirement)
             last = (result.stderr.strip().splitlines() or [""])[-1][:300]
             unreachable |= bool(INDEX_UNREACHABLE.search(result.stderr))
+    available = [item for item in requirements.requirements if item not in missing]
+    if missing and available:
+        _pip_download(available, wheelhouse, python, index_url, extra_index_url)
     return missing, last, unreachable
+
+
+def _pip_download(
+    requirements: list[str], wheelhouse: Path, python: str, index_url: str, extra_index_url: str
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--index-url",
+        index_url,
+        *(["--extra-index-url", extra_index_url] if extra_index_url else []),
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
+        "-d",
+        str(wheelhouse),
+        *requirements,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=1200)
 
 
 def dependency_layer(
