@@ -216,12 +216,15 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
     missing = _MISSING_MODULE.findall(log)
     if missing and "." in missing[-1] and _normalise(missing[-1].split(".")[0]) in facts.installed:
         return None  # a submodule an installed package lacks: the version question is decided below
+    if missing and _normalise(missing[-1].split(".")[0]) in facts.refused:
+        return f"the requirement for `{missing[-1]}` could not be installed in the sandbox"
     run_steps = [step for step in facts.candidate.skipped if " RUN " in f" {step}"]
     installed_by_run = _installed_by(run_steps, [*(name.split(".")[0] for name in missing), *_not_found(log)])
     if installed_by_run is not None:
         name, step = installed_by_run
         return f"`{name}` is installed by a Dockerfile RUN step, which Viva does not replay ({step})"
-    if missing and _normalise(missing[-1].split(".")[0]) in facts.declared_anywhere:
+    top = _normalise(missing[-1].split(".")[0]) if missing else ""
+    if missing and top in facts.declared_anywhere and top not in facts.installed:
         return (
             f"`{missing[-1].split('.')[0]}` is declared in another of the project's dependency files than the one "
             "Viva installed from"
@@ -238,8 +241,6 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
             f"the installed dependencies lack `{distribution.group(1)}`, which one of the project's requirements "
             "needs at start: the sandbox's dependency layer is incomplete"
         )
-    if missing and _normalise(missing[-1].split(".")[0]) in facts.refused:
-        return f"the requirement for `{missing[-1]}` could not be installed in the sandbox"
     if missing and not facts.install_ok and missing[-1].split(".")[0] not in facts.repo_modules:
         return f"the dependencies did not install in the sandbox, so `{missing[-1]}` was missing"
     if _DOWNLOAD.search(log):
