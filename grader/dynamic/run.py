@@ -668,8 +668,8 @@ class _Session:
         record = self._attempt_record(start, port, 0.0)
         record.command, record.placeholders, record.rewritten = command, filled, notes + rewritten
         began = time.monotonic()
-        self.step("start")
         async with self._instance(f"start-{number}", image, sockets, client, port=port, workdir=start.workdir) as one:
+            self.step("start")  # once its sandbox exists: "start" on the progress bar means a container is up
             failure = await _run_setup(one, start.setup, env)
             try:
                 if failure is not None:
