@@ -45,6 +45,11 @@ _DOWNLOAD = re.compile(
 _BUILT_PATH = r"(?:/static|/assets|/dist|/build|/frontend|node_modules|/public)"
 _MISSING_PATH = r"(?:does not exist|No such file or directory)"
 _BUILD_OUTPUT = re.compile(rf"{_MISSING_PATH}[^\n]*{_BUILT_PATH}|{_BUILT_PATH}[^\n]*{_MISSING_PATH}")
+_IMAGE_PATH = re.compile(
+    r"(?:No such file or directory|does not exist|not found)[^\n]*?['\"]((?:/app|/code|/srv|/workspace|/src|/data|"
+    r"/project|/usr/src/app|/opt/app|/home/app)(?:/[^'\"\s]*)?)['\"]"
+)
+_LIBRARY_IMPORT_ERROR = re.compile(r"^(?:ImportError|AttributeError: module)", re.M)
 _NO_NETWORK = re.compile(
     r"Temporary failure in name resolution|Name or service not known|nodename nor servname|Network is unreachable|"
     r"getaddrinfo failed|could not translate host name|Max retries exceeded with url: (?!.*127\.0\.0\.1)",
@@ -235,6 +240,12 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
             f"the app needs files its image builds ({built.group(0)[:120]}), and Viva does not replay the Dockerfile's "
             "build steps"
         )
+    image_path = _IMAGE_PATH.search(log)
+    if image_path:
+        return (
+            f"the app reads `{image_path.group(1)}`, a path in its own image's layout (WORKDIR, a volume), which the "
+            "sandbox does not recreate"
+        )
     distribution = _DISTRIBUTION_NOT_FOUND.search(log)
     if distribution:
         return (
@@ -269,6 +280,8 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         )
     if _CONNECTION_REFUSED.search(log):
         return "the app needs a service at start (a database, a vector store, a cache) that Viva does not run yet"
+    if _LIBRARY_IMPORT_ERROR.search(log) and _TRACEBACK_FILE_ANY.search(log) and not _raised_in_repo(log):
+        return f"the installed libraries do not work together in this sandbox: {_last_error(log)}"
     if not facts.install_ok and not _raised_in_repo(log):
         return "the dependencies did not install in the sandbox, and the app did not start without them"
     if facts.candidate.tier == "inferred" and _GUESS_WRONG.search(log) and not _raised_in_repo(log):

@@ -228,3 +228,17 @@ def test_a_submodule_an_unpinned_package_no_longer_has_is_the_candidates() -> No
     assert verdict.blame == "candidate" and "unpinned" in verdict.reason
     pinned = facts(candidate("python app.py", "documented"), installed=normalised(["langchain==0.0.100"]))
     assert blame_failed_start(pinned, log).blame == "viva"
+
+
+def test_a_path_of_the_projects_own_image_layout_is_vivas() -> None:
+    # compose mounts ./docs at /app/docs; the code reads the absolute path
+    log = 'Traceback (most recent call last):\n  File "/work/app/backend/ingest.py", line 9, in <module>\n    files = os.listdir("/app/docs")\nFileNotFoundError: [Errno 2] No such file or directory: \'/app/docs\'\n'
+    verdict = blame_failed_start(facts(candidate('sh -c "python ingest.py && uvicorn main:app"')), log)
+    assert verdict.blame == "viva" and "/app/docs" in verdict.reason
+
+
+def test_libraries_that_do_not_work_together_are_vivas_but_the_projects_own_import_error_is_not() -> None:
+    log = 'Traceback (most recent call last):\n  File "/work/app/app.py", line 3, in <module>\n    import streamlit as st\n  File "/var/tmp/viva-venv/lib/python3.11/site-packages/pyarrow/__init__.py", line 65, in <module>\nImportError: pyarrow requires NumPy 2.0 or newer, found 1.26.4\n'
+    assert blame_failed_start(facts(candidate("streamlit run app.py", "documented")), log).blame == "viva"
+    own = "Traceback (most recent call last):\n  File \"/work/app/app.py\", line 3, in <module>\n    from helpers import load\nImportError: cannot import name 'load' from 'helpers' (/work/app/helpers.py)\n"
+    assert blame_failed_start(facts(candidate("streamlit run app.py", "documented")), own).blame == "candidate"
