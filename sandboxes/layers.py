@@ -69,7 +69,10 @@ INDEX_UNREACHABLE = re.compile(
 PARTIAL_MARK = "[viva] the full install failed; installing the packages that have a wheel"
 PARTIAL_LABEL = "viva.missing"
 """A layer installed without some requirements says which, so a cached one is reported the same way."""
-BUILD_TOOLS = ["setuptools>=68", "wheel"]
+BUILD_TOOLS = [
+    "setuptools>=68", "wheel", "setuptools_scm[toml]>=6.2", "hatchling", "hatch-vcs", "flit_core", "poetry-core",
+    "pdm-backend", "Cython", "pybind11", "scikit-build-core",
+]  # fmt: skip
 """Wheels put beside any source archive, so pip can build it inside the sandbox with no index."""
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from grader.dynamic.model import AppInterface, DynamicRun, GatewaySettings, SandboxInfo, ServiceResult
 from grader.dynamic.options import DynamicOptions
 from grader.dynamic.run import matching_python
+from grader.dynamic.scores import score_dynamic_leaves
 from grader.model import Evidence
 from grader.profile.model import RepoProfile, StartCandidate
 from grader.profile.starts.detect import TIERS, detect_starts
+from rubrics.catalogue import LatencyParams
 from sandboxes.settings import SandboxSettings
 
 DYNAMIC_MD = Path(__file__).parents[2] / "docs" / "DYNAMIC.md"
@@ -87,3 +90,20 @@ def test_a_dockerfile_in_a_subdirectory_built_from_the_root_maps_its_copies_from
     starts, _ = detect_starts(tmp_path)
     docker = next(start for start in starts if start.source.startswith("Dockerfile"))
     assert (docker.workdir, docker.command) == ("backend", "uvicorn server.main:app --host 0.0.0.0 --port 8080")
+
+
+def test_a_streamlit_script_is_started_with_streamlit_run_and_its_http_probes_are_not_run(tmp_path: Path) -> None:
+    (tmp_path / "streamlit_app.py").write_text("import streamlit as st\n\nst.title('Llama 2 chat')\n")
+    (tmp_path / "requirements.txt").write_text("streamlit\nreplicate\n")
+    starts, _ = detect_starts(tmp_path)
+    assert [(start.tier, start.source, start.command) for start in starts] == [
+        ("inferred", "Streamlit script", "streamlit run streamlit_app.py --server.port 8501 --server.headless true")
+    ]
+    run = DynamicRun(
+        sandbox=SandboxInfo(base_image="b"),
+        gateway=GatewaySettings("m", 0.0, 1.0, 0.0, 1.0),
+        interface=AppInterface(start_command=starts[0].command),
+        service=ServiceResult(started=True, ready_seconds=2.0),
+    )
+    score = score_dynamic_leaves([("latency", "latency_p95", LatencyParams())], run)["latency"]
+    assert score.status == "not_run" and "Streamlit UI" in score.explanation.replace("streamlit", "Streamlit")

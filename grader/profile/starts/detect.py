@@ -301,8 +301,43 @@ def _scripts(files: RepoFiles) -> list[StartCandidate]:
     return found
 
 
+UI_SCRIPT_NAMES = ("streamlit_app.py", "app.py", "main.py", "Home.py", "home.py", "ui.py", "chat.py")
+
+
+def _streamlit_scripts(files: RepoFiles) -> list[StartCandidate]:
+    """A Streamlit app is a script that imports streamlit and is run with `streamlit run` (Streamlit Community
+    Cloud's convention: streamlit_app.py): usual entry names first, shallow before deep, at most two."""
+    found = []
+    for path, text in files.python.items():
+        if "tests/" in path or path.rsplit("/", 1)[-1].startswith("test_"):
+            continue
+        line = next((n for n, row in enumerate(text.splitlines(), 1) if re.match(r"\s*import streamlit\b", row)), 0)
+        if not line:
+            continue
+        directory, _, name = path.rpartition("/")
+        rank = (
+            name not in UI_SCRIPT_NAMES,
+            path.count("/"),
+            UI_SCRIPT_NAMES.index(name) if name in UI_SCRIPT_NAMES else 99,
+        )
+        excerpt = text.splitlines()[line - 1].strip()
+        start = StartCandidate(
+            tier="inferred",
+            source="Streamlit script",
+            command=f"streamlit run {name} --server.port 8501 --server.headless true",
+            evidence=Evidence(path, line, excerpt),
+            workdir=directory,
+            port=8501,
+            port_source="the framework's default",
+            notes=[documented.UI_NOTE],
+        )
+        found.append((rank, path, start))
+    return [start for _, _, start in sorted(found)[:2]]
+
+
 def _inferred(files: RepoFiles) -> list[StartCandidate]:
     found = _scripts(files)
+    found += _safely(NONE_FOUND, _streamlit_scripts, files)
     found += _safely(NONE_FOUND, inferred.module_main_starts, files.python)
     found += _safely(NONE_FOUND, inferred.app_object_starts, files.python)
     return found
