@@ -57,7 +57,7 @@ from grader.dynamic.model import (
 from grader.dynamic.options import DynamicOptions, StepCallback
 from grader.dynamic.probes import PROBES, ProbeTarget
 from grader.dynamic.probes import run_probes as run_small_probes
-from grader.dynamic.scores import score_dynamic_leaves
+from grader.dynamic.scores import UI_COMMAND, score_dynamic_leaves
 from grader.dynamic.starting import (
     MAX_ATTEMPTS,
     StartFacts,
@@ -775,6 +775,8 @@ class _Session:
     async def _find_query(self, main: _Instance, started: ServiceResult) -> None:
         """The query route (OpenAPI document, else the profile's routes) and, from a first answer, its fields."""
         found = self.found
+        if found.query_path is None and UI_COMMAND.search(found.start_command or ""):
+            return  # a UI: the repository's routes (if any) belong to another of its services, not to this app
         async with main.service.client(timeout=10) as http:
             if found.query_path is None:
                 discover_query(found, await _openapi_document(http, found), self.profile)
@@ -783,6 +785,15 @@ class _Session:
             if found.query_path is None:
                 return
             reply = await ask(http, found, main.gateway, found.golden_queries[0], REQUEST_TIMEOUT_S)
+            if reply.status in (404, 405) and not found.query_source.startswith("viva.toml"):
+                # The route read from the code is not this app's (a repository's other service): not a route at all.
+                found.notes.append(
+                    f"{found.query_method} {found.query_path} answered {reply.status}: not this app's route"
+                )
+                found.query_path = None
+                if "query" not in found.missing:
+                    found.missing.append("query")
+                return
             if reply.status != 200 and found.ingest_path is not None:
                 # An app that answers only once it holds a document (an empty index): feed it one through its own
                 # ingest route, as its user would, and ask again.

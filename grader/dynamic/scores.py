@@ -127,6 +127,9 @@ def service_starts(params: ServiceStartsParams, run: DynamicRun) -> Score:
     assert run.service is not None
     service = run.service
     seconds = f"{service.ready_seconds:.1f} s" if service.ready_seconds is not None else "?"
+    ui = UI_COMMAND.search(run.interface.start_command or "")
+    if run.interface.query_path is None and ui:
+        return _dyn(1.0, f"The {ui.group(1)} UI started in {seconds} and served its page (a UI: no question route).")
     if run.interface.query_path is None:
         return _dyn(0.5, f"The service started in {seconds}, but no query route could be found to ask it anything.")
     if service.first_query_status != 200:

@@ -13,7 +13,7 @@ from grader.dynamic.scores import score_dynamic_leaves
 from grader.model import Evidence
 from grader.profile.model import RepoProfile, StartCandidate
 from grader.profile.starts.detect import TIERS, detect_starts
-from rubrics.catalogue import LatencyParams
+from rubrics.catalogue import LatencyParams, ServiceStartsParams
 from sandboxes.settings import SandboxSettings
 
 DYNAMIC_MD = Path(__file__).parents[2] / "docs" / "DYNAMIC.md"
@@ -105,5 +105,9 @@ def test_a_streamlit_script_is_started_with_streamlit_run_and_its_http_probes_ar
         interface=AppInterface(start_command=starts[0].command),
         service=ServiceResult(started=True, ready_seconds=2.0),
     )
-    score = score_dynamic_leaves([("latency", "latency_p95", LatencyParams())], run)["latency"]
-    assert score.status == "not_run" and "Streamlit UI" in score.explanation.replace("streamlit", "Streamlit")
+    scores = score_dynamic_leaves(
+        [("latency", "latency_p95", LatencyParams()), ("starts", "service_starts", ServiceStartsParams())], run
+    )
+    assert scores["latency"].status == "not_run"
+    assert "streamlit UI" in scores["latency"].explanation.lower().replace("streamlit ui", "streamlit UI")
+    assert scores["starts"].value == 1.0, scores["starts"].explanation  # it started: Viva cannot ask a UI questions
