@@ -49,6 +49,11 @@ _IMAGE_PATH = re.compile(
     r"(?:No such file or directory|does not exist|not found)[^\n]*?['\"]((?:/app|/code|/srv|/workspace|/src|/data|"
     r"/project|/usr/src/app|/opt/app|/home/app)(?:/[^'\"\s]*)?)['\"]"
 )
+_NEWER_SYNTAX = re.compile(
+    r"SyntaxError: (?:f-string expression part cannot include a backslash|f-string: expressions nested too deeply|"
+    r"f-string: unmatched|invalid syntax\. Perhaps you forgot a comma\?(?=.*\btype\b)|"
+    r"'match' is not|cannot assign to|invalid syntax.*\btype\b)"
+)
 _LIBRARY_IMPORT_ERROR = re.compile(r"^(?:ImportError|AttributeError: module)", re.M)
 _NO_NETWORK = re.compile(
     r"Temporary failure in name resolution|Name or service not known|nodename nor servname|Network is unreachable|"
@@ -239,6 +244,12 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         return (
             f"the app needs files its image builds ({built.group(0)[:120]}), and Viva does not replay the Dockerfile's "
             "build steps"
+        )
+    newer = _NEWER_SYNTAX.search(log)
+    if newer:
+        return (
+            f"the code uses syntax of a newer Python than the sandbox's ({newer.group(0)[:100]}): with a registry the "
+            "sandbox runs the Python the project's image names"
         )
     image_path = _IMAGE_PATH.search(log)
     if image_path:

@@ -242,3 +242,9 @@ def test_libraries_that_do_not_work_together_are_vivas_but_the_projects_own_impo
     assert blame_failed_start(facts(candidate("streamlit run app.py", "documented")), log).blame == "viva"
     own = "Traceback (most recent call last):\n  File \"/work/app/app.py\", line 3, in <module>\n    from helpers import load\nImportError: cannot import name 'load' from 'helpers' (/work/app/helpers.py)\n"
     assert blame_failed_start(facts(candidate("streamlit run app.py", "documented")), own).blame == "candidate"
+
+
+def test_syntax_of_a_newer_python_than_the_sandboxs_is_vivas() -> None:
+    log = '  File "/work/app/app/app.py", line 41\n    f"{"\\n".join(lines)}"\nSyntaxError: f-string expression part cannot include a backslash\n'
+    verdict = blame_failed_start(facts(candidate("uvicorn app.app:app", "documented")), log)
+    assert verdict.blame == "viva" and "newer Python" in verdict.reason

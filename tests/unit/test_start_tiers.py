@@ -111,3 +111,13 @@ def test_a_streamlit_script_is_started_with_streamlit_run_and_its_http_probes_ar
     assert scores["latency"].status == "not_run"
     assert "streamlit UI" in scores["latency"].explanation.lower().replace("streamlit ui", "streamlit UI")
     assert scores["starts"].value == 1.0, scores["starts"].explanation  # it started: Viva cannot ask a UI questions
+
+
+def test_a_readme_script_that_lives_in_one_subdirectory_runs_from_there(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# RAG\n\n```\npython indexing.py\npython chat.py\n```\n")
+    (tmp_path / "rag").mkdir()
+    (tmp_path / "rag" / "chat.py").write_text("import uvicorn\nif __name__ == '__main__':\n    uvicorn.run('x:app')\n")
+    (tmp_path / "rag" / "indexing.py").write_text("print('indexed')\n")
+    starts, _ = detect_starts(tmp_path)
+    readme = next(start for start in starts if start.source == "README")
+    assert (readme.command, readme.workdir, readme.setup) == ("python chat.py", "rag", ["python indexing.py"])

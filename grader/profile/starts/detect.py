@@ -95,8 +95,30 @@ def detect_starts(root: Path, declared: StartCandidate | None = None) -> tuple[l
             # The README says `python -m bot`; the code it runs says which port: keep the better-sourced command
             # with the port the code gives.
             unique[key] = msgspec.structs.replace(kept, port=candidate.port, port_source=candidate.port_source)
-    return list(unique.values())[:MAX_CANDIDATES], _safely(
-        list[EnvNeed](), env.env_needs, files.python, files.env_examples
+    located = [_locate_script(start, files) for start in unique.values()]
+    return located[:MAX_CANDIDATES], _safely(list[EnvNeed](), env.env_needs, files.python, files.env_examples)
+
+
+SCRIPT_RUN = re.compile(r"^(python3?|streamlit run|chainlit run) ([\w./-]+\.py)\b")
+
+
+def _locate_script(start: StartCandidate, files: RepoFiles) -> StartCandidate:
+    """`python chat.py` in a README at the root, where chat.py lives only in rag/: run it where it is, as a
+    reader would (the README assumed a `cd` it did not write). Only when exactly one such file exists; its setup
+    steps (`python indexing.py` beside it) move with it."""
+    match = SCRIPT_RUN.match(start.command)
+    if match is None or files.root is None or (files.root / start.workdir / match.group(2)).is_file():
+        return start
+    name = match.group(2).rsplit("/", 1)[-1]
+    places = [path for path in files.python if path.rsplit("/", 1)[-1] == name]
+    if len(places) != 1:
+        return start
+    directory = places[0].rpartition("/")[0]
+    return msgspec.structs.replace(
+        start,
+        command=start.command.replace(match.group(2), name, 1),
+        workdir=directory,
+        notes=[*start.notes, f"{match.group(2)} is at {places[0]}: run from {directory or 'the root'}"],
     )
 
 
