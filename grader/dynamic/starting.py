@@ -76,7 +76,8 @@ _GUESS_WRONG = re.compile(
 )
 _CONNECTION_REFUSED = re.compile(
     r"Connection refused|could not connect to server|ECONNREFUSED|Failed to establish a new connection|"
-    r"connection to server at .* failed|Cannot connect to host|ConnectError",
+    r"connection to server at .* failed|Cannot connect to host|ConnectError|Cannot assign requested address|"
+    r"ResponseHandlingException|ServiceUnavailable: Couldn't connect|Error 111 connecting",
     re.I,
 )
 _TRACEBACK_FILE = re.compile(r'File "(/work/app/[^"]+)", line (\d+)')

@@ -248,3 +248,8 @@ def test_syntax_of_a_newer_python_than_the_sandboxs_is_vivas() -> None:
     log = '  File "/work/app/app/app.py", line 41\n    f"{"\\n".join(lines)}"\nSyntaxError: f-string expression part cannot include a backslash\n'
     verdict = blame_failed_start(facts(candidate("uvicorn app.app:app", "documented")), log)
     assert verdict.blame == "viva" and "newer Python" in verdict.reason
+
+
+def test_a_vector_store_client_that_cannot_connect_at_start_is_vivas() -> None:
+    log = "qdrant_client.http.exceptions.ResponseHandlingException: [Errno 99] Cannot assign requested address\n"
+    assert blame_failed_start(facts(candidate("uvicorn main:app")), log).blame == "viva"
