@@ -284,7 +284,20 @@ _PYTHON_TOOL_MODULES = {"pytest", "unittest", "http", "doctest", "mypy", "ruff",
                         "notebook", "coverage", "pre_commit", "ipykernel", "webbrowser"}  # fmt: skip
 _SERVE_TARGETS = {"run", "serve", "start", "dev"}
 _DEPENDENCY_TARGETS = {"install", "setup", "venv", "deps", "dependencies", "requirements", "bootstrap", "env"}
-_NOT_SERVING_WORDS = ("test", "eval", "bench", "lint", "cli", "query", "ask", "check", "export", "backup", "sync", "report")
+_NOT_SERVING_WORDS = (
+    "test",
+    "eval",
+    "bench",
+    "lint",
+    "cli",
+    "query",
+    "ask",
+    "check",
+    "export",
+    "backup",
+    "sync",
+    "report",
+)
 """A script named so is a one-off that is not needed to serve."""
 _SETUP_WORDS = ("ingest", "index", "reindex", "embed", "seed", "migrat", "load", "download", "fetch", "scrap",
                 "crawl", "prep", "preprocess", "populat", "setup", "init", "train", "finetune", "upload",
