@@ -214,6 +214,10 @@ def blame_failed_start(facts: StartFacts, log: str) -> Verdict:
         return Verdict(
             "candidate", f"a dependency missing from its own requirements: `{module}` is imported but not declared"
         )
+    if tier == "inferred" and "attempted relative import" in log:
+        return Verdict(
+            "viva", f"Viva's guess `{candidate.command}` ran the package from the wrong place ({_last_error(log)})"
+        )
     if _raised_in_repo(log):
         return Verdict("candidate", f"the app crashed at start in its own code: {_last_error(log)}")
     if tier == "inferred":

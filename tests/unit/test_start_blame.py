@@ -253,3 +253,8 @@ def test_syntax_of_a_newer_python_than_the_sandboxs_is_vivas() -> None:
 def test_a_vector_store_client_that_cannot_connect_at_start_is_vivas() -> None:
     log = "qdrant_client.http.exceptions.ResponseHandlingException: [Errno 99] Cannot assign requested address\n"
     assert blame_failed_start(facts(candidate("uvicorn main:app")), log).blame == "viva"
+
+
+def test_a_relative_import_beyond_the_package_from_vivas_guess_is_vivas() -> None:
+    log = 'Traceback (most recent call last):\n  File "/work/app/backend/main.py", line 3, in <module>\n    from ..rag import chat\nImportError: attempted relative import beyond top-level package\n'
+    assert blame_failed_start(facts(candidate("uvicorn backend.main:app", "inferred")), log).blame == "viva"

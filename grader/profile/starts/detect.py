@@ -99,7 +99,7 @@ def detect_starts(root: Path, declared: StartCandidate | None = None) -> tuple[l
     return located[:MAX_CANDIDATES], _safely(list[EnvNeed](), env.env_needs, files.python, files.env_examples)
 
 
-SCRIPT_RUN = re.compile(r"^(python3?|streamlit run|chainlit run) ([\w./-]+\.py)\b")
+SCRIPT_RUN = re.compile(r"^(python3?|streamlit run|chainlit run|fastapi dev|fastapi run) ([\w./-]+\.py)\b")
 
 
 def _locate_script(start: StartCandidate, files: RepoFiles) -> StartCandidate:
