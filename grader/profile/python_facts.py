@@ -140,20 +140,20 @@ def analyse_python(source: str, *, is_test: bool) -> PythonFacts | None:
     return visitor.facts
 
 
-def _name_of(node: ast.AST) -> str:
+def dotted_name(node: ast.AST) -> str:
     """Dotted name of a Name/Attribute/Call chain ("client.chat.completions.create"); "" when not a name."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        base = _name_of(node.value)
+        base = dotted_name(node.value)
         return f"{base}.{node.attr}" if base else node.attr
     if isinstance(node, ast.Call):
-        return _name_of(node.func)
+        return dotted_name(node.func)
     return ""
 
 
 def _names_in(node: ast.AST) -> list[str]:
-    return [_name_of(child) for child in ast.walk(node) if isinstance(child, ast.Name | ast.Attribute)]
+    return [dotted_name(child) for child in ast.walk(node) if isinstance(child, ast.Name | ast.Attribute)]
 
 
 def _strings_in(node: ast.AST) -> list[str]:
@@ -181,7 +181,7 @@ def _manual_backoff(function: ast.AST) -> bool:
     for loop in ast.walk(function):
         if not isinstance(loop, ast.For | ast.While):
             continue
-        calls = [_name_of(child.func) for child in ast.walk(loop) if isinstance(child, ast.Call)]
+        calls = [dotted_name(child.func) for child in ast.walk(loop) if isinstance(child, ast.Call)]
         if not any(name.endswith("sleep") for name in calls):
             continue
         for child in ast.walk(loop):
@@ -246,7 +246,7 @@ class _Visitor(ast.NodeVisitor):
             if any(_CITE_PROMPT.search(text) and _CITE_FORMAT.search(text) for text in strings):
                 self.facts.citation_prompts.append(line)
         if isinstance(value, ast.Call) and not self.functions:
-            factory = _name_of(value.func).rsplit(".", 1)[-1]
+            factory = dotted_name(value.func).rsplit(".", 1)[-1]
             if factory in APP_FACTORIES:
                 self.facts.apps.append((name, APP_FACTORIES[factory], line))
         if "fallback" in name.lower() and not self.is_test:
@@ -299,7 +299,7 @@ class _Visitor(ast.NodeVisitor):
         cases = 1
         attack = bool(re.search(r"inject|jailbreak|leak|attack|adversar", node.name, re.I))
         for decorator in node.decorator_list:
-            if not (isinstance(decorator, ast.Call) and _name_of(decorator.func).endswith("parametrize")):
+            if not (isinstance(decorator, ast.Call) and dotted_name(decorator.func).endswith("parametrize")):
                 continue
             if len(decorator.args) >= 2:
                 values = decorator.args[1]
@@ -340,7 +340,7 @@ class _Visitor(ast.NodeVisitor):
         for decorator in node.decorator_list:
             if not isinstance(decorator, ast.Call):
                 continue
-            dotted = _name_of(decorator.func)
+            dotted = dotted_name(decorator.func)
             method = dotted.rsplit(".", 1)[-1]
             if method not in ROUTE_METHODS or not decorator.args:
                 continue
@@ -356,14 +356,14 @@ class _Visitor(ast.NodeVisitor):
                     framework = "flask" if keyword.arg == "methods" else framework
             if method == "route" and methods == ["ROUTE"]:
                 methods, framework = ["GET"], "flask"
-            response = next((_name_of(k.value) for k in decorator.keywords if k.arg == "response_model"), None)
+            response = next((dotted_name(k.value) for k in decorator.keywords if k.arg == "response_model"), None)
             if response is None and node.returns is not None:
-                response = _name_of(node.returns) or None
+                response = dotted_name(node.returns) or None
             request = next(
                 (
-                    _name_of(arg.annotation)
+                    dotted_name(arg.annotation)
                     for arg in node.args.args
-                    if arg.annotation is not None and _name_of(arg.annotation)[:1].isupper()
+                    if arg.annotation is not None and dotted_name(arg.annotation)[:1].isupper()
                 ),
                 None,
             )
@@ -378,10 +378,10 @@ class _Visitor(ast.NodeVisitor):
         if not self.is_test and self.words.spend and self._compares_spend_to_limit(node.test):
             body = ast.Module(body=node.body, type_ignores=[])
             refuses = any(isinstance(child, ast.Raise | ast.Return) for child in ast.walk(body)) or any(
-                isinstance(child, ast.Call) and _REFUSE_CALL.search(_name_of(child.func)) for child in ast.walk(body)
+                isinstance(child, ast.Call) and _REFUSE_CALL.search(dotted_name(child.func)) for child in ast.walk(body)
             )
             alerts = any(
-                isinstance(child, ast.Call) and _ALERT_CALL.search(_name_of(child.func)) for child in ast.walk(body)
+                isinstance(child, ast.Call) and _ALERT_CALL.search(dotted_name(child.func)) for child in ast.walk(body)
             )
             if refuses:
                 self.facts.ceilings.append(node.lineno)
@@ -409,7 +409,7 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
-        dotted = _name_of(node.func)
+        dotted = dotted_name(node.func)
         last = dotted.rsplit(".", 1)[-1]
         if not self.is_test:
             self._call_facts(node, dotted, last)

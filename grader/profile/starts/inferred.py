@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from grader.model import Evidence
 from grader.profile.model import StartCandidate
+from grader.profile.python_facts import dotted_name
 
 MAX_EXCERPT = 200
 MAX_COMMAND = 10_000
@@ -153,18 +154,6 @@ def _rank(path: str) -> tuple[bool, bool, int, str]:
     """Files named like an entry point first, then shallower ones; examples last."""
     parts = path.split("/")
     return bool(_EXAMPLE_DIRS & set(parts[:-1])), parts[-1] not in _PREFERRED_FILES, len(parts), path
-
-
-def _dotted(node: ast.AST) -> str:
-    """`uvicorn.run` for uvicorn.run; "Granian.serve" for Granian(...).serve; "" when not a name chain."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else node.attr
-    if isinstance(node, ast.Call):
-        return _dotted(node.func)
-    return ""
 
 
 def _excerpt(source_lines: list[str], line: int) -> str:
@@ -308,7 +297,7 @@ class _ModuleFacts:
             elif isinstance(child, ast.Assign) and isinstance(child.value, ast.Call):
                 for target in child.targets:
                     if isinstance(target, ast.Name):
-                        self.objects[target.id] = _dotted(child.value.func)
+                        self.objects[target.id] = dotted_name(child.value.func)
 
     def server_calls(self, nodes: list[ast.stmt], depth: int = 2) -> list[_ServerCall]:
         """Calls in `nodes` that start a server, following calls to the module's own functions `depth` deep."""
@@ -332,7 +321,7 @@ class _ModuleFacts:
         return _ServerCall(framework, call.lineno, port, port_source, host_text)
 
     def _framework_of_call(self, call: ast.Call) -> str | None:
-        dotted = _dotted(call.func)
+        dotted = dotted_name(call.func)
         parts = dotted.split(".")
         root, last = parts[0], parts[-1]
         origin = self.imported_from.get(root, "")
@@ -377,9 +366,9 @@ class _ModuleFacts:
             return (port, "the code") if 0 < port < 65536 else (None, "")
         if isinstance(node, ast.Name) and node.id in self.constants:
             return self.port_value(self.constants[node.id], depth + 1)
-        if isinstance(node, ast.Call) and _dotted(node.func) in {"int", "str"} and len(node.args) == 1:
+        if isinstance(node, ast.Call) and dotted_name(node.func) in {"int", "str"} and len(node.args) == 1:
             return self.port_value(node.args[0], depth + 1)
-        if isinstance(node, ast.Call) and _dotted(node.func).rsplit(".", 1)[-1] in {"getenv", "get"}:
+        if isinstance(node, ast.Call) and dotted_name(node.func).rsplit(".", 1)[-1] in {"getenv", "get"}:
             default = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords), None)
             return self._as_default(default, depth)
         if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
@@ -637,7 +626,7 @@ def _app_objects(tree: ast.Module) -> list[_AppObject]:
     found: list[_AppObject] = []
     for node in _module_statements(tree.body):
         if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
-            kind = _dotted(node.value.func).rsplit(".", 1)[-1]
+            kind = dotted_name(node.value.func).rsplit(".", 1)[-1]
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if kind in _ASGI_CLASSES or kind in _CLI_CLASSES:
                 found += [_AppObject(t.id, kind, node.lineno, False) for t in targets if isinstance(t, ast.Name)]
@@ -664,14 +653,14 @@ def _factory_kind(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | Non
     if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
         returned = annotation.value.rsplit(".", 1)[-1]
     else:
-        returned = _dotted(annotation).rsplit(".", 1)[-1] if annotation is not None else ""
+        returned = dotted_name(annotation).rsplit(".", 1)[-1] if annotation is not None else ""
     if returned in _ASGI_CLASSES or returned in _CLI_CLASSES:
         return returned
     if function.name not in _FACTORY_NAMES:
         return None
     for node in ast.walk(function):
         if isinstance(node, ast.Call):
-            built = _dotted(node.func).rsplit(".", 1)[-1]
+            built = dotted_name(node.func).rsplit(".", 1)[-1]
             if built in _ASGI_CLASSES or built in _CLI_CLASSES:
                 return built
     return None
