@@ -7,9 +7,10 @@ timeout. Then one table row per repository (started or not, via which command, d
 basis, why leaves were not run, seconds), a summary of outcomes, and the table as Markdown in
 .corpus/results/<key>/table.md.
 
-Results are cached per repository and per Viva version: <key> is `git rev-parse --short HEAD` of this checkout,
-plus `-dirty-<hash>` when the code that grades (grader, rubrics, sandboxes, llm, interviewer, server,
-pyproject.toml) differs from HEAD, the hash being of that difference. An existing report.json is reused, so a long
+Results are cached per repository and per version of the code that grades: <key> is `code-<hash>` of the git
+trees of grader, rubrics, sandboxes, llm, interviewer, server and pyproject.toml at HEAD (so a commit that changes
+only docs, tests or benches reuses every result), plus `-dirty-<hash>` when that code differs from HEAD, the hash
+being of that difference. An existing report.json is reused, so a long
 run stopped half way picks up where it stopped; a repository whose grading failed is graded again.
 
 The corpus is manual (minutes per repository): it grades only when VIVA_CORPUS=1, which `python -m bench --only
@@ -462,18 +463,19 @@ def summary_lines(rows: list[Row]) -> list[str]:
 
 
 def viva_key() -> str:
-    """`<short commit>` of this checkout, `-dirty-<hash>` when the grading code differs from it; without git, the
-    installed distribution's version."""
+    """`code-<hash>` of the grading code's git trees at HEAD, `-dirty-<hash>` when the worktree's grading code
+    differs from them; without git, the installed distribution's version."""
     try:
-        short = _git("rev-parse", "--short", "HEAD").strip()
+        trees = [_git("rev-parse", f"HEAD:{path}").strip() for path in GRADING_PATHS]
         status = _git("status", "--porcelain", "--untracked-files=all", "--", *GRADING_PATHS)
     except (OSError, subprocess.CalledProcessError):
         try:
             return f"viva-{metadata.version('viva')}"
         except metadata.PackageNotFoundError:
             return "viva-unknown"
+    key = "code-" + hashlib.sha256(" ".join(trees).encode()).hexdigest()[:10]
     if not status.strip():
-        return short
+        return key
     digest = hashlib.sha256(_git("diff", "HEAD", "--", *GRADING_PATHS).encode())
     for line in sorted(status.splitlines()):
         if line.startswith("??"):
@@ -481,7 +483,7 @@ def viva_key() -> str:
             digest.update(line.encode())
             if path.is_file():
                 digest.update(path.read_bytes())
-    return f"{short}-dirty-{digest.hexdigest()[:8]}"
+    return f"{key}-dirty-{digest.hexdigest()[:8]}"
 
 
 def _git(*args: str) -> str:

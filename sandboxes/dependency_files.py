@@ -12,6 +12,7 @@ import ast
 import configparser
 import posixpath
 import re
+import shlex
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -510,3 +511,64 @@ _READERS: tuple[Callable[[_Directory], _Found | None], ...] = (
     _setup_cfg,
     _setup_py,
 )
+
+
+# --- what a project installs without a dependency file, and every name any file declares -----------------
+
+
+PIP_INSTALL = re.compile(r"\b(?:python3? -m )?pip3? install\b([^;&|`#]*)")
+
+
+def installs_named_elsewhere(
+    collected: CollectedRequirements, root: Path, skipped_steps: list[str], dockerfile: str = ""
+) -> CollectedRequirements:
+    """With no dependency file, the packages the project installs another way, read as data (never run): the
+    `RUN pip install a b` steps its start's Dockerfile has that Viva did not replay (`skipped_steps`, as
+    "Dockerfile:4: RUN …"), else the `pip install a b` lines of its README."""
+    names: list[str] = []
+    where = ""
+    for step in skipped_steps:
+        names += _pip_install_names(step.split(": ", 1)[-1])
+        where = where or f"the Dockerfile's RUN pip install ({dockerfile or 'Dockerfile'})"
+    if not names:
+        for readme in sorted(root.glob("README*"))[:3]:
+            if readme.is_file() and not readme.is_symlink():
+                for line in readme.read_text(errors="replace")[:500_000].splitlines():
+                    names += _pip_install_names(line.strip().lstrip("!%$> "))
+                where = where or f"the pip install lines of {readme.name}" if names else where
+    if not names:
+        return collected
+    parsed = parse_requirements("\n".join(dict.fromkeys(names)))
+    return msgspec.structs.replace(collected, parsed=parsed, notes=[*collected.notes, f"no dependency file: {where}"])
+
+
+def _pip_install_names(text: str) -> list[str]:
+    names: list[str] = []
+    for match in PIP_INSTALL.finditer(text):
+        try:
+            words = shlex.split(match.group(1), posix=True)
+        except ValueError:
+            continue
+        names += [
+            word
+            for word in words
+            if not word.startswith("-") and "/" not in word and word != "." and not word.endswith((".txt", ".toml"))
+        ]
+    return names
+
+
+DEPENDENCY_NAME = re.compile(r"""^\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?:[<>=!~;@,"'\s]|$)""", re.M)
+
+
+def declared_anywhere(root: Path) -> list[str]:
+    """Every package name any dependency file of the repository mentions, roughly (requirements files, pyproject,
+    setup.py, Pipfile): so a module the installed file lacks but another declares is not blamed on the candidate."""
+    names: list[str] = []
+    patterns = ("requirements*.txt", "requirements/*.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile")
+    for count, path in enumerate(path for pattern in patterns for path in root.rglob(pattern)):
+        if count > 50 or not path.is_file() or path.is_symlink() or path.stat().st_size > 500_000:
+            continue
+        text = path.read_text(errors="replace")
+        names += DEPENDENCY_NAME.findall(text)
+        names += re.findall(r"""["']([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:[<>=!~][^"']*)?["']""", text)
+    return names

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import re
-import shlex
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -83,8 +82,12 @@ from rubrics.catalogue import (
     ServiceStartsParams,
     default_params,
 )
-from sandboxes.dependency_files import CollectedRequirements, collect_requirements
-from sandboxes.deps import parse_requirements
+from sandboxes.dependency_files import (
+    CollectedRequirements,
+    collect_requirements,
+    declared_anywhere,
+    installs_named_elsewhere,
+)
 from sandboxes.docker_backend import DockerSandbox, docker_client, make_readable
 from sandboxes.errors import LayerTooLarge, SandboxError, SandboxUnavailable
 from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
@@ -217,7 +220,7 @@ class _Session:
         self.chosen: StartCandidate | None = None
         self.start_failure: ServiceResult | None = None
         self.repo_modules = repo_modules(root)
-        self.declared_anywhere = declared_anywhere(root)
+        self.declared_anywhere = normalised(declared_anywhere(root))
         self._latency_replies: list[Reply] = []
         self._companion_started = asyncio.Event()
         faults: ProviderFaultsParams = params["provider_faults"]
@@ -258,7 +261,8 @@ class _Session:
         parent), else what its Dockerfile's RUN or its README installs. Built once per set of requirements."""
         collected = _requirements(self.root, workdir)
         if not collected.parsed.requirements:
-            collected = _installs_named_elsewhere(collected, self.root, [start] if start is not None else [])
+            dockerfile = start.evidence.path if start is not None else ""
+            collected = installs_named_elsewhere(collected, self.root, start.skipped if start else [], dockerfile)
         requirements = collected.parsed
         key = requirements.cache_key(self.base_id)
         if key in self.layers:
@@ -885,66 +889,9 @@ async def _run_setup(instance: _Instance, steps: list[str], env: dict[str, str])
     return None
 
 
-PIP_INSTALL = re.compile(r"\b(?:python3? -m )?pip3? install\b([^;&|`#]*)")
-
-
-def _installs_named_elsewhere(
-    collected: CollectedRequirements, root: Path, starts: list[StartCandidate]
-) -> CollectedRequirements:
-    """With no dependency file, the packages the project installs another way, read as data (never run): a
-    skipped `RUN pip install a b` of its Dockerfile, else the `pip install a b` lines of its README."""
-    names: list[str] = []
-    where = ""
-    for step in starts[0].skipped if starts else []:
-        names += _pip_install_names(step.split(": ", 1)[-1])
-        where = where or f"the Dockerfile's RUN pip install ({starts[0].evidence.path})"
-    if not names:
-        for readme in sorted(root.glob("README*"))[:3]:
-            if readme.is_file() and not readme.is_symlink():
-                for line in readme.read_text(errors="replace")[:500_000].splitlines():
-                    names += _pip_install_names(line.strip().lstrip("!%$> "))
-                where = where or f"the pip install lines of {readme.name}" if names else where
-    if not names:
-        return collected
-    parsed = parse_requirements("\n".join(dict.fromkeys(names)))
-    return msgspec.structs.replace(collected, parsed=parsed, notes=[*collected.notes, f"no dependency file: {where}"])
-
-
-def _pip_install_names(text: str) -> list[str]:
-    names: list[str] = []
-    for match in PIP_INSTALL.finditer(text):
-        try:
-            words = shlex.split(match.group(1), posix=True)
-        except ValueError:
-            continue
-        names += [
-            word
-            for word in words
-            if not word.startswith("-") and "/" not in word and word != "." and not word.endswith((".txt", ".toml"))
-        ]
-    return names
-
-
 def _refused_names(refused: list[str]) -> list[str]:
     """The requirement texts of SandboxInfo.refused_requirements ("line 3: torch @ https://… (a direct URL)")."""
     return [match.group(1) for line in refused if (match := re.match(r"line \d+: (\S+)", line))]
-
-
-DEPENDENCY_NAME = re.compile(r"""^\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?:[<>=!~;@,"'\s]|$)""", re.M)
-
-
-def declared_anywhere(root: Path) -> frozenset[str]:
-    """Every package name any dependency file of the repository mentions, roughly (requirements files, pyproject,
-    setup.py, Pipfile): so a module the installed file lacks but another declares is not blamed on the candidate."""
-    names: list[str] = []
-    patterns = ("requirements*.txt", "requirements/*.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile")
-    for count, path in enumerate(path for pattern in patterns for path in root.rglob(pattern)):
-        if count > 50 or not path.is_file() or path.is_symlink() or path.stat().st_size > 500_000:
-            continue
-        text = path.read_text(errors="replace")
-        names += DEPENDENCY_NAME.findall(text)
-        names += re.findall(r"""["']([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:[<>=!~][^"']*)?["']""", text)
-    return normalised(names)
 
 
 def repo_modules(root: Path) -> frozenset[str]:

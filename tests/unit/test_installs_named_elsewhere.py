@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.dynamic.run import _installs_named_elsewhere
 from grader.dynamic.starting import StartFacts, blame_failed_start
 from grader.model import Evidence
 from grader.profile.model import StartCandidate
-from sandboxes.dependency_files import collect_requirements
+from sandboxes.dependency_files import collect_requirements, installs_named_elsewhere
 
 
 def _start(*skipped: str) -> StartCandidate:
@@ -24,7 +23,7 @@ def _start(*skipped: str) -> StartCandidate:
 
 def test_a_dockerfiles_run_pip_install_names_the_dependencies(tmp_path: Path) -> None:
     start = _start("Dockerfile:4: RUN pip3 install --no-cache-dir gunicorn flask==3.1.0 'openai>=1.0' && rm -rf /x")
-    collected = _installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, [start])
+    collected = installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, start.skipped, start.evidence.path)
     assert collected.parsed.requirements == ["gunicorn", "flask==3.1.0", "openai>=1.0"]
     assert "RUN pip install" in collected.notes[-1]
 
@@ -34,15 +33,14 @@ def test_a_readmes_pip_install_lines_name_them_when_nothing_else_does(tmp_path: 
         "# Workshop\n\n```bash\npip install tqdm jupyter openai\npip install -r requirements.txt\n"
         "pip install -e .\n```\n\nIn the notebook: `!pip install -U minsearch`\n"
     )
-    collected = _installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, [])
+    collected = installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, [])
     assert collected.parsed.requirements == ["tqdm", "jupyter", "openai", "minsearch"]
     assert "README.md" in collected.notes[-1]
 
 
 def test_nothing_named_anywhere_leaves_the_requirements_empty(tmp_path: Path) -> None:
-    collected = _installs_named_elsewhere(
-        collect_requirements(tmp_path), tmp_path, [_start("Dockerfile:3: RUN apt-get update")]
-    )
+    start = _start("Dockerfile:3: RUN apt-get update")
+    collected = installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, start.skipped)
     assert collected.parsed.requirements == []
 
 
