@@ -562,7 +562,8 @@ DEPENDENCY_NAME = re.compile(r"""^\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]
 
 def declared_anywhere(root: Path) -> list[str]:
     """Every package name any dependency file of the repository mentions, roughly (requirements files, pyproject,
-    setup.py, Pipfile): so a module the installed file lacks but another declares is not blamed on the candidate."""
+    setup.py, Pipfile), and what its Dockerfiles' and READMEs' `pip install` lines name: so a module the installed
+    file lacks but the project declares elsewhere is not blamed on the candidate."""
     names: list[str] = []
     patterns = ("requirements*.txt", "requirements/*.txt", "pyproject.toml", "setup.py", "setup.cfg", "Pipfile")
     for count, path in enumerate(path for pattern in patterns for path in root.rglob(pattern)):
@@ -571,4 +572,11 @@ def declared_anywhere(root: Path) -> list[str]:
         text = path.read_text(errors="replace")
         names += DEPENDENCY_NAME.findall(text)
         names += re.findall(r"""["']([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:[<>=!~][^"']*)?["']""", text)
+    for count, path in enumerate(
+        path for pattern in ("Dockerfile*", "*.Dockerfile", "README*") for path in root.rglob(pattern)
+    ):
+        if count > 50 or not path.is_file() or path.is_symlink() or path.stat().st_size > 500_000:
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            names += _pip_install_names(line.strip().lstrip("!%$> "))
     return names

@@ -49,6 +49,8 @@ _IMAGE_PATH = re.compile(
     r"(?:No such file or directory|does not exist|not found)[^\n]*?['\"]((?:/app|/code|/srv|/workspace|/src|/data|"
     r"/project|/usr/src/app|/opt/app|/home/app)(?:/[^'\"\s]*)?)['\"]"
 )
+_READS_TERMINAL = re.compile(r"EOFError: EOF when reading a line|termios\.error|Inappropriate ioctl for device")
+"""An interactive program waiting for typed input (`input()` with no terminal): a chat loop, not a service."""
 _NEWER_SYNTAX = re.compile(
     r"SyntaxError: (?:f-string expression part cannot include a backslash|f-string: expressions nested too deeply|"
     r"f-string: unmatched|invalid syntax\. Perhaps you forgot a comma\?(?=.*\btype\b)|"
@@ -241,14 +243,19 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
     top = _normalise(missing[-1].split(".")[0]) if missing else ""
     if missing and top in facts.declared_anywhere and top not in facts.installed:
         return (
-            f"`{missing[-1].split('.')[0]}` is declared in another of the project's dependency files than the one "
-            "Viva installed from"
+            f"`{missing[-1].split('.')[0]}` is declared by the project elsewhere than what Viva installed from "
+            "(another dependency file, or a Dockerfile's or README's pip install)"
         )
     built = _BUILD_OUTPUT.search(log)
     if built and (facts.repo_builds or any(" RUN " in f" {step}" for step in facts.candidate.skipped)):
         return (
             f"the app needs files its image builds ({built.group(0)[:120]}), and Viva does not replay the Dockerfile's "
             "build steps"
+        )
+    if _READS_TERMINAL.search(log):
+        return (
+            f"`{facts.candidate.command}` is an interactive terminal program (it waited for typed input), not a web "
+            "service Viva can probe over HTTP"
         )
     newer = _NEWER_SYNTAX.search(log)
     if newer:

@@ -130,5 +130,8 @@ def _copy_regular(source: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
     descriptor = os.open(source, flags)
+    executable = os.fstat(descriptor).st_mode & 0o111
     with os.fdopen(descriptor, "rb") as reader, open(dest, "wb") as writer:
         shutil.copyfileobj(reader, writer, length=1 << 20)
+    # What git keeps of a mode, and no more: executable or not (`./entrypoint.sh` must stay runnable).
+    os.chmod(dest, 0o755 if executable else 0o644)

@@ -82,6 +82,15 @@ def test_plain_directory_is_copied_without_commit(tmp_path: Path) -> None:
     assert fetched.file_count == 3
 
 
+def test_a_plain_directorys_scripts_stay_executable_as_git_would_keep_them(tmp_path: Path) -> None:
+    repos.write(tmp_path / "plain", {"entrypoint.sh": "#!/bin/sh\nexec uvicorn app:app\n", "app.py": "x = 1\n"})
+    os.chmod(tmp_path / "plain" / "entrypoint.sh", 0o775)
+    os.chmod(tmp_path / "plain" / "app.py", 0o664)
+    fetched = fetch(str(tmp_path / "plain"), tmp_path / "s", FetchLimits(), **LOCAL)
+    assert stat.S_IMODE((Path(fetched.root) / "entrypoint.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((Path(fetched.root) / "app.py").stat().st_mode) == 0o644
+
+
 @pytest.mark.parametrize("kind", ["git", "dir"])
 def test_symlinks_never_leave_the_tree(tmp_path: Path, host_secret: Path, opened_paths: list[str], kind: str) -> None:
     repo = tmp_path / "links"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.dynamic.starting import StartFacts, blame_failed_start
+from grader.dynamic.starting import StartFacts, blame_failed_start, normalised
 from grader.model import Evidence
 from grader.profile.model import StartCandidate
-from sandboxes.dependency_files import collect_requirements, installs_named_elsewhere
+from sandboxes.dependency_files import collect_requirements, declared_anywhere, installs_named_elsewhere
 
 
 def _start(*skipped: str) -> StartCandidate:
@@ -55,3 +55,28 @@ def test_a_command_missing_because_the_install_failed_is_vivas() -> None:
     )
     verdict = blame_failed_start(facts, "sh: 1: streamlit: not found\n")
     assert verdict.blame == "viva" and "did not install" in verdict.reason
+
+
+def test_a_module_only_the_dockerfile_installs_is_not_the_candidates_missing_dependency(tmp_path: Path) -> None:
+    # No requirements file: the image installs everything; Viva's own guess `python app.py` runs without it.
+    (tmp_path / "Dockerfile").write_text(
+        "FROM python:3.11.2\nRUN pip3 install --upgrade pip wheel python-dotenv gunicorn flask openai\n"
+        'COPY ./app/* /app/\nWORKDIR /app\nCMD ["gunicorn", "--bind", "0.0.0.0:5000", "wsgi:app"]\n'
+    )
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    assert "flask" in normalised(declared_anywhere(tmp_path))
+    guess = StartCandidate(
+        tier="inferred", source="__main__ block", command="python app.py", evidence=Evidence("app/app.py", 51, "")
+    )
+    log = "Traceback (most recent call last):\n  File \"/work/app/app/app.py\", line 1, in <module>\n    from flask import Flask\nModuleNotFoundError: No module named 'flask'\n"
+    facts = StartFacts(
+        candidate=guess,
+        install_ok=True,
+        installed=frozenset(),
+        refused=frozenset(),
+        repo_modules=frozenset({"app", "wsgi"}),
+        exited=True,
+        declared_anywhere=normalised(declared_anywhere(tmp_path)),
+    )
+    assert blame_failed_start(facts, log).blame == "viva"

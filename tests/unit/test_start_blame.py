@@ -206,7 +206,7 @@ def test_a_module_another_dependency_file_declares_is_vivas() -> None:
     verdict = blame_failed_start(
         facts(candidate("python main.py"), declared_anywhere=normalised(["sqlalchemy>=1.4,<2.0"])), log
     )
-    assert verdict.blame == "viva" and "another of the project's dependency files" in verdict.reason
+    assert verdict.blame == "viva" and "another dependency file" in verdict.reason
 
 
 def test_files_the_image_builds_in_a_skipped_step_are_vivas_but_a_missing_config_is_the_candidates() -> None:
@@ -258,3 +258,16 @@ def test_a_vector_store_client_that_cannot_connect_at_start_is_vivas() -> None:
 def test_a_relative_import_beyond_the_package_from_vivas_guess_is_vivas() -> None:
     log = 'Traceback (most recent call last):\n  File "/work/app/backend/main.py", line 3, in <module>\n    from ..rag import chat\nImportError: attempted relative import beyond top-level package\n'
     assert blame_failed_start(facts(candidate("uvicorn backend.main:app", "inferred")), log).blame == "viva"
+
+
+def test_a_terminal_chat_loop_the_readme_documents_is_not_a_failed_service() -> None:
+    # README: "Run `python app_cmd.py` to chat in the terminal, or `python app_web.py` for the web UI".
+    log = (
+        "Loading documents from ./docs ...\n"
+        "Traceback (most recent call last):\n"
+        '  File "/work/app/app_cmd.py", line 42, in <module>\n'
+        '    query = input("Ask a question (or exit): ")\n'
+        "EOFError: EOF when reading a line\n"
+    )
+    verdict = blame_failed_start(facts(candidate("python app_cmd.py")), log)
+    assert verdict.blame == "viva" and "interactive terminal program" in verdict.reason

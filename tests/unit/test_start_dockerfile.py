@@ -327,6 +327,20 @@ def test_workdir_inside_a_copied_subdirectory() -> None:
     assert start.workdir == "backend"
 
 
+def test_copying_a_directorys_contents_with_a_star_maps_workdir_to_that_directory() -> None:
+    flask_bot = """\
+        FROM python:3.11.2
+        RUN pip3 install --upgrade pip wheel python-dotenv gunicorn flask openai
+        COPY ./app/* /app/
+        WORKDIR /app
+        CMD ["gunicorn", "--bind", "0.0.0.0:5000", "wsgi:app"]
+    """
+    assert start_of(flask_bot).workdir == "app"
+    assert start_of("FROM python:3.12\nWORKDIR /srv\nCOPY * ./\nCMD python bot.py\n").workdir == ""
+    only_python_files = "FROM python:3.12\nWORKDIR /srv\nCOPY app/*.py ./\nCMD python bot.py\n"
+    assert start_of(only_python_files).workdir == ""  # a pattern of some files maps nothing
+
+
 def test_copy_into_a_subdirectory_of_workdir_maps_to_its_parent() -> None:
     fastapi_docs_layout = """\
         FROM python:3.11

@@ -493,6 +493,8 @@ def _read_copy(walk: _Walk, instruction: Instruction) -> None:
     for source in paths[:-1]:
         if _is_context_directory(source):
             walk.copies.append((_context_path(source), destination))
+        elif (contents := _directory_of_contents(source)) is not None:
+            walk.copies.append((contents, destination))
 
 
 def _read_cmd(walk: _Walk, instruction: Instruction) -> None:
@@ -541,6 +543,15 @@ def _is_context_directory(source: str) -> bool:
     if last.lower().endswith(_FILE_SUFFIXES):
         return False
     return source.endswith("/") or "." not in last
+
+
+def _directory_of_contents(source: str) -> str | None:
+    """`COPY ./app/* /app/` puts the directory's contents in the destination, as `COPY app/ /app/` does: the
+    directory (relative to the context), for a source whose only wildcard is a whole last component `*`."""
+    head, _, last = source.rstrip("/").rpartition("/")
+    if last != "*" or any(char in head for char in "*?["):
+        return None
+    return _context_path(head or ".")
 
 
 def _context_path(source: str) -> str:
