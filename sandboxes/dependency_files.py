@@ -134,6 +134,10 @@ def _read_bounded(root: Path, relative: str, notes: list[str]) -> str | None:
     if len(data) > MAX_FILE_BYTES:
         notes.append(f"{relative} grew past {MAX_FILE_BYTES // 1024 // 1024} MB while read: not read")
         return None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # `pip freeze > requirements.txt` in Windows PowerShell writes UTF-16 with a byte-order mark; pip reads it.
+        notes.append(f"{relative} is UTF-16 (as Windows PowerShell writes it): read as such")
+        return data.decode("utf-16", errors="replace")
     if b"\0" in data:
         notes.append(f"{relative} is binary: not read")
         return None
@@ -542,6 +546,10 @@ def installs_named_elsewhere(
     return msgspec.structs.replace(collected, parsed=parsed, notes=[*collected.notes, f"no dependency file: {where}"])
 
 
+INSTALLER_TOOLS = frozenset({"pip", "pip3", "setuptools", "wheel", "uv"})
+"""What `pip install --upgrade pip wheel` names for the installer itself, not the project."""
+
+
 def _pip_install_names(text: str) -> list[str]:
     names: list[str] = []
     for match in PIP_INSTALL.finditer(text):
@@ -552,7 +560,11 @@ def _pip_install_names(text: str) -> list[str]:
         names += [
             word
             for word in words
-            if not word.startswith("-") and "/" not in word and word != "." and not word.endswith((".txt", ".toml"))
+            if not word.startswith("-")
+            and "/" not in word
+            and word != "."
+            and not word.endswith((".txt", ".toml"))
+            and word.lower() not in INSTALLER_TOOLS
         ]
     return names
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from grader.dynamic.model import Blame
 from grader.profile.model import StartCandidate
+from sandboxes.gateway.clients import UNSERVED_PROVIDERS
 
 MAX_ATTEMPTS = 4
 PLACEHOLDER = "viva-placeholder"
@@ -277,6 +278,9 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         )
     if missing and not facts.install_ok and missing[-1].split(".")[0] not in facts.repo_modules:
         return f"the dependencies did not install in the sandbox, so `{missing[-1]}` was missing"
+    unserved = _unserved_provider(log)
+    if unserved:
+        return unserved
     if _DOWNLOAD.search(log):
         return "the app downloads models or data when it starts, and the sandbox has no network"
     library = _SHARED_LIBRARY.search(log)
@@ -294,6 +298,12 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         return f"the app runs `{tool.group(1)}`, which the Python sandbox does not have"
     if tool and not facts.install_ok:
         return f"the dependencies did not install in the sandbox, so `{tool.group(1)}` was not there"
+    if (
+        tool
+        and _normalise(tool.group(1)) in facts.declared_anywhere
+        and _normalise(tool.group(1)) not in facts.installed
+    ):
+        return f"`{tool.group(1)}` is declared by the project, but the sandbox's install did not provide it"
     if tool and tool.group(1).rsplit("/", 1)[-1] not in PYTHON_PROGRAMS and "/" not in tool.group(1):
         return f"the app runs `{tool.group(1)}`, a program the Python sandbox does not have"
     if _NO_NETWORK.search(log):
@@ -309,6 +319,21 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         return "the dependencies did not install in the sandbox, and the app did not start without them"
     if facts.candidate.tier == "inferred" and _GUESS_WRONG.search(log) and not _raised_in_repo(log):
         return f"Viva's guess `{facts.candidate.command}` did not start the app ({_last_error(log)})"
+    return None
+
+
+def _unserved_provider(log: str) -> str | None:
+    """An app that needs a provider the gateway does not serve (Gemini, Cohere, Bedrock, …): its key or its host in
+    the last lines of the log (`ValueError: GEMINI_API_KEY not found`, a connection to generativelanguage…)."""
+    tail = "\n".join(log.splitlines()[-25:])
+    for provider in UNSERVED_PROVIDERS:
+        named = [var for var in provider.env_vars if re.search(rf"\b{var}\b", tail)]
+        named += [host for host in provider.hosts if "*" not in host and host in tail]
+        if named:
+            return (
+                f"the app needs {provider.name} ({named[0]}), a provider Viva's gateway does not serve, so its "
+                "model-dependent checks cannot run"
+            )
     return None
 
 

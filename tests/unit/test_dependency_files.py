@@ -661,3 +661,11 @@ def test_mangled_files_never_raise(tmp_path: Path, name: str) -> None:
         repo = _write(tmp_path / str(attempt), {name: "".join(mangled)})
         collected = collect_requirements(repo)
         assert all("\n" not in item for item in collected.parsed.requirements)
+
+
+def test_a_requirements_file_powershell_wrote_in_utf16_is_read(tmp_path: Path) -> None:
+    # `pip freeze > requirements.txt` in Windows PowerShell: UTF-16 LE with a byte-order mark, CRLF line ends.
+    (tmp_path / "requirements.txt").write_bytes("fastapi==0.115.12\r\nuvicorn==0.34.0\r\n".encode("utf-16"))
+    collected = collect_requirements(tmp_path)
+    assert collected.parsed.requirements == ["fastapi==0.115.12", "uvicorn==0.34.0"]
+    assert any("UTF-16" in note for note in collected.notes)

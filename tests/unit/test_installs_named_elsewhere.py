@@ -80,3 +80,9 @@ def test_a_module_only_the_dockerfile_installs_is_not_the_candidates_missing_dep
         declared_anywhere=normalised(declared_anywhere(tmp_path)),
     )
     assert blame_failed_start(facts, log).blame == "viva"
+
+
+def test_upgrading_the_installer_names_no_dependency(tmp_path: Path) -> None:
+    start = _start("Dockerfile:14: RUN pip install --upgrade pip && pip install --no-cache-dir gradio")
+    collected = installs_named_elsewhere(collect_requirements(tmp_path), tmp_path, start.skipped)
+    assert collected.parsed.requirements == ["gradio"]

@@ -271,3 +271,26 @@ def test_a_terminal_chat_loop_the_readme_documents_is_not_a_failed_service() -> 
     )
     verdict = blame_failed_start(facts(candidate("python app_cmd.py")), log)
     assert verdict.blame == "viva" and "interactive terminal program" in verdict.reason
+
+
+def test_an_app_built_on_a_provider_the_gateway_does_not_serve_is_not_run_with_the_provider_named() -> None:
+    log = (
+        "[2025-03-02 10:00:01 +0000] [7] [INFO] Booting worker with pid: 7\n"
+        "Traceback (most recent call last):\n"
+        '  File "/work/app/app.py", line 14, in <module>\n'
+        '    raise ValueError("GEMINI_API_KEY not found in .env file. Please set it.")\n'
+        "ValueError: GEMINI_API_KEY not found in .env file. Please set it.\n"
+    )
+    verdict = blame_failed_start(facts(candidate("python -m gunicorn app:app")), log)
+    assert verdict.blame == "viva" and "Gemini" in verdict.reason and "GEMINI_API_KEY" in verdict.reason
+    assert blame_failed_start(facts(candidate("python app.py")), OWN_CRASH).blame == "candidate"
+
+
+def test_a_program_the_project_declares_but_the_install_did_not_provide_is_vivas() -> None:
+    # chainlit is in requirements.txt; the layer came out without it.
+    start = candidate("chainlit run app.py --port 7860 -h")
+    log = "sh: 1: chainlit: not found\n"
+    verdict = blame_failed_start(facts(start, declared_anywhere=normalised(["chainlit", "openai"])), log)
+    assert verdict.blame == "viva" and "did not provide it" in verdict.reason
+    undeclared = blame_failed_start(facts(start, declared_anywhere=normalised(["openai"])), log)
+    assert undeclared.blame == "candidate"
