@@ -323,6 +323,28 @@ class GatewaySettings(msgspec.Struct, frozen=True):
     fault_time_scale: float
 
 
+class ProviderUse(msgspec.Struct, frozen=True):
+    """One (client, wire API) pair the app's calls came in by, as the gateway identified them."""
+
+    client: str
+    """Normalised from the request's User-Agent and headers: openai-python, anthropic-python, langchain, ollama-python,
+    python-requests, python-httpx, …; `unknown` when nothing says."""
+    wire_api: str
+    """openai.chat, openai.responses, openai.embeddings, azure.chat, anthropic.messages, ollama.chat, …"""
+    calls: int
+
+
+class ProviderTraffic(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How the app reached its model, from the gateways' ledgers and the provider proxy's records, all instances."""
+
+    uses: list[ProviderUse] = msgspec.field(default_factory=list)
+    """Most used first."""
+    refused: list[str] = msgspec.field(default_factory=list)
+    """Hosts the app tried to reach that the proxy refused (`example.com:443 CONNECT: not a provider Viva serves`)."""
+    failed_handshakes: list[str] = msgspec.field(default_factory=list)
+    """TLS handshakes with the proxy that failed: usually a client with its own trust roots (Viva's limitation)."""
+
+
 class DynamicRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     sandbox: SandboxInfo
     gateway: GatewaySettings
@@ -340,6 +362,8 @@ class DynamicRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     seconds: float = 0.0
     instances: list[str] = msgspec.field(default_factory=list)
     """The app's instances, each in its own sandbox with its own gateway, and what each one was for."""
+    providers: ProviderTraffic | None = None
+    """Which client and wire API the app used, and what else it tried to reach."""
     notes: list[str] = msgspec.field(default_factory=list)
 
     def probe(self, check: str) -> ProbeRun | None:

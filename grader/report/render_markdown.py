@@ -107,6 +107,11 @@ def _dynamic_lines(run: DynamicRun) -> list[str]:
                 f"`{escape_markdown(attempt.command)}` in `{escape_markdown(attempt.workdir or '.')}`, port "
                 f"{attempt.port} — {escape_markdown(outcome)}"
             )
+    if run.providers is not None and (run.providers.uses or run.providers.refused):
+        uses = ", ".join(f"{use.client} over {use.wire_api} ({use.calls})" for use in run.providers.uses)
+        lines.append(f"- Model calls: {escape_markdown(uses or 'none reached the gateway')}")
+        lines += [f"  - refused: {escape_markdown(refused)}" for refused in run.providers.refused]
+        lines += [f"  - failed TLS handshake: {escape_markdown(failed)}" for failed in run.providers.failed_handshakes]
     latency = run.latency
     if latency is not None and latency.end_to_end is not None:
         e2e, net = latency.end_to_end, latency.net_of_model
