@@ -210,6 +210,13 @@ def blame_failed_start(facts: StartFacts, log: str) -> Verdict:
                 f"an installed library needs `{module}`, which the sandbox's dependency layer lacks (an optional "
                 f"extra or a platform build): {_last_error(log)}",
             )
+        if facts.refused:
+            # The layer came out partial: a package it lacks may well have brought `module` with it.
+            return Verdict(
+                "viva",
+                f"`{module}` is missing, and the sandbox's install was incomplete (without "
+                f"{', '.join(sorted(facts.refused)[:3])}), which may be what brings it: {_last_error(log)}",
+            )
         near = difflib.get_close_matches(module, sorted(facts.repo_modules), n=1, cutoff=0.75)
         if near:
             return Verdict("candidate", f"the app imports `{module}`, which is neither in its requirements nor in the "
@@ -296,6 +303,11 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
     tool = _COMMAND_NOT_FOUND.search(log)
     if tool and tool.group(1).rsplit("/", 1)[-1] in FOREIGN_TOOLS:
         return f"the app runs `{tool.group(1)}`, which the Python sandbox does not have"
+    if tool and facts.refused and tool.group(1).rsplit("/", 1)[-1] in PYTHON_PROGRAMS:
+        return (
+            f"the sandbox's install was incomplete (without {', '.join(sorted(facts.refused)[:3])}), so "
+            f"`{tool.group(1)}` was not there"
+        )
     if tool and not facts.install_ok:
         return f"the dependencies did not install in the sandbox, so `{tool.group(1)}` was not there"
     if (

@@ -294,3 +294,16 @@ def test_a_program_the_project_declares_but_the_install_did_not_provide_is_vivas
     assert verdict.blame == "viva" and "did not provide it" in verdict.reason
     undeclared = blame_failed_start(facts(start, declared_anywhere=normalised(["openai"])), log)
     assert undeclared.blame == "candidate"
+    # The layer had no wheel for chainlit's pinned aiofiles, so it came out without chainlit.
+    partial = blame_failed_start(facts(start, refused=normalised(["chainlit"])), log)
+    assert partial.blame == "viva" and "incomplete" in partial.reason
+
+
+def test_an_undeclared_import_after_a_partial_install_is_not_blamed_on_the_candidate() -> None:
+    # anthropic[vertex] brings httpx; the layer installed streamlit but had no wheel for one of anthropic's extras.
+    log = "Traceback (most recent call last):\n  File \"/work/app/streamlit.py\", line 18, in <module>\n    import httpx\nModuleNotFoundError: No module named 'httpx'\n"
+    start = candidate("streamlit run streamlit.py", tier="inferred")
+    partial = blame_failed_start(facts(start, refused=normalised(["anthropic"])), log)
+    assert partial.blame == "viva" and "incomplete" in partial.reason
+    complete = blame_failed_start(facts(start), log)
+    assert complete.blame == "candidate" and "not declared" in complete.reason
