@@ -310,11 +310,10 @@ def _viva_limitation(facts: StartFacts, log: str) -> str | None:
         )
     if tool and not facts.install_ok:
         return f"the dependencies did not install in the sandbox, so `{tool.group(1)}` was not there"
-    if (
-        tool
-        and _normalise(tool.group(1)) in facts.declared_anywhere
-        and _normalise(tool.group(1)) not in facts.installed
-    ):
+    program = _normalise(tool.group(1).rsplit("/", 1)[-1]) if tool else ""
+    if tool and program and (program in facts.declared_anywhere or program in facts.installed):
+        # Declared, yet no command: the install did not provide it, or resolved it (offline, wheels only) to an
+        # old version without its command (`chainlit` backtracked to 0.1.0 when its newest pins could not be met).
         return f"`{tool.group(1)}` is declared by the project, but the sandbox's install did not provide it"
     if tool and tool.group(1).rsplit("/", 1)[-1] not in PYTHON_PROGRAMS and "/" not in tool.group(1):
         return f"the app runs `{tool.group(1)}`, a program the Python sandbox does not have"

@@ -294,6 +294,9 @@ def test_a_program_the_project_declares_but_the_install_did_not_provide_is_vivas
     assert verdict.blame == "viva" and "did not provide it" in verdict.reason
     undeclared = blame_failed_start(facts(start, declared_anywhere=normalised(["openai"])), log)
     assert undeclared.blame == "candidate"
+    # The layer's requirements name chainlit, but pip resolved it to a 0.1.0 without the command.
+    backtracked = blame_failed_start(facts(start, installed=normalised(["chainlit", "openai"])), log)
+    assert backtracked.blame == "viva" and "did not provide it" in backtracked.reason
     # The layer had no wheel for chainlit's pinned aiofiles, so it came out without chainlit.
     partial = blame_failed_start(facts(start, refused=normalised(["chainlit"])), log)
     assert partial.blame == "viva" and "incomplete" in partial.reason
