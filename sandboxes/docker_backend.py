@@ -1,7 +1,9 @@
-"""The Docker backend: every container non-root, no capabilities, no new privileges, no network at all,
-read-only root with a writable `exec` tmpfs for work, capped memory (no swap), CPU, pids, disk, output and
-time; the repository bind-mounted read-only; labelled with its owner so a reaper can remove what a crash
-left behind. The host's environment never enters: a container gets only the variables passed to it."""
+"""The Docker backend, the one that isolates: every container non-root, no capabilities, no new privileges, no
+network at all (loopback only; a SandboxSpec's extra hosts are /etc/hosts lines naming it), read-only root with a
+writable `exec` tmpfs for work, capped memory (no swap), CPU, pids, disk, output and time; the repository and every
+other host path bind-mounted read-only; labelled with its owner so a reaper can remove what a crash left behind. The
+host's environment never enters: a container gets only the variables passed to it. A pod's sidecars join a sandbox's
+network namespace through its `netns_owner`."""
 
 from __future__ import annotations
 
@@ -13,11 +15,29 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandboxes.base import ExecResult, Sandbox, SandboxLimits, register_backend
+from sandboxes.base import (
+    MAX_READ_BYTES,
+    ExecResult,
+    Sandbox,
+    SandboxImages,
+    SandboxLimits,
+    SandboxSpec,
+    register_backend,
+)
 from sandboxes.errors import SandboxError, SandboxUnavailable
+from sandboxes.images import ensure_base_image
+from sandboxes.layers import DependencyLayer, dependency_layer, image_python
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import docker
+
+    from sandboxes.deps import ParsedRequirements
+    from sandboxes.docker_pod import Pod
+    from sandboxes.pod import PodPlan, ServiceLimits
+    from sandboxes.service_images import ServiceImagePolicy
+    from sandboxes.settings import SandboxSettings
 
 # The Docker SDK (and requests) load inside the functions that talk to the engine: a grading imports this
 # module whether or not it runs a sandbox, and the SDK takes a tenth of a second to import.
@@ -26,7 +46,6 @@ OWNER_LABEL = "viva.owner"
 PID_LABEL = "viva.pid"
 WORKDIR = "/work"
 _CHUNK = 48 * 1024
-MAX_READ_BYTES = 64 * 1024 * 1024
 
 
 def docker_client() -> docker.DockerClient:
@@ -45,30 +64,101 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
+class DockerImages(SandboxImages):
+    """The Docker backend's images: the base image pulled or found (sandboxes/images.py), a project's dependency
+    layer built and cached as an image (sandboxes/layers.py)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    def base_image(self, settings: SandboxSettings) -> str:
+        return ensure_base_image(self.client, settings)
+
+    def dependency_layer(
+        self,
+        base_image: str,
+        requirements: ParsedRequirements,
+        cache_dir: Path,
+        index_url: str,
+        *,
+        extra_index_url: str = "",
+        max_mb: int | None = None,
+    ) -> DependencyLayer:
+        return dependency_layer(
+            self.client,
+            base_image,
+            requirements,
+            cache_dir,
+            index_url,
+            extra_index_url=extra_index_url,
+            max_mb=max_mb,
+        )
+
+    def python_version(self, image: str) -> str:
+        return image_python(self.client, image)
+
+    def module_dir(self, image: str, python: str, module: str) -> str | None:
+        import docker.errors  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
+        import requests.exceptions  # noqa: PLC0415 - as above
+
+        where = f"import os, {module}; print(os.path.dirname(os.path.dirname({module}.__file__)))"
+        try:
+            output = self.client.containers.run(
+                image, [python, "-c", where], network_mode="none", user="1000:1000", remove=True, stderr=False
+            )
+        except docker.errors.ContainerError:
+            return None  # not installed there
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            raise SandboxUnavailable(f"the Docker engine did not answer: {error}") from None
+        found = bytes(output).decode(errors="replace").strip().splitlines()
+        return found[-1] if found and found[-1].startswith("/") else None
+
+    def service_images(self, plan: PodPlan, policy: ServiceImagePolicy) -> tuple[dict[str, str], dict[str, str]]:
+        from sandboxes.service_images import resolve_pod_images  # noqa: PLC0415 - only a pod needs it
+
+        found, missing = resolve_pod_images(self.client, plan, policy)
+        return {service: image.image for service, image in found.items()}, {
+            item.service: f"{item.image}: {item.reason}" for item in missing
+        }
+
+
 @register_backend("docker")
 class DockerSandbox(Sandbox):
-    def __init__(
-        self,
-        image: str,
-        *,
-        repo_dir: Path | None = None,
-        limits: SandboxLimits | None = None,
-        owner: str = "viva",
-        socket_dir: Path | None = None,
-        client: docker.DockerClient | None = None,
-        env: dict[str, str] | None = None,
-        mounts: dict[Path, str] | None = None,
-    ) -> None:
-        self.image = image
-        self.mounts = dict(mounts or {})
-        """Extra host directories mounted read-only (host path → path inside), e.g. an operator's model cache."""
-        self.repo_dir = repo_dir
-        self.limits = limits or SandboxLimits()
-        self.owner = owner
-        self.socket_dir = socket_dir
-        self.env = dict(env or {})
+    isolates = True
+
+    def __init__(self, spec: SandboxSpec | str, *, client: docker.DockerClient | None = None, **fields: Any) -> None:
+        """A sandbox of `spec`; an image name with SandboxSpec's other fields as keywords is short for
+        `SandboxSpec(image=..., ...)`. Without a `client`, the sandbox opens its own and closes it at cleanup."""
+        if isinstance(spec, str):
+            spec = SandboxSpec(image=spec, **fields)
+        elif fields:
+            raise TypeError(f"give the fields in the spec, not beside it: {sorted(fields)}")
+        super().__init__(spec)
         self._client = client
+        self._own_client = client is None
         self.container: Any = None
+        self._pod: Pod | None = None
+
+    @classmethod
+    def images(cls) -> DockerImages:
+        return DockerImages(docker_client())
+
+    @property
+    def id(self) -> str:
+        """The container's id: a sidecar joins this sandbox's network namespace with `network_mode=container:<id>`
+        (see `netns_owner`)."""
+        if self.container is None:
+            raise SandboxError("the sandbox was not started")
+        return str(self.container.id)
+
+    @property
+    def netns_owner(self) -> str:
+        """The `network_mode` of a container that shares this sandbox's network namespace (its loopback only)."""
+        return f"container:{self.id}"
+
+    @property
+    def limits(self) -> SandboxLimits:
+        return self.spec.limits
 
     @property
     def client(self) -> docker.DockerClient:
@@ -82,29 +172,35 @@ class DockerSandbox(Sandbox):
     def _start(self) -> None:
         import docker  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
         import docker.errors  # noqa: PLC0415 - as above
+        import docker.types  # noqa: PLC0415 - as above
         import requests.exceptions  # noqa: PLC0415 - as above
 
-        limits = self.limits
+        spec, limits = self.spec, self.spec.limits
         volumes: dict[str, dict[str, str]] = {}
-        if self.repo_dir is not None:
-            volumes[str(self.repo_dir.resolve())] = {"bind": "/repo", "mode": "ro"}
-        if self.socket_dir is not None:
+        if spec.repo_dir is not None:
+            volumes[str(spec.repo_dir.resolve())] = {"bind": "/repo", "mode": "ro"}
+        if spec.socket_dir is not None:
             # Read-only: the sandbox connects to the host's sockets there but can create nothing (no symlink for the
             # host to follow, no file to fill the host's disk). Connecting to a socket needs no write access.
-            volumes[str(self.socket_dir.resolve())] = {"bind": "/sock", "mode": "ro"}
-        for host, inside in self.mounts.items():
+            volumes[str(spec.socket_dir.resolve())] = {"bind": "/sock", "mode": "ro"}
+        for host, inside in spec.mounts.items():
             volumes[str(host.resolve())] = {"bind": inside, "mode": "ro"}
+        file_mounts = []
+        for inside, host in spec.file_mounts.items():
+            if not host.is_file():  # a bind of a missing path would make Docker create a directory on the host
+                raise SandboxError(f"cannot mount {host} at {inside}: it is not a file on this host")
+            file_mounts.append(docker.types.Mount(inside, str(host.resolve()), type="bind", read_only=True))
         try:
-            self.client.images.get(self.image)  # never let `run` pull: that would reach a registry from here
+            self.client.images.get(spec.image)  # never let `run` pull: that would reach a registry from here
         except docker.errors.ImageNotFound:
             raise SandboxUnavailable(
-                f"sandbox image {self.image!r} is not on this host (pull it, or run `viva sandbox build-base`)"
+                f"sandbox image {spec.image!r} is not on this host (pull it, or run `viva sandbox build-base`)"
             ) from None
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise SandboxUnavailable(f"the Docker engine did not answer: {error}") from None
         try:
             self.container = self.client.containers.run(
-                self.image,
+                spec.image,
                 command=["sleep", "infinity"],
                 detach=True,
                 name=f"viva-{uuid.uuid4().hex[:12]}",
@@ -112,6 +208,8 @@ class DockerSandbox(Sandbox):
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 network_mode="none",
+                extra_hosts=dict(spec.extra_hosts),
+                sysctls=dict(spec.sysctls) or None,
                 read_only=True,
                 tmpfs={
                     WORKDIR: f"rw,exec,nosuid,nodev,size={limits.disk_mb}m,uid=1000,gid=1000,mode=0700",
@@ -122,14 +220,15 @@ class DockerSandbox(Sandbox):
                 nano_cpus=int(limits.cpus * 1e9),
                 pids_limit=limits.pids,
                 volumes=volumes,
+                mounts=file_mounts,
                 working_dir=WORKDIR,
-                environment={"HOME": WORKDIR, "PATH": "/usr/local/bin:/usr/bin:/bin", **self.env},
-                labels={OWNER_LABEL: self.owner, PID_LABEL: str(os.getpid())},
+                environment={"HOME": WORKDIR, "PATH": "/usr/local/bin:/usr/bin:/bin", **spec.env},
+                labels={OWNER_LABEL: spec.owner, PID_LABEL: str(os.getpid())},
                 init=True,
             )
         except docker.errors.ImageNotFound:
             raise SandboxUnavailable(
-                f"sandbox image {self.image!r} is not on this host (pull it, or run `viva sandbox build-base`)"
+                f"sandbox image {spec.image!r} is not on this host (pull it, or run `viva sandbox build-base`)"
             ) from None
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise SandboxUnavailable(f"the Docker engine could not start a sandbox: {error}") from None
@@ -254,10 +353,54 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"could not read {path!r} in the sandbox: {result.stderr.strip()[:200]}")
         return base64.b64decode(result.stdout)
 
+    async def start_companions(
+        self,
+        plan: PodPlan,
+        images: Mapping[str, str],
+        *,
+        limits: ServiceLimits,
+        budget_s: float,
+        time_scale: float = 1.0,
+    ) -> list[str]:
+        from sandboxes.docker_pod import start_sidecars  # noqa: PLC0415 - it imports this module
+
+        if self._pod is not None:
+            raise SandboxError("this sandbox's companions were started already")
+        pod = await asyncio.to_thread(
+            start_sidecars,
+            self.client,
+            plan,
+            self.id,
+            self.spec.owner,
+            limits,
+            images=images,
+            start_budget_s=budget_s,
+            time_scale=time_scale,
+        )
+        self._pod = pod
+        return [f"{one.service}: {one.image}, {one.ready} after {one.seconds:.1f} s" for one in pod.started]
+
+    async def companions_down(self) -> list[str]:
+        if self._pod is None:
+            return []
+        down = await asyncio.to_thread(self._pod.check)
+        lines = []
+        for one in down:
+            why = "killed for memory" if one.oom_killed else f"{one.status}, exit code {one.exit_code}"
+            last = next((line for line in reversed(one.log_tail.splitlines()) if line.strip()), "")
+            lines.append(f"{one.service} stopped ({why})" + (f"; its last words: {last[:200]}" if last else ""))
+        return lines
+
     async def cleanup(self) -> None:
+        if self._pod is not None:  # before the container whose network namespace they share
+            pod, self._pod = self._pod, None
+            await asyncio.to_thread(pod.remove)
         if self.container is not None:
             container, self.container = self.container, None
             await asyncio.to_thread(_remove, container)
+        if self._own_client and self._client is not None:
+            client, self._client = self._client, None
+            await asyncio.to_thread(client.close)
 
 
 def _remove(container: Any) -> None:

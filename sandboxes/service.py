@@ -23,8 +23,10 @@ from pathlib import Path
 
 import httpx
 
+from sandboxes import programs
 from sandboxes.base import Sandbox
 from sandboxes.errors import SandboxError
+from sandboxes.gateway.clients import provider_env
 from sandboxes.gateway.serve import FORWARD_PORT, SOCKET_NAME, check_socket_path
 
 STATE_DIR = "/work/.viva"
@@ -35,61 +37,8 @@ TUNNEL_WAIT_S = 10.0
 READY_POLL_S = 0.05
 ALIVE_CHECK_S = 0.5
 
-BRIDGE = """
-import asyncio, sys
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-async def forward(port, sock):
-    async def handle(reader, writer):
-        try:
-            up_reader, up_writer = await asyncio.open_unix_connection(sock)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    print("forwarding", port, "to", sock, flush=True)
-    async with server:
-        await server.serve_forever()
-async def tunnel(sock, port, idle):
-    running = set()  # the loop keeps only weak references to tasks: without this, a request in flight is collected
-    async def one():
-        while True:
-            try:
-                reader, writer = await asyncio.open_unix_connection(sock)
-            except OSError:
-                await asyncio.sleep(0.2)
-                continue
-            first = await reader.read(65536)
-            if not first:
-                writer.close()
-                continue
-            task = asyncio.ensure_future(serve(first, reader, writer))
-            running.add(task)
-            task.add_done_callback(running.discard)
-    async def serve(first, reader, writer):
-        try:
-            app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            writer.close()
-            return
-        app_writer.write(first)
-        await app_writer.drain()
-        await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer), return_exceptions=True)
-    print("tunnelling", sock, "to", port, flush=True)
-    await asyncio.gather(*(one() for _ in range(idle)))
-if sys.argv[1] == "forward":
-    asyncio.run(forward(int(sys.argv[2]), sys.argv[3]))
-else:
-    asyncio.run(tunnel(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
-"""
+BRIDGE = programs.source("bridge")
+"""Both bridges (sandboxes/programs/bridge.py), written into the sandbox and run by its python3."""
 
 
 class StartFailure(Exception):
@@ -300,12 +249,6 @@ class SandboxedService:
 
 
 def gateway_env() -> dict[str, str]:
-    """What the app is told about its LLM providers: the gateway, and keys that open nothing else."""
-    base = f"http://127.0.0.1:{FORWARD_PORT}"
-    return {
-        "OPENAI_BASE_URL": f"{base}/v1",
-        "OPENAI_API_BASE": f"{base}/v1",
-        "OPENAI_API_KEY": "sk-viva-sandbox",
-        "ANTHROPIC_BASE_URL": base,
-        "ANTHROPIC_API_KEY": "sk-ant-viva-sandbox",
-    }
+    """What the app is told about its LLM providers: every common client's variables (sandboxes/gateway/clients.py)
+    pointed at the gateway's forwarder inside the sandbox, with keys that open nothing else."""
+    return provider_env(f"http://127.0.0.1:{FORWARD_PORT}")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from sandboxes.base import SandboxLimits
+from sandboxes.pod import ServiceLimits
 
 
 class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +48,31 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The most instances of a candidate's app one grading runs at once, each a container of its own: 1 runs every
     probe on one; 2 adds one for the slow faults; 3 one more for the cost ceiling."""
 
+    service_images: list[str] = msgspec.field(default_factory=list)
+    """The operator's table for companion services' images, `IMAGE=LOCAL_IMAGE` entries (comma-separated in the
+    variable): `postgres:16=viva-svc-postgres:offline` serves postgres:16 (and 16.x, 16-alpine) from a local build.
+    Served before any registry. Matching rules: sandboxes/service_images.py `table_match`, docs/SIDECARS.md."""
+    service_pull_policy: Literal["always", "if-missing", "never"] = "if-missing"
+    """How a companion image not in the table is had: pulled every time, pulled when missing, or never pulled."""
+    service_registries: list[str] = msgspec.field(default_factory=lambda: ["docker.io", "ghcr.io"])
+    """Registries companion images may be pulled from (an image name without a registry is docker.io)."""
+    service_max_image_mb: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 2000
+    """A pulled companion image larger than this is removed again; its service is not_run with the size."""
+    service_memory_mb: Annotated[int, msgspec.Meta(ge=32, le=65_536)] = 512
+    """Memory of each companion container (no swap); its tmpfs data directories count against it."""
+    service_cpus: Annotated[float, msgspec.Meta(gt=0, le=64)] = 1.0
+    service_pids: Annotated[int, msgspec.Meta(ge=16, le=65_536)] = 256
+    service_data_mb: Annotated[int, msgspec.Meta(ge=8, le=65_536)] = 256
+    """Size of each companion's tmpfs data directory (a named volume, a data bind mount)."""
+    service_start_s: Annotated[float, msgspec.Meta(gt=0, le=900)] = 90.0
+    """How long all companions of one app instance may take to start and become ready, together."""
+
+    def __post_init__(self) -> None:
+        for entry in self.service_images:
+            image, equals, local = entry.partition("=")
+            if not (equals and image.strip() and local.strip()):
+                raise ValueError(f"service_images entry {entry!r} is not IMAGE=LOCAL_IMAGE")
+
     @property
     def image(self) -> str:
         return self.pull_image if self.image_source == "pull" else self.offline_image
@@ -59,4 +85,12 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
             disk_mb=self.disk_mb,
             output_bytes=self.output_bytes,
             timeout_s=self.timeout_s,
+        )
+
+    def service_limits(self) -> ServiceLimits:
+        return ServiceLimits(
+            memory_mb=self.service_memory_mb,
+            cpus=self.service_cpus,
+            pids=self.service_pids,
+            data_mb=self.service_data_mb,
         )

@@ -21,6 +21,7 @@ import re
 from collections.abc import Awaitable
 from typing import Any
 
+from grader.dynamic import programs
 from grader.dynamic.model import EvalRun, EvalsResult
 from sandboxes.base import ExecResult, Sandbox
 
@@ -35,49 +36,8 @@ MODEL_NOTE = (
     "provider: pass rates measure the pipeline around the model, and results are self-reported by the suite."
 )
 
-PLUGIN = """
-import json, os, pytest
-
-OUT = os.environ["VIVA_EVAL_OUT"]
-_state = {"collected": [], "outcomes": {}, "raised": {}, "finished": False}
-
-
-def _dump():
-    with open(OUT, "w") as handle:
-        json.dump(_state, handle)
-
-
-def pytest_collection_finish(session):
-    _state["collected"] = [item.nodeid for item in session.items]
-    _dump()
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_call(item):
-    outcome = yield
-    excinfo = outcome.excinfo
-    if excinfo is None:
-        _state["raised"][item.nodeid] = "no"
-    elif isinstance(excinfo[1], pytest.skip.Exception):
-        _state["raised"][item.nodeid] = "skip"
-    else:
-        _state["raised"][item.nodeid] = "yes"
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_logreport(report):
-    previous = _state["outcomes"].get(report.nodeid)
-    if report.when == "call" or report.outcome != "passed":
-        if previous in (None, "passed"):
-            _state["outcomes"][report.nodeid] = report.outcome
-    elif previous is None:
-        _state["outcomes"][report.nodeid] = "passed"
-
-
-def pytest_sessionfinish(session, exitstatus):
-    _state["finished"] = True
-    _dump()
-"""
+PLUGIN = programs.source("viva_pytest_plugin")
+"""Viva's pytest plugin (grader/dynamic/programs/viva_pytest_plugin.py), written as PLUGIN_NAME.py."""
 
 
 async def run_evals(

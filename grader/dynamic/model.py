@@ -343,6 +343,9 @@ class ProviderTraffic(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Hosts the app tried to reach that the proxy refused (`example.com:443 CONNECT: not a provider Viva serves`)."""
     failed_handshakes: list[str] = msgspec.field(default_factory=list)
     """TLS handshakes with the proxy that failed: usually a client with its own trust roots (Viva's limitation)."""
+    unserved: list[str] = msgspec.field(default_factory=list)
+    """Providers the app tried to reach that Viva does not stand in for (`Google Gemini`): its model-dependent
+    checks are then not_run, naming them."""
 
 
 class DynamicRun(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -359,6 +362,11 @@ class DynamicRun(msgspec.Struct, kw_only=True, omit_defaults=True):
     faults: list[FaultResult] = msgspec.field(default_factory=list)
     probes: list[ProbeRun] = msgspec.field(default_factory=list)
     """The small probes' results (grader/dynamic/probes/), one per wanted probe."""
+    companions: list[str] = msgspec.field(default_factory=list)
+    """The main instance's companion services (compose `depends_on`), each with its image and how it became ready;
+    the services of the compose file that were not started, with why."""
+    companions_down: list[str] = msgspec.field(default_factory=list)
+    """Companion services that stopped while the app was measured: its model-dependent checks are then not_run."""
     seconds: float = 0.0
     instances: list[str] = msgspec.field(default_factory=list)
     """The app's instances, each in its own sandbox with its own gateway, and what each one was for."""

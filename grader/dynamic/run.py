@@ -82,18 +82,18 @@ from rubrics.catalogue import (
     ServiceStartsParams,
     default_params,
 )
+from sandboxes.base import Sandbox, SandboxBackend, SandboxImages, SandboxSpec, isolating_backend
 from sandboxes.dependency_files import (
     CollectedRequirements,
     collect_requirements,
     declared_anywhere,
     installs_named_elsewhere,
 )
-from sandboxes.docker_backend import DockerSandbox, docker_client, make_readable
+from sandboxes.docker_backend import make_readable
 from sandboxes.errors import LayerTooLarge, SandboxError, SandboxUnavailable
 from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
 from sandboxes.gateway.serve import serve_gateway, socket_path_fits
-from sandboxes.images import ensure_base_image
-from sandboxes.layers import VENV, dependency_layer, image_python
+from sandboxes.layers import VENV
 from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
 
 REQUEST_TIMEOUT_S = 30.0
@@ -128,22 +128,28 @@ def run_dynamic(
     options: DynamicOptions,
     *,
     step: StepCallback | None = None,
+    sandboxes: SandboxBackend | None = None,
 ) -> tuple[dict[str, Score], DynamicRun | None]:
     """Scores for the dynamic leaves [(path, check name, params)], and what was measured. Viva's own failure (no
-    Docker, no base image) makes every leaf not_run with the reason; the candidate's failures score 0."""
+    Docker, no base image) makes every leaf not_run with the reason; the candidate's failures score 0.
+
+    The sandboxes come from the backend `options.sandbox.backend` names, which must isolate (UnknownBackend,
+    UnsafeBackend otherwise); only a test hands over `sandboxes` of its own (the fake backend with its world)."""
     options = matching_python(options, profile)
+    sandboxes = sandboxes or isolating_backend(options.sandbox.backend)
     try:
-        client = docker_client()
-        base_id = ensure_base_image(client, options.sandbox)
+        images = sandboxes.images()
+        base_id = images.base_image(options.sandbox)
     except SandboxUnavailable as error:
         reason = f"No sandbox available on this host: {error}."
         return {path: Score.not_run(reason, basis="dynamic") for path, _, _ in leaves}, None
     params: dict[str, Any] = default_params("dynamic")
     for _, name, value in leaves:
         params[name] = value
-    session = _Session(root, profile, params, {name for _, name, _ in leaves}, options, step or (lambda _: None))
+    wanted = {name for _, name, _ in leaves}
+    session = _Session(root, profile, params, wanted, options, step or (lambda _: None), sandboxes=sandboxes)
     try:
-        run = asyncio.run(session.run(client, base_id, scratch))
+        run = asyncio.run(session.run(images, base_id, scratch))
     except LayerTooLarge as error:
         reason = f"The project's dependencies are too large for this deployment: {error}."
         return {path: Score.not_run(reason, basis="dynamic") for path, _, _ in leaves}, None
@@ -179,7 +185,7 @@ class _Instance:
     own ledger and faults) and the tunnel Viva reaches it through."""
 
     role: str
-    sandbox: DockerSandbox
+    sandbox: Sandbox
     service: SandboxedService
     gateway: Gateway
 
@@ -209,9 +215,11 @@ class _Session:
         wanted: set[str],
         options: DynamicOptions,
         step: StepCallback,
+        *,
+        sandboxes: SandboxBackend,
     ) -> None:
         self.root, self.profile, self.params, self.wanted = root, profile, params, wanted
-        self.options, self.step = options, step
+        self.options, self.step, self.sandboxes = options, step, sandboxes
         ceiling: CostCeilingParams = params["cost_ceiling_trips"]
         self.found = plan_interface(profile, root, ceiling.budget_variable)
         self._evals: asyncio.Task[EvalsResult] | None = None
@@ -228,13 +236,13 @@ class _Session:
         self.quick_faults = [fault for fault in wanted_faults if fault not in SLOW_FAULTS]
         self.slow_faults = [fault for fault in wanted_faults if fault in SLOW_FAULTS]
 
-    async def run(self, client: Any, base_id: str, scratch: Path) -> DynamicRun:
+    async def run(self, images: SandboxImages, base_id: str, scratch: Path) -> DynamicRun:
         started = time.monotonic()
         self.step("dependencies")
         options = self.options
-        self.base_id = base_id
+        self.images, self.base_id = images, base_id
         first = self.profile.starts[0] if self.profile.starts and self.found.start_tier != "declared" else None
-        self.image, self.info = await self._layer(client, self.found.workdir, first)
+        self.image, self.info = await self._layer(self.found.workdir, first)
         self.result = DynamicRun(
             sandbox=self.info,
             gateway=GatewaySettings(
@@ -247,30 +255,33 @@ class _Session:
             interface=self.found,
         )
         make_readable(self.root)
-        await self._note_python(client)
+        await self._note_python()
         ceiling_wanted = "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None
         roles = instance_roles(bool(self.slow_faults), ceiling_wanted, options.sandbox.instances)
         with _socket_root(scratch, [*roles, *ATTEMPT_ROLES]) as sockets:
-            await self._choose_start(sockets, client)
-            await self._run_instances(roles, self.image, sockets, client)
+            await self._choose_start(sockets)
+            await self._run_instances(roles, self.image, sockets)
         self.result.seconds = round(time.monotonic() - started, 2)
         return self.result
 
-    async def _layer(self, client: Any, workdir: str, start: StartCandidate | None) -> tuple[str, SandboxInfo]:
+    async def _layer(self, workdir: str, start: StartCandidate | None) -> tuple[str, SandboxInfo]:
         """The dependency layer for an app that starts from `workdir`: the dependencies declared beside it (or a
         parent), else what its Dockerfile's RUN or its README installs. Built once per set of requirements."""
         collected = _requirements(self.root, workdir)
         if not collected.parsed.requirements:
-            dockerfile = start.evidence.path if start is not None else ""
-            collected = installs_named_elsewhere(collected, self.root, start.skipped if start else [], dockerfile)
+            # This start's own Dockerfile first, else any Dockerfile of the repository: a Viva-guessed start of the
+            # same code needs what the candidate's image installs (`RUN pip install flask gunicorn`).
+            built = [start] if start is not None and start.skipped else []
+            built += [other for other in self.profile.starts if other.tier == "packaged" and other.skipped]
+            steps, dockerfile = (built[0].skipped, built[0].evidence.path) if built else ([], "")
+            collected = installs_named_elsewhere(collected, self.root, steps, dockerfile)
         requirements = collected.parsed
         key = requirements.cache_key(self.base_id)
         if key in self.layers:
             return self.layers[key]
         options = self.options
         layer = await asyncio.to_thread(
-            dependency_layer,
-            client,
+            self.images.dependency_layer,
             options.sandbox.image,
             requirements,
             options.cache_dir,
@@ -295,8 +306,8 @@ class _Session:
         self.layers[key] = (layer.image, info)
         return layer.image, info
 
-    async def _run_instances(self, roles: list[str], image: str, sockets: Path, client: Any) -> None:
-        contexts = {role: self._instance(role, image, sockets, client) for role in roles}
+    async def _run_instances(self, roles: list[str], image: str, sockets: Path) -> None:
+        contexts = {role: self._instance(role, image, sockets) for role in roles}
         async with _all_at_once(contexts) as entered:
             self.instances: dict[str, _Instance] = {}
             for role, outcome in entered.items():
@@ -321,7 +332,7 @@ class _Session:
 
     @contextlib.asynccontextmanager
     async def _instance(
-        self, role: str, image: str, scratch: Path, client: Any, *, port: int | None = None, workdir: str | None = None
+        self, role: str, image: str, scratch: Path, *, port: int | None = None, workdir: str | None = None
     ) -> AsyncIterator[_Instance]:
         """A sandbox of the layer's image with its own gateway and tunnel, the repository copied into it; its app
         listens on `port` and starts from `workdir` (the chosen start's, unless a start attempt says otherwise)."""
@@ -337,15 +348,15 @@ class _Session:
             serve_gateway(socket_dir, self._gateway_config()) as gateway,
             app_tunnel(socket_dir, scratch / "private" / role) as tunnel,
         ):
-            sandbox = DockerSandbox(
-                image,
+            spec = SandboxSpec(
+                image=image,
                 repo_dir=self.root,
                 limits=self.options.sandbox.limits(),
                 socket_dir=socket_dir,
                 env=env,
-                client=client,
                 mounts=mounts,
             )
+            sandbox = self.sandboxes(spec)
             async with sandbox:
                 # `python` as well as `python3`, even when the dependencies did not install (no venv): Debian's
                 # base has only python3, and READMEs say `python app.py`.
@@ -408,7 +419,7 @@ class _Session:
                     task.cancel()
             await asyncio.gather(*(task for task in [self._evals, *background] if task), return_exceptions=True)
 
-    def _start_evals(self, sandbox: DockerSandbox) -> None:
+    def _start_evals(self, sandbox: Sandbox) -> None:
         """Run the eval suite in the background, once. Its model calls carry none of the questions faults are keyed
         to, so it runs beside the fault probes, whose time is mostly the app's own waiting."""
         found = self.found
@@ -588,12 +599,12 @@ class _Session:
             suggestion=manifest_snippet(found),
         )
 
-    async def _note_python(self, client: Any) -> None:
+    async def _note_python(self) -> None:
         named = next((start.python_version for start in self.profile.starts if start.python_version), None)
         if named is None:
             return
         try:
-            have = await asyncio.to_thread(image_python, client, self.options.sandbox.image)
+            have = await asyncio.to_thread(self.images.python_version, self.options.sandbox.image)
         except SandboxUnavailable:
             return
         if have != named:
@@ -604,7 +615,7 @@ class _Session:
 
     # --- choosing how to start ------------------------------------------------------------------------------
 
-    async def _choose_start(self, sockets: Path, client: Any) -> None:
+    async def _choose_start(self, sockets: Path) -> None:
         """Try the ways the repository says it starts, best first, each in a fresh sandbox of its own with its own
         startup budget (at most MAX_ATTEMPTS, within the total), until one answers; the instances then start that
         one. A declared start (viva.toml) is the candidate's own word: the main instance's start is its attempt."""
@@ -636,9 +647,9 @@ class _Session:
                 break
             tried += 1
             self.step("dependencies")
-            image, info = await self._layer(client, start.workdir, start)
+            image, info = await self._layer(start.workdir, start)
             attempt = await self._try_start(
-                start, (image, info), sockets, client, timeout=min(sandbox.start_attempt_s, left), number=tried
+                start, (image, info), sockets, timeout=min(sandbox.start_attempt_s, left), number=tried
             )
             self.attempts.append(attempt)
             if attempt.outcome == "started":
@@ -659,7 +670,6 @@ class _Session:
         start: StartCandidate,
         layer: tuple[str, SandboxInfo],
         sockets: Path,
-        client: Any,
         *,
         timeout: float,
         number: int,
@@ -672,7 +682,7 @@ class _Session:
         record = self._attempt_record(start, port, 0.0)
         record.command, record.placeholders, record.rewritten = command, filled, notes + rewritten
         began = time.monotonic()
-        async with self._instance(f"start-{number}", image, sockets, client, port=port, workdir=start.workdir) as one:
+        async with self._instance(f"start-{number}", image, sockets, port=port, workdir=start.workdir) as one:
             self.step("start")  # once its sandbox exists: "start" on the progress bar means a container is up
             failure = await _run_setup(one, start.setup, env)
             try:

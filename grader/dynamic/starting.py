@@ -120,10 +120,6 @@ class Verdict:
 
 def not_followed(candidate: StartCandidate) -> str | None:
     """Why Viva cannot try this start at all, or None when it can."""
-    if candidate.services:
-        return (
-            f"it needs the compose services {', '.join(candidate.services)}, which Viva does not run beside the app yet"
-        )
     tool = first_word(candidate.command)
     if tool in FOREIGN_TOOLS:
         return f"it runs `{tool}`, which the Python sandbox does not have"

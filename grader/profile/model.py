@@ -203,7 +203,9 @@ class StartCandidate(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     setup: list[str] = msgspec.field(default_factory=list)
     """Setup commands the source runs before serving (ingest, migrations, seeding), in order, from `workdir`."""
     services: list[str] = msgspec.field(default_factory=list)
-    """Companion services the start needs (compose `depends_on`): until Viva runs them, such a start is not_run."""
+    """Companion services the start needs (compose `depends_on`): Viva runs them beside the app as a pod."""
+    compose_service: str = ""
+    """The compose service this start is (its file is `evidence.path`), when it comes from a compose file."""
     skipped: list[str] = msgspec.field(default_factory=list)
     """What Viva did not replay, as "file:line: text" (Dockerfile RUN steps, a USER switch)."""
     python_version: str | None = None

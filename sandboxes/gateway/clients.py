@@ -116,6 +116,17 @@ UNSERVED_PROVIDERS = (
 )
 
 
+def unserved_provider(host: str) -> UnservedProvider | None:
+    """The unserved provider whose API lives at `host`, if any (`*` in a pattern stands for one DNS label or
+    part of one: `bedrock-runtime.*.amazonaws.com`, `*-aiplatform.googleapis.com`)."""
+    name = host.rstrip(".").lower()
+    for provider in UNSERVED_PROVIDERS:
+        for pattern in provider.hosts:
+            if re.fullmatch(re.escape(pattern).replace(r"\*", r"[a-z0-9-]+"), name):
+                return provider
+    return None
+
+
 USER_AGENT_LIMIT = 200
 # Frameworks that call providers over plain HTTP put their name in the User-Agent; when they go through a vendor SDK
 # the SDK's own User-Agent is all there is, and the request is that SDK's.

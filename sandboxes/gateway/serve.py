@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sandboxes import programs
 from sandboxes.errors import SandboxError
 from sandboxes.gateway.app import Gateway, GatewayConfig
 
@@ -29,28 +30,8 @@ def check_socket_path(path: Path) -> None:
         raise SandboxError(f"socket path too long for a Unix socket ({length} > {UNIX_PATH_MAX} bytes): {path}")
 
 
-# Runs inside the network-less container: 127.0.0.1:18080 → /sock/gateway.sock. Standard library only.
-FORWARDER = """
-import asyncio, sys
-PORT, SOCK = int(sys.argv[1]), sys.argv[2]
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.close()
-async def handle(client_reader, client_writer):
-    upstream_reader, upstream_writer = await asyncio.open_unix_connection(SOCK)
-    await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer),
-                         return_exceptions=True)
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", PORT)
-    print("forwarding", flush=True)
-    async with server:
-        await server.serve_forever()
-asyncio.run(main())
-"""
+FORWARDER = programs.source("forwarder")
+"""Runs inside the network-less container: 127.0.0.1:18080 → /sock/gateway.sock (sandboxes/programs/forwarder.py)."""
 
 
 @contextmanager

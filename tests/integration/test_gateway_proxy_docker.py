@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -125,7 +124,7 @@ def test_through_https_proxy_in_a_docker_sandbox(tmp_path: Path) -> None:
 
         async def inside() -> tuple[dict[str, Any], dict[str, Any]]:
             sandbox = DockerSandbox(
-                base_image(), socket_dir=socket_dir, env=plan.env, file_mounts={ca.bundle_path: BUNDLE_INSIDE}
+                base_image(), socket_dir=socket_dir, env=plan.env, file_mounts={BUNDLE_INSIDE: ca.bundle_path}
             )
             async with sandbox:
                 await start_listener(sandbox, plan)
@@ -149,20 +148,6 @@ def test_through_https_proxy_in_a_docker_sandbox(tmp_path: Path) -> None:
     assert keys["files"] > 0 and keys["keys"] == [], keys
 
 
-def one_file_per_target(plan: TrustPlan, directory: Path) -> dict[Path, str]:
-    """plan.mounts (path inside → host file) in DockerSandbox's `file_mounts` form (host file → path inside).
-    That form holds one target per host file, and the plan mounts one bundle at three paths: each target gets its
-    own copy until `file_mounts` is keyed by the path inside."""
-    directory.mkdir()
-    copies = {}
-    for number, (inside, host) in enumerate(plan.mounts.items()):
-        copy = directory / f"{number}-{Path(inside).name}"
-        shutil.copyfile(host, copy)
-        copy.chmod(0o644)
-        copies[copy] = inside
-    return copies
-
-
 def test_the_full_trust_plan_serves_clients_that_ignore_proxy_variables(tmp_path: Path) -> None:
     """The real openai SDK (installed in the dependency venv, trusting certifi's file only) with its default base
     URL and no proxy variables: /etc/hosts sends it to 127.0.0.1:443, the listener to tls.sock, the SNI to a leaf."""
@@ -180,7 +165,7 @@ def test_the_full_trust_plan_serves_clients_that_ignore_proxy_variables(tmp_path
             sandbox = DockerSandbox(
                 layer.image,
                 socket_dir=socket_dir,
-                file_mounts=one_file_per_target(plan, tmp_path / "mounts"),
+                file_mounts={inside: Path(host) for inside, host in plan.mounts.items()},
                 extra_hosts={**plan.extra_hosts, "example.com": "127.0.0.1"},  # an unserved name, to see it refused
                 sysctls=plan.sysctls,
             )

@@ -138,7 +138,8 @@ def test_an_app_that_runs_but_never_answers_is_the_candidates_when_it_said_how_t
 
 
 def test_starts_viva_cannot_follow_are_named_before_any_attempt() -> None:
-    assert "qdrant, postgres" in (not_followed(candidate("uvicorn main:app", services=["qdrant", "postgres"])) or "")
+    # Companion services are no reason by themselves: Viva runs them beside the app (grader/dynamic/run.py).
+    assert not_followed(candidate("uvicorn main:app", services=["qdrant", "postgres"])) is None
     assert "`npm`" in (not_followed(candidate("npm run start")) or "")
     assert "`docker`" in (not_followed(candidate("cd deploy && docker compose up")) or "")
     assert not_followed(candidate("PORT=8000 uvicorn main:app")) is None

@@ -408,6 +408,7 @@ def compose_start(compose: ComposeFile, read: Callable[[str], str | None]) -> St
         port_source=port[1] if port else "",
         env=env,
         services=companions,
+        compose_service=service.name,
         skipped=config.skipped if config else [],
         python_version=config.python_version if config else python_version(service.image or ""),
         notes=[*(dockerfile.notes if dockerfile else []), *(config.notes if config else []), *notes, *odd],
