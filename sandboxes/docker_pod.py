@@ -18,12 +18,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from sandboxes.docker_backend import OWNER_LABEL, PID_LABEL
-from sandboxes.errors import SandboxError, SandboxUnavailable
+from sandboxes.errors import PodStartFailed, SandboxError, SandboxUnavailable
 from sandboxes.pod import Condition, CopiedPath, Healthcheck, PodPlan, ServiceLimits, Sidecar
 
 if TYPE_CHECKING:
@@ -44,27 +44,6 @@ SERVICE_LABEL = "viva.service"
 LOG_TAIL_LINES = 30
 _POLL_FLOOR_S = 0.05
 _TCP_LISTEN = "0A"
-
-
-class PodStartFailed(SandboxError):
-    """Raised by `start_sidecars` when a sidecar exits during start, fails its healthcheck, or is not ready within
-    the startup budget; everything it had started is removed first. `probe_missing` says the healthcheck's own
-    program is not in the image (a substitute image can lack a tool the official one has): then it is Viva's
-    limitation, not the candidate's failure."""
-
-    def __init__(
-        self,
-        service: str,
-        reason: str,
-        *,
-        kind: Literal["exited", "unhealthy", "timeout"],
-        log_tail: str = "",
-        exit_code: int | None = None,
-        probe_missing: bool = False,
-    ) -> None:
-        super().__init__(f"sidecar {service}: {reason}")
-        self.service, self.reason, self.kind = service, reason, kind
-        self.log_tail, self.exit_code, self.probe_missing = log_tail, exit_code, probe_missing
 
 
 class PodRefused(SandboxError):

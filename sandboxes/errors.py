@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class SandboxError(Exception):
     """Root of every error this room raises."""
@@ -26,3 +28,25 @@ class LayerTooLarge(SandboxError):
             f"(VIVA_SANDBOX_LAYER_MAX_MB)"
         )
         self.size_mb, self.max_mb = size_mb, max_mb
+
+
+class PodStartFailed(SandboxError):
+    """Raised by a backend's `start_companions` (Docker: sandboxes/docker_pod.py `start_sidecars`) when a sidecar
+    exits during start, fails its healthcheck, or is not ready within the startup budget; everything it had started
+    is removed first. `probe_missing` says the healthcheck's own
+    program is not in the image (a substitute image can lack a tool the official one has): then it is Viva's
+    limitation, not the candidate's failure."""
+
+    def __init__(
+        self,
+        service: str,
+        reason: str,
+        *,
+        kind: Literal["exited", "unhealthy", "timeout"],
+        log_tail: str = "",
+        exit_code: int | None = None,
+        probe_missing: bool = False,
+    ) -> None:
+        super().__init__(f"sidecar {service}: {reason}")
+        self.service, self.reason, self.kind = service, reason, kind
+        self.log_tail, self.exit_code, self.probe_missing = log_tail, exit_code, probe_missing

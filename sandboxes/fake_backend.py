@@ -395,20 +395,29 @@ class FakeSandbox(Sandbox):
         return None
 
     def _program(self, process: FakeProcess, files: FakeFiles) -> ProcessMain | None:
-        """Viva's own program when the command runs one (`python3 SCRIPT ARGS`, SCRIPT holding its exact source)."""
+        """Viva's own program when the command runs one: `python3 SCRIPT ARGS`, SCRIPT holding its exact source, or
+        `python3 -c SOURCE ARGS`."""
+        from sandboxes.gateway.trust import LISTENER  # noqa: PLC0415 - Viva's program, compared to know it
+
         words = process.launch.argv
         if len(words) < 2 or words[0] not in {"python3", "python"}:
             return None
-        script = words[1] if words[1].startswith("/") else f"{process.cwd}/{words[1]}"
-        try:
-            text = files.read(script).decode()
-        except (OSError, UnicodeDecodeError):
-            return None
-        args = [self._host_path(arg) for arg in words[2:]]
+        if words[1] == "-c":
+            text, rest = (words[2] if len(words) > 2 else ""), words[3:]
+        else:
+            script = words[1] if words[1].startswith("/") else f"{process.cwd}/{words[1]}"
+            try:
+                text, rest = files.read(script).decode(), words[2:]
+            except (OSError, UnicodeDecodeError):
+                return None
+        args = [self._host_path(arg) for arg in rest]
         if text == programs.source("bridge"):
             return lambda proc: _run_bridge(proc, args)
         if text == programs.source("forwarder"):
             return lambda proc: _run_forwarder(proc, args)
+        if text == LISTENER:
+            pairs = [(port, self._host_path(sock)) for port, _, sock in (arg.partition("=") for arg in rest)]
+            return lambda proc: _run_listener(proc, pairs)
         return None
 
     def _host_path(self, arg: str) -> str:
@@ -441,8 +450,9 @@ class Launch:
 
 _SESSION_START = re.compile(r'^echo \$\$ > "\$1"; cd "\$2" && exec sh -c "\$3" > "\$4" 2>&1$')
 """service.py's app start: `setsid sh -c SCRIPT sh PID_FILE WORKDIR COMMAND LOG`."""
-_LOGGED_PROGRAM = re.compile(r'^log="\$1"; shift; exec (\w+) "\$@" > "\$log" 2>&1$')
-"""service.py's bridge start: `sh -c SCRIPT sh LOG SCRIPT_FILE ARGS...`."""
+_LOGGED_PROGRAM = re.compile(r'^log="\$1"; shift; exec (\w+)( -c)? "\$@" > "\$log" 2>&1$')
+"""service.py's bridge start, `sh -c SCRIPT sh LOG SCRIPT_FILE ARGS...`, and run.py's provider listener, the same
+with `python3 -c` and the program's source in place of SCRIPT_FILE."""
 
 
 def _launch(cmd: list[str], cwd: str) -> Launch:
@@ -452,7 +462,7 @@ def _launch(cmd: list[str], cwd: str) -> Launch:
         return Launch(line, _split(line), workdir, log=log, pid_file=pid_file)
     program = _LOGGED_PROGRAM.match(words[2]) if len(words) >= 5 and words[:2] == ["sh", "-c"] else None
     if program is not None:
-        argv = [program.group(1), *words[5:]]
+        argv = [program.group(1), *(["-c"] if program.group(2) else []), *words[5:]]
         return Launch(shlex.join(argv), argv, cwd, log=words[4])
     line = command_line(words)
     return Launch(line, _split(line), cwd)
@@ -723,6 +733,16 @@ async def _run_forwarder(process: FakeProcess, args: list[str]) -> None:
     from sandboxes.programs import forwarder  # noqa: PLC0415 - as above
 
     await forwarder.run(args, listen=process.listen, out=process.stdout)
+
+
+async def _run_listener(process: FakeProcess, pairs: list[tuple[str, str]]) -> None:
+    """sandboxes/gateway/trust.py's LISTENER: each 127.0.0.1:PORT piped to its socket, as the bridge's `forward`
+    pipes one (the same code, so the listener's job is played by Viva's own)."""
+    from sandboxes.programs import bridge  # noqa: PLC0415 - as above
+
+    await asyncio.gather(
+        *(bridge.forward(int(port), sock, listen=process.listen, out=process.stdout) for port, sock in pairs)
+    )
 
 
 async def _not_found(process: FakeProcess) -> int:

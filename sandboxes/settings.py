@@ -66,6 +66,9 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Size of each companion's tmpfs data directory (a named volume, a data bind mount)."""
     service_start_s: Annotated[float, msgspec.Meta(gt=0, le=900)] = 90.0
     """How long all companions of one app instance may take to start and become ready, together."""
+    service_time_scale: Annotated[float, msgspec.Meta(ge=0, le=10)] = 1.0
+    """Companions' healthcheck intervals, retries' waits and start periods are multiplied by this: tests poll a
+    `5s` interval every quarter second. The startup budget is not scaled."""
 
     def __post_init__(self) -> None:
         for entry in self.service_images:

@@ -26,6 +26,7 @@ import msgspec
 
 from grader.dynamic.citations import check_citations
 from grader.dynamic.client import Reply, ask
+from grader.dynamic.companions import Companions, plan_companions, provider_traffic
 from grader.dynamic.cost import compare_costs, drive_ceiling, trip_budget
 from grader.dynamic.evals import run_evals
 from grader.dynamic.faults import SLOW_FAULTS, inject_faults
@@ -90,11 +91,14 @@ from sandboxes.dependency_files import (
     installs_named_elsewhere,
 )
 from sandboxes.docker_backend import make_readable
-from sandboxes.errors import LayerTooLarge, SandboxError, SandboxUnavailable
+from sandboxes.errors import LayerTooLarge, PodStartFailed, SandboxError, SandboxUnavailable
 from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
-from sandboxes.gateway.serve import serve_gateway, socket_path_fits
+from sandboxes.gateway.proxy import ProviderProxy, serve_proxy
+from sandboxes.gateway.serve import SOCKET_NAME, serve_gateway, socket_path_fits
+from sandboxes.gateway.tls import GradingCA
+from sandboxes.gateway.trust import TrustPlan, sandbox_trust
 from sandboxes.layers import VENV
-from sandboxes.service import TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
+from sandboxes.service import STATE_DIR, TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
 
 REQUEST_TIMEOUT_S = 30.0
 SETUP_TIMEOUT_S = 300.0
@@ -188,6 +192,8 @@ class _Instance:
     sandbox: Sandbox
     service: SandboxedService
     gateway: Gateway
+    companions: list[str] = dataclasses.field(default_factory=list)
+    """Its companion services, each with its image and how it became ready."""
 
 
 INSTANCE_PURPOSES = {
@@ -226,6 +232,10 @@ class _Session:
         self.attempts: list[StartAttempt] = []
         self.layers: dict[str, tuple[str, SandboxInfo]] = {}
         self.chosen: StartCandidate | None = None
+        self.chosen_companions: Companions | None = None
+        self.gateways: list[Gateway] = []
+        self.proxies: list[ProviderProxy] = []
+        self._certifi: dict[str, str | None] = {}
         self.start_failure: ServiceResult | None = None
         self.repo_modules = repo_modules(root)
         self.declared_anywhere = normalised(declared_anywhere(root))
@@ -255,12 +265,18 @@ class _Session:
             interface=self.found,
         )
         make_readable(self.root)
+        # One CA per grading, its key in this process's memory only: the sandboxes get its certificate (in a trust
+        # bundle) and reach the proxy that holds the key through a socket.
+        self.ca = GradingCA.create(scratch / "grading-ca")
         await self._note_python()
         ceiling_wanted = "cost_ceiling_trips" in self.wanted and self.found.budget_env is not None
         roles = instance_roles(bool(self.slow_faults), ceiling_wanted, options.sandbox.instances)
         with _socket_root(scratch, [*roles, *ATTEMPT_ROLES]) as sockets:
-            await self._choose_start(sockets)
-            await self._run_instances(roles, self.image, sockets)
+            try:
+                await self._choose_start(sockets)
+                await self._run_instances(roles, self.image, sockets)
+            finally:
+                self.result.providers = provider_traffic(self.gateways, self.proxies)
         self.result.seconds = round(time.monotonic() - started, 2)
         return self.result
 
@@ -307,7 +323,8 @@ class _Session:
         return layer.image, info
 
     async def _run_instances(self, roles: list[str], image: str, sockets: Path) -> None:
-        contexts = {role: self._instance(role, image, sockets) for role in roles}
+        companions = self.chosen_companions
+        contexts = {role: self._instance(role, image, sockets, companions=companions) for role in roles}
         async with _all_at_once(contexts) as entered:
             self.instances: dict[str, _Instance] = {}
             for role, outcome in entered.items():
@@ -317,7 +334,14 @@ class _Session:
                     raise outcome
                 else:  # a companion that could not be had: its work falls back to the main instance
                     self.result.notes.append(f"no separate {role} instance ({outcome}): the main one did its work")
-            await self._probe_instances()
+            if companions is not None:
+                self.result.companions = [*self.instances["main"].companions, *companions.not_started()]
+            try:
+                await self._probe_instances()
+            finally:
+                for instance in self.instances.values():
+                    down = await instance.sandbox.companions_down()
+                    self.result.companions_down += [f"{instance.role} instance: {line}" for line in down]
 
     def _gateway_config(self) -> GatewayConfig:
         faults: ProviderFaultsParams = self.params["provider_faults"]
@@ -332,12 +356,23 @@ class _Session:
 
     @contextlib.asynccontextmanager
     async def _instance(
-        self, role: str, image: str, scratch: Path, *, port: int | None = None, workdir: str | None = None
+        self,
+        role: str,
+        image: str,
+        scratch: Path,
+        *,
+        port: int | None = None,
+        workdir: str | None = None,
+        companions: Companions | None = None,
     ) -> AsyncIterator[_Instance]:
-        """A sandbox of the layer's image with its own gateway and tunnel, the repository copied into it; its app
-        listens on `port` and starts from `workdir` (the chosen start's, unless a start attempt says otherwise)."""
+        """A sandbox of the layer's image with its own gateway, provider proxy and tunnel, the repository copied into
+        it and its companion services beside it, ready; its app listens on `port` and starts from `workdir` (the
+        chosen start's, unless a start attempt says otherwise)."""
         socket_dir = scratch / "sockets" / role
         env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:{SHIMS}", "VIRTUAL_ENV": VENV, **gateway_env()}
+        names = companions.names if companions is not None else []
+        trust = sandbox_trust(self.ca.bundle_path, await self._certifi_dir(image), sidecars=names)
+        env |= trust.env
         mounts = {}
         if self.options.sandbox.model_cache_dir:
             mounts[Path(self.options.sandbox.model_cache_dir).expanduser()] = MODEL_CACHE
@@ -346,8 +381,11 @@ class _Session:
         app_dir = f"{APP_DIR}/{relative}".rstrip("/") if relative else APP_DIR
         with (
             serve_gateway(socket_dir, self._gateway_config()) as gateway,
+            serve_proxy(socket_dir, socket_dir / SOCKET_NAME, self.ca) as proxy,
             app_tunnel(socket_dir, scratch / "private" / role) as tunnel,
         ):
+            self.gateways.append(gateway)
+            self.proxies.append(proxy)
             spec = SandboxSpec(
                 image=image,
                 repo_dir=self.root,
@@ -355,6 +393,10 @@ class _Session:
                 socket_dir=socket_dir,
                 env=env,
                 mounts=mounts,
+                file_mounts={inside: Path(host) for inside, host in trust.mounts.items()},
+                # Provider hosts reach the listener on the sandbox's loopback; companions answer there too.
+                extra_hosts=trust.extra_hosts | dict.fromkeys(names, "127.0.0.1"),
+                sysctls=trust.sysctls,
             )
             sandbox = self.sandboxes(spec)
             async with sandbox:
@@ -363,13 +405,33 @@ class _Session:
                 copy = [
                     "sh",
                     "-c",
-                    f"mkdir -p /work/app {SHIMS} && cp -a /repo/. /work/app/ && ln -sf /usr/bin/python3 {SHIMS}/python",
+                    f"mkdir -p /work/app {SHIMS} {STATE_DIR} && cp -a /repo/. /work/app/ && "
+                    f"ln -sf /usr/bin/python3 {SHIMS}/python",
                 ]
                 copied = await sandbox.exec(copy, timeout=300)
                 if copied.returncode != 0:
                     raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
+                await _spawn_listener(sandbox, trust)
+                started: list[str] = []
+                if companions is not None:
+                    sandbox_settings = self.options.sandbox
+                    started = await sandbox.start_companions(
+                        companions.plan,
+                        companions.images,
+                        limits=sandbox_settings.service_limits(),
+                        budget_s=sandbox_settings.service_start_s,
+                        time_scale=sandbox_settings.service_time_scale,
+                    )
                 service = SandboxedService(sandbox, tunnel, port or self.found.port, workdir=app_dir)
-                yield _Instance(role, sandbox, service, gateway)
+                yield _Instance(role, sandbox, service, gateway, started)
+
+    async def _certifi_dir(self, image: str) -> str | None:
+        """The site-packages of the dependency venv when certifi is installed there (its bundle is then replaced
+        by the grading's: certifi reads no variable), once per image."""
+        if image not in self._certifi:
+            python = f"{VENV}/bin/python"
+            self._certifi[image] = await asyncio.to_thread(self.images.module_dir, image, python, "certifi")
+        return self._certifi[image]
 
     async def _probe_instances(self) -> None:
         found, result, main = self.found, self.result, self.instances["main"]
@@ -630,6 +692,10 @@ class _Session:
             reason = not_followed(start)
             if reason is None and not (self.root / start.workdir).is_dir():
                 reason = f"its directory `{start.workdir}` is not in the repository"
+            planned: Companions | None = None
+            if reason is None:
+                pod = await asyncio.to_thread(plan_companions, self.root, start, self.images, self.options.sandbox)
+                reason, planned = (pod, None) if isinstance(pod, str) else (None, pod)
             if reason is not None:
                 record = self._attempt_record(start, start_port(start), 0.0)
                 record.outcome, record.blame, record.reason = (
@@ -649,7 +715,12 @@ class _Session:
             self.step("dependencies")
             image, info = await self._layer(start.workdir, start)
             attempt = await self._try_start(
-                start, (image, info), sockets, timeout=min(sandbox.start_attempt_s, left), number=tried
+                start,
+                (image, info),
+                sockets,
+                timeout=min(sandbox.start_attempt_s, left),
+                number=tried,
+                companions=planned,
             )
             self.attempts.append(attempt)
             if attempt.outcome == "started":
@@ -658,7 +729,7 @@ class _Session:
                 use_start(self.found, start, attempt.port)
                 self.found.env = self._start_env(start, attempt.port)[0]
                 self.found.start_command = attempt.command
-                self.chosen = start
+                self.chosen, self.chosen_companions = start, planned
                 return
             announced = announced_port(attempt.log_tail)
             if announced is not None and announced != attempt.port and tried < MAX_ATTEMPTS:
@@ -673,6 +744,7 @@ class _Session:
         *,
         timeout: float,
         number: int,
+        companions: Companions | None = None,
     ) -> StartAttempt:
         image, info = layer
         port = start_port(start)
@@ -682,7 +754,31 @@ class _Session:
         record = self._attempt_record(start, port, 0.0)
         record.command, record.placeholders, record.rewritten = command, filled, notes + rewritten
         began = time.monotonic()
-        async with self._instance(f"start-{number}", image, sockets, port=port, workdir=start.workdir) as one:
+        try:
+            await self._attempt(record, start, (image, info), sockets, (command, env), timeout, number, companions)
+        except PodStartFailed as failed:
+            # Viva's images for the companions are stand-ins, and Viva's caps hold them: never the candidate's 0.
+            record.outcome, record.blame = "failed", "viva"
+            record.reason = f"its companion service {failed.service} did not start: {failed.reason}"
+            record.log_tail = failed.log_tail[-4000:]
+        record.seconds = round(time.monotonic() - began, 2)
+        return record
+
+    async def _attempt(  # noqa: PLR0917 - one caller, _try_start
+        self,
+        record: StartAttempt,
+        start: StartCandidate,
+        layer: tuple[str, SandboxInfo],
+        sockets: Path,
+        run: tuple[str, dict[str, str]],
+        timeout: float,
+        number: int,
+        companions: Companions | None,
+    ) -> None:
+        (image, info), (command, env) = layer, run
+        role = f"start-{number}"
+        instance = self._instance(role, image, sockets, port=record.port, workdir=start.workdir, companions=companions)
+        async with instance as one:
             self.step("start")  # once its sandbox exists: "start" on the progress bar means a container is up
             failure = await _run_setup(one, start.setup, env)
             try:
@@ -700,8 +796,6 @@ class _Session:
                 record.reason, record.log_tail = f"{failed.reason}: {verdict.reason}", tail[-4000:]
             else:
                 record.outcome, record.log_tail = "started", (await one.service.tail())[-2000:]
-        record.seconds = round(time.monotonic() - began, 2)
-        return record
 
     def _start_env(self, start: StartCandidate, port: int) -> tuple[dict[str, str], list[str]]:
         """The environment a detected start gets: the project's own variables (never its provider endpoints or
@@ -884,6 +978,23 @@ class _Session:
             )
         result.instance = instance.role
         return result
+
+
+async def _spawn_listener(sandbox: Sandbox, trust: TrustPlan) -> None:
+    """The loopback listener that carries the proxy port and 443 (where provider names resolve) to the proxy's
+    sockets, for clients that read the proxy variables and for those that ignore them."""
+    log = f"{STATE_DIR}/provider-listener.log"
+    await sandbox.spawn(
+        [
+            "sh",
+            "-c",
+            'log="$1"; shift; exec python3 -c "$@" > "$log" 2>&1',
+            "sh",
+            log,
+            trust.listener,
+            *trust.listener_args,
+        ]
+    )
 
 
 async def _run_setup(instance: _Instance, steps: list[str], env: dict[str, str]) -> StartFailure | None:

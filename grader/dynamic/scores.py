@@ -71,6 +71,26 @@ def _not_started(run: DynamicRun) -> Score | None:
     )
 
 
+def _unmeasurable(run: DynamicRun) -> Score | None:
+    """not_run when what a model-dependent check measures would not be the app's: it reached for a provider Viva
+    does not stand in for (and never for one it does), or a companion service stopped under it."""
+    traffic = run.providers
+    if traffic is not None and traffic.unserved and not traffic.uses:
+        named = ", ".join(traffic.unserved)
+        return Score.not_run(
+            f"The app calls {named}, a provider Viva's gateway does not serve (docs/PROVIDER_HOSTS.md), so no model "
+            "answer could reach it and this check cannot run.",
+            basis="dynamic",
+        )
+    if run.companions_down:
+        return Score.not_run(
+            "A companion service stopped while the app was measured, so what was measured is not the app's: "
+            + "; ".join(run.companions_down),
+            basis="dynamic",
+        )
+    return None
+
+
 def _untestable(run: DynamicRun, need: str) -> Score | None:
     found = run.interface
     if need == "query" and found.query_path is not None:
@@ -105,7 +125,8 @@ def _untestable(run: DynamicRun, need: str) -> Score | None:
 def unmet(run: DynamicRun, *needs: str) -> Score | None:
     """The 0 a check scores when the app never answered, or did not make itself testable for what it needs
     ("query": a route to ask; "budget": a ceiling variable); None when it can be scored."""
-    return _not_started(run) or next((score for need in needs if (score := _untestable(run, need))), None)
+    found = next((score for need in needs if (score := _untestable(run, need))), None)
+    return _not_started(run) or _unmeasurable(run) or found
 
 
 def probe_result(run: DynamicRun, check: str) -> ProbeRun | Score:
@@ -178,7 +199,7 @@ def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("latency_p95")
 def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
     if failed:
         return failed
     result = run.latency
@@ -216,7 +237,7 @@ def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("citation_validity")
 def citation_validity(params: CitationValidityParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
     if failed:
         return failed
     result = run.citations
@@ -249,7 +270,7 @@ def citation_validity(params: CitationValidityParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("injection_probes")
 def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
     if failed:
         return failed
     result = run.injection
@@ -283,7 +304,7 @@ def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("cost_reporting")
 def cost_reporting(params: CostReportingParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
     if failed:
         return failed
     result = run.cost
@@ -302,7 +323,7 @@ def cost_reporting(params: CostReportingParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("cost_ceiling_trips")
 def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _untestable(run, "query") or _untestable(run, "budget")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query") or _untestable(run, "budget")
     if failed:
         return failed
     result = run.ceiling
@@ -334,7 +355,7 @@ def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("provider_faults")
 def provider_faults(params: ProviderFaultsParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
     if failed:
         return failed
     if not run.faults:

@@ -112,6 +112,10 @@ def _dynamic_lines(run: DynamicRun) -> list[str]:
         lines.append(f"- Model calls: {escape_markdown(uses or 'none reached the gateway')}")
         lines += [f"  - refused: {escape_markdown(refused)}" for refused in run.providers.refused]
         lines += [f"  - failed TLS handshake: {escape_markdown(failed)}" for failed in run.providers.failed_handshakes]
+    if run.companions:
+        lines.append("- Companion services (beside the app, on its loopback only):")
+        lines += [f"  - {escape_markdown(line)}" for line in run.companions]
+    lines += [f"- **Companion stopped**: {escape_markdown(line)}" for line in run.companions_down]
     latency = run.latency
     if latency is not None and latency.end_to_end is not None:
         e2e, net = latency.end_to_end, latency.net_of_model

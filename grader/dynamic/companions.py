@@ -1,0 +1,95 @@
+"""What runs beside the app and what it reached: its companion services (a compose start's `depends_on`, run as a
+pod: sandboxes/pod.py) and its model traffic (the gateways' ledgers and the provider proxies' records).
+
+A companion Viva cannot run — a compose file asking for what a sandbox does not give, an image this host cannot
+have — makes the start one Viva could not follow (not_run, with the reason), never the candidate's 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.dynamic.model import ProviderTraffic, ProviderUse
+from grader.profile.model import StartCandidate
+from sandboxes.base import SandboxImages
+from sandboxes.gateway.app import Gateway
+from sandboxes.gateway.clients import unserved_provider
+from sandboxes.gateway.ledger import summarise
+from sandboxes.gateway.proxy import ProviderProxy
+from sandboxes.pod import MAX_COMPOSE_CHARS, PodPlan, load_compose, sidecars_from_compose
+from sandboxes.service_images import ServiceImagePolicy
+from sandboxes.settings import SandboxSettings
+
+
+@dataclass(frozen=True)
+class Companions:
+    """A start's companion services, ready to run beside each instance of the app."""
+
+    plan: PodPlan
+    images: dict[str, str]
+    """Service → the local image to run."""
+
+    @property
+    def names(self) -> list[str]:
+        """Every name the app may call them by (service names and aliases), each resolving to its own loopback."""
+        return list(dict.fromkeys(name for sidecar in self.plan.sidecars for name in [sidecar.name, *sidecar.aliases]))
+
+    def not_started(self) -> list[str]:
+        return [f"{item.service}: not started ({item.reason})" for item in self.plan.not_started]
+
+
+def plan_companions(
+    root: Path, start: StartCandidate, images: SandboxImages, settings: SandboxSettings
+) -> Companions | str | None:
+    """The companions `start` needs (None when it needs none), or why Viva cannot run them."""
+    if not start.services:
+        return None
+    if not start.compose_service:
+        return f"it needs the services {', '.join(start.services)}, and no compose file says how to run them"
+    compose_path = (root / start.evidence.path).resolve()
+    try:
+        if not compose_path.is_relative_to(root.resolve()) or compose_path.stat().st_size > MAX_COMPOSE_CHARS:
+            return f"its compose file {start.evidence.path} is outside the repository or too large to read"
+        compose = load_compose(compose_path.read_text(errors="replace"))
+    except (OSError, ValueError) as error:
+        return f"its compose file {start.evidence.path} could not be read: {error}"
+    plan = sidecars_from_compose(compose, start.compose_service, root, compose_path.parent, app_port=start.port)
+    if plan.refused:
+        refused = "; ".join(f"{item.service}: {item.reason}" for item in plan.refusals)
+        return f"its compose file asks for what a sandbox does not give ({refused})"
+    found, missing = images.service_images(plan, ServiceImagePolicy.from_settings(settings))
+    if missing:
+        lacking = "; ".join(f"{service} ({why})" for service, why in missing.items())
+        return f"the images of its companion services cannot be had on this host: {lacking}"
+    return Companions(plan, found)
+
+
+def provider_traffic(gateways: Iterable[Gateway], proxies: Iterable[ProviderProxy]) -> ProviderTraffic:
+    """Which clients and wire APIs the app's model calls came by, all instances together, and what the provider
+    proxies refused: an unserved provider among the refused hosts is named."""
+    calls = [call for gateway in gateways for call in gateway.calls]
+    summary = summarise(calls)
+    refused: Counter[str] = Counter()
+    handshakes: Counter[str] = Counter()
+    unserved: dict[str, None] = {}
+    for proxy in proxies:
+        for attempt in proxy.refused:
+            refused[f"{attempt.host}:{attempt.port} {attempt.method}: {attempt.reason}"] += 1
+            provider = unserved_provider(attempt.host)
+            if provider is not None:
+                unserved[provider.name] = None
+        for attempt in proxy.failed_handshakes:
+            handshakes[f"{attempt.host or '(no name)'}: {attempt.reason}"] += 1
+    return ProviderTraffic(
+        uses=[ProviderUse(use.client, use.wire_api, use.calls) for use in summary.pairs],
+        refused=[_counted(line, count) for line, count in refused.most_common(20)],
+        failed_handshakes=[_counted(line, count) for line, count in handshakes.most_common(20)],
+        unserved=list(unserved),
+    )
+
+
+def _counted(line: str, count: int) -> str:
+    return line if count == 1 else f"{line} (×{count})"
