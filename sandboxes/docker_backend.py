@@ -104,7 +104,12 @@ class DockerImages(SandboxImages):
         where = f"import os, {module}; print(os.path.dirname(os.path.dirname({module}.__file__)))"
         try:
             output = self.client.containers.run(
-                image, [python, "-c", where], network_mode="none", user="1000:1000", remove=True, stderr=False
+                image,
+                ["sh", "-c", '[ -x "$1" ] || exit 3; exec "$1" -c "$2"', "sh", python, where],  # no venv: None
+                network_mode="none",
+                user="1000:1000",
+                remove=True,
+                stderr=False,
             )
         except docker.errors.ContainerError:
             return None  # not installed there

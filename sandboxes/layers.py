@@ -218,22 +218,7 @@ def dependency_layer(
         )
     container = None
     try:
-        container = client.containers.run(
-            base_image,
-            ["sh", "-c", script],
-            detach=True,
-            user="1000:1000",
-            network_mode="none",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mem_limit="2g",
-            pids_limit=512,
-            volumes={str(wheelhouse.resolve()): {"bind": "/wheels", "mode": "ro"}},
-            labels={"viva.owner": "viva-layer"},
-        )
-        status = container.wait(timeout=900)
-        log = container.logs().decode(errors="replace")
-        built = status.get("StatusCode") == 0
+        container, log, built = _install(client, base_image, script, wheelhouse, (index_url, extra_index_url))
         partial = built and PARTIAL_MARK in log
         ok = built and not partial
         if built:
@@ -253,6 +238,62 @@ def dependency_layer(
     return DependencyLayer(
         tag if built else base_image, False, requirements.requirements, missing, ok, tail, time.monotonic() - started
     )
+
+
+MARKER_ROUNDS = 2
+"""Extra install rounds for dependencies the host's download left out (see `_install`)."""
+_NO_MATCH = re.compile(r"No matching distribution found for ([^\n]+)")
+
+
+def _install(
+    client: docker.DockerClient, base_image: str, script: str, wheelhouse: Path, indexes: tuple[str, str]
+) -> tuple[Any, str, bool]:
+    """Run the install (the finished container, its log, whether it succeeded). pip downloads on the host evaluate
+    environment markers with the host's Python, so a dependency only the image's older patch release needs
+    (`async-timeout; python_full_version < "3.11.3"`) can be missing: what the image's pip asked for is fetched
+    and the install runs again, up to MARKER_ROUNDS times."""
+    rounds = 0
+    while True:
+        container = _run_install(client, base_image, script, wheelhouse)
+        built = container.wait(timeout=900).get("StatusCode") == 0
+        log = container.logs().decode(errors="replace")
+        wanted = sorted({match.split(";")[0].strip() for match in _NO_MATCH.findall(log)})
+        if built or rounds == MARKER_ROUNDS or not wanted:
+            return container, log, built
+        rounds += 1
+        if not _fetch_more(client, base_image, wanted, wheelhouse, indexes):
+            return container, log, built
+        container.remove(force=True)
+
+
+def _run_install(client: docker.DockerClient, base_image: str, script: str, wheelhouse: Path) -> Any:
+    """The install container, started: non-root, no network, no capabilities, the wheelhouse read-only."""
+    return client.containers.run(
+        base_image,
+        ["sh", "-c", script],
+        detach=True,
+        user="1000:1000",
+        network_mode="none",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        mem_limit="2g",
+        pids_limit=512,
+        volumes={str(wheelhouse.resolve()): {"bind": "/wheels", "mode": "ro"}},
+        labels={"viva.owner": "viva-layer"},
+    )
+
+
+def _fetch_more(
+    client: docker.DockerClient, base_image: str, wanted: list[str], wheelhouse: Path, indexes: tuple[str, str]
+) -> bool:
+    """Download `wanted` (requirement texts, markers dropped) into the wheelhouse; whether anything new came."""
+    before = {path.name for path in wheelhouse.iterdir()}
+    python = image_python(client, base_image)
+    download_wheels(ParsedRequirements(wanted, []), wheelhouse, python, *indexes)
+    added = [path for path in wheelhouse.iterdir() if path.name not in before]
+    for path in added:
+        path.chmod(0o644)
+    return bool(added)
 
 
 def _fill_wheelhouse(
