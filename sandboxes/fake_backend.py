@@ -4,9 +4,11 @@ It runs no candidate code. A test scripts a `FakeWorld`: what an exec of a comma
 "runs" when a command is spawned (`app`: an ASGI app served on the sandbox's stand-in loopback; `on_spawn`: any
 asyncio function, which may print a traceback and exit as a crashing app does). Viva's own commands (mkdir, the
 repository copy, the pid-file checks, `tail` of a log) and Viva's own programs (the bridge, the forwarder,
-sandboxes/programs/) are played as the real sandbox runs them: the programs' very functions run in-process, so the
-grader reaches a scripted app exactly as it reaches a real one, through the host-side AppTunnel and the bridge over
-the Unix sockets in `socket_dir`. Every call is recorded (`FakeWorld.calls`, `.processes`) for assertions.
+sandboxes/programs/, and the provider listener, sandboxes/gateway/trust.py) are played as the real sandbox runs them:
+the programs' very functions run in-process, so the grader reaches a scripted app exactly as it reaches a real one,
+through the host-side AppTunnel and the bridge over the Unix sockets in `socket_dir`; a scripted app's own HTTP
+client (`FakeProcess.loopback_transport`) reaches the gateway through the forwarder, and nothing off the sandbox's
+loopback. Every call is recorded (`FakeWorld.calls`, `.processes`) for assertions.
 
 Why the grader refuses it (`isolates = False`) unless a test hands it over with its world: it isolates nothing.
 What it "runs" is the test's own Python, in Viva's process, with Viva's privileges, network and files; a candidate's

@@ -135,6 +135,9 @@ if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then
 		esac
 	done
 	set -- chroma run --host 127.0.0.1 --port "$port" --path "$path"
+	# chromadb 0.x logs to ./chroma.log: start where it may write (the root is read-only).
+	mkdir -p "$path" 2>/dev/null || true
+	cd "$path" 2>/dev/null || cd /tmp
 fi
 
 if [ "$1" = chroma ] && [ "$(id -u)" = 0 ]; then

@@ -283,15 +283,17 @@ RECIPE_LABEL = "viva.recipe"
 image built by an older Viva is known to be out of date."""
 
 
-def recipe(kind: ServiceKind) -> str:
+def recipe(kind: ServiceKind, chroma_version: str = CHROMA_VERSION) -> str:
     script = {"postgres": service_entrypoints.POSTGRES, "redis": service_entrypoints.REDIS}.get(
         kind, service_entrypoints.CHROMA
     )
-    made = f"{kind}\n{_DEBIAN_PACKAGES.get(kind, CHROMA_VERSION)}\n{_SLIMMED}\n{script}"
+    made = f"{kind}\n{_DEBIAN_PACKAGES.get(kind, chroma_version)}\n{_SLIMMED}\n{script}"
     return hashlib.sha256(made.encode()).hexdigest()[:16]
 
 
-def service_image_current(client: docker.DockerClient, kind: ServiceKind, image: str | None = None) -> bool:
+def service_image_current(
+    client: docker.DockerClient, kind: ServiceKind, image: str | None = None, *, chroma_version: str = CHROMA_VERSION
+) -> bool:
     """Whether the offline `kind` image is on this host and was built by this Viva's recipe."""
     import docker.errors  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
 
@@ -299,7 +301,8 @@ def service_image_current(client: docker.DockerClient, kind: ServiceKind, image:
         found = client.images.get(image or OFFLINE_IMAGES[kind])
     except docker.errors.ImageNotFound:
         return False
-    return bool(((found.attrs.get("Config") or {}).get("Labels") or {}).get(RECIPE_LABEL) == recipe(kind))
+    labels = (found.attrs.get("Config") or {}).get("Labels") or {}
+    return bool(labels.get(RECIPE_LABEL) == recipe(kind, chroma_version))
 
 
 def build_service_image(
@@ -311,11 +314,15 @@ def build_service_image(
     base_image: str = "viva-base:offline",
     cache_dir: Path | None = None,
     index_url: str = "https://pypi.org/simple",
+    chroma_version: str = CHROMA_VERSION,
 ) -> BuiltServiceImage:
     """Build Viva's offline `kind` image (default name OFFLINE_IMAGES[kind]): postgres and redis with debootstrap
     from Debian's packages (`mirror`, else debootstrap's default, as `build_offline_base` does); chroma from PyPI
     wheels downloaded here (`index_url`, cached under `cache_dir`) and installed with no network over
-    `base_image`. Raises SandboxUnavailable saying what failed."""
+    `base_image`. Raises SandboxUnavailable saying what failed.
+
+    A Chroma client speaks only to a server of its own generation (0.6 and 1.x differ on the wire): build the
+    version a project's compose file names (`chroma_version`) under a name of its own and map that tag to it."""
     import docker.errors  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
 
     started = time.monotonic()
@@ -325,7 +332,8 @@ def build_service_image(
     except docker.errors.ImageNotFound:
         previous = None
     if kind == "chroma":
-        _build_chroma(client, name, base_image, cache_dir or Path("~/.cache/viva").expanduser(), index_url)
+        cache = cache_dir or Path("~/.cache/viva").expanduser()
+        _build_chroma(client, name, base_image, cache, index_url, chroma_version)
     else:
         _build_debian(client, kind, name, mirror)
     built = client.images.get(name)
@@ -424,14 +432,16 @@ _CHROMA_INSTALL = (
 )
 
 
-def _build_chroma(client: docker.DockerClient, name: str, base_image: str, cache_dir: Path, index_url: str) -> None:
+def _build_chroma(  # noqa: PLR0917 - internal, one caller
+    client: docker.DockerClient, name: str, base_image: str, cache_dir: Path, index_url: str, version: str
+) -> None:
     """chromadb installed into /opt/chroma over the base image: wheels downloaded here (no code of theirs runs on
     the host), installed as root in a container with no network (root only to write /opt and /etc/passwd)."""
     import docker.errors  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
     import requests.exceptions  # noqa: PLC0415 - as above
 
-    requirement = f"chromadb=={CHROMA_VERSION}"
-    wheelhouse = cache_dir / "wheelhouse" / f"viva-svc-chroma-{CHROMA_VERSION}"
+    requirement = f"chromadb=={version}"
+    wheelhouse = cache_dir / "wheelhouse" / f"viva-svc-chroma-{version}"
     if not (wheelhouse / ".complete").exists():
         python = image_python(client, base_image)
         missing, said, unreachable = download_wheels(
@@ -467,7 +477,7 @@ def _build_chroma(client: docker.DockerClient, name: str, base_image: str, cache
             if status.get("StatusCode") != 0:
                 tail = container.logs().decode(errors="replace").strip().splitlines()[-5:]
                 raise SandboxUnavailable("installing chromadb failed: " + " / ".join(tail))
-            labels = {SERVICE_LABEL: "chroma", "viva.chromadb": CHROMA_VERSION, RECIPE_LABEL: recipe("chroma")}
+            labels = {SERVICE_LABEL: "chroma", "viva.chromadb": version, RECIPE_LABEL: recipe("chroma", version)}
             container.commit(repository=repository, tag=tag or "latest", conf={**_CHROMA_CONFIG, "Labels": labels})
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise SandboxUnavailable(f"the chroma image could not be built: {error}") from None

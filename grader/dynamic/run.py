@@ -694,7 +694,9 @@ class _Session:
                 reason = f"its directory `{start.workdir}` is not in the repository"
             planned: Companions | None = None
             if reason is None:
-                pod = await asyncio.to_thread(plan_companions, self.root, start, self.images, self.options.sandbox)
+                pod = await asyncio.to_thread(
+                    plan_companions, self.root, self._with_services(start), self.images, self.options.sandbox
+                )
                 reason, planned = (pod, None) if isinstance(pod, str) else (None, pod)
             if reason is not None:
                 record = self._attempt_record(start, start_port(start), 0.0)
@@ -735,6 +737,19 @@ class _Session:
             if announced is not None and announced != attempt.port and tried < MAX_ATTEMPTS:
                 queue.insert(0, msgspec.structs.replace(start, port=announced, port_source="the app's own log"))
         self.start_failure = self._no_start()
+
+    def _with_services(self, start: StartCandidate) -> StartCandidate:
+        """`start`, with the companions of the repository's compose app service when it names none of its own and
+        runs the same code (same directory): a README's `uvicorn app:app` needs the database its compose file
+        starts beside that very command."""
+        if start.services:
+            return start
+        composed = next((one for one in self.profile.starts if one.services and one.workdir == start.workdir), None)
+        if composed is None:
+            return start
+        return msgspec.structs.replace(
+            start, services=composed.services, compose_service=composed.compose_service, evidence=composed.evidence
+        )
 
     async def _try_start(
         self,
