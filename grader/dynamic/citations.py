@@ -14,13 +14,15 @@ from typing import Any, Literal
 from grader.dynamic.client import Reply
 from grader.dynamic.model import CitationItem, CitationsResult
 from sandboxes.gateway.app import GENERATION_ENDPOINTS
-from sandboxes.gateway.responder import words
+from sandboxes.gateway.responder import context_lines, words
 
 INLINE_LABEL = re.compile(r"\[([\w.:#/ -]{1,60})\]")
 SOURCES_LINE = re.compile(r"^\s*(?:sources?|references?|citations?)\s*:\s*(.+)$", re.I | re.M)
 """The other common answer format: a trailing "Sources: a.md, b.md" line."""
-CONTEXT_LINE = re.compile(r"^\s*\[([^\]\n]{1,60})\]\s*(.*)$")
-CITATION_KEYS = ("chunk_id", "id", "label", "doc_id", "source", "document", "file", "path", "url", "title", "name")
+CITATION_KEYS = (
+    "chunk_id", "id", "label", "doc_id", "doc", "source", "document", "file", "filename", "path", "url", "title",
+    "name", "slug", "section",
+)  # fmt: skip
 SUPPORT_SHARE = 0.5
 """A claim is supported when at least half of its content words are in the text it cites."""
 MAX_ITEMS = 50
@@ -89,21 +91,15 @@ def _cited_text(names: list[str], context: dict[str, str]) -> str | None:
 
 
 def _retrieved(reply: Reply) -> dict[str, str]:
-    """Context blocks the app sent to the model for this request, by label ("[notes-3] text" lines)."""
+    """Context blocks the app sent to the model for this request, by each label a block goes by (the stand-in
+    model reads the same blocks: sandboxes/gateway/responder.py `context_lines`)."""
     blocks: dict[str, str] = {}
     for call in reply.calls:
         if call.endpoint not in GENERATION_ENDPOINTS:
             continue
-        current: str | None = None
-        for line in "\n".join([call.system, *call.messages]).splitlines():
-            match = CONTEXT_LINE.match(line)
-            if match:
-                current = match.group(1).strip()
-                blocks[current] = blocks.get(current, "") + " " + match.group(2)
-            elif current and line.strip():
-                blocks[current] += " " + line.strip()
-            else:
-                current = None
+        for labels, line in context_lines("\n".join([call.system, *call.messages])):
+            for label in labels:
+                blocks[label] = (blocks.get(label, "") + " " + line).strip()
     return blocks
 
 

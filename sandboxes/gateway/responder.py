@@ -16,7 +16,61 @@ import re
 
 DIMENSIONS = 256
 _WORD = re.compile(r"[a-z0-9]+")
-_LABELLED = re.compile(r"^\s*\[([\w.:#/-]{1,40})\]\s*(.+)$")
+_BRACKET = re.compile(r"^\s*\[([^\]\n]{1,60})\]\s*(.*)$")
+"""`[refunds-2] text` (the label's text on its line) or `[refunds-2]` alone, its text below."""
+_HEADING = re.compile(r"^\s*#{1,6}\s+\[?([^\]\n]{1,80}?)\]?\s*$")
+"""`### refunds.md` or `## [refunds.md]`: a document under a Markdown heading."""
+_RULED = re.compile(
+    r"^\s*(?:-{3,}|={3,})\s*(?:(?:source|document|doc|file)\s*[:=]\s*)?(.{1,80}?)\s*(?:-{3,}|={3,})\s*$", re.I
+)
+"""`--- refunds.md ---` or `=== Document: refunds.md ===`."""
+_FIELD = re.compile(r"^\s*(?:source|document|doc|file|filename|title|id)\s*[:=]\s*(.{1,120}?)\s*$", re.I)
+"""`Source: refunds.md` on a line of its own, the document below it."""
+_OPEN_TAG = re.compile(r"^\s*<([A-Za-z][\w-]{0,30})((?:\s+[\w:-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))+)\s*>(.*)$")
+"""`<document id="3" source="refunds.md">` (an XML-style block with attributes, as Anthropic's guides show)."""
+_ATTRIBUTE = re.compile(r"([\w:-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_LABEL_ATTRIBUTES = ("id", "name", "file", "filename", "source", "doc", "doc_id", "path", "title", "url", "slug")
+
+
+def context_lines(text: str) -> list[tuple[tuple[str, ...], str]]:
+    """Every non-empty line of a prompt with the labels of the context block it belongs to (empty outside any).
+
+    Candidates lay out retrieved documents in many ways; each is a header naming the document, its text after it
+    until the next header (or its closing tag): `[label] text` lines, a `[label]` line, Markdown headings,
+    `--- label ---` rules, `Source: label` lines and `<tag id=".." file="..">…</tag>` blocks, whose every naming
+    attribute is a label (an app may cite the id or the file). Lines outside any block keep no label."""
+    lines: list[tuple[tuple[str, ...], str]] = []
+    labels: tuple[str, ...] = ()
+    closing: str | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if closing is not None and stripped.startswith(f"</{closing}"):
+            labels, closing = (), None
+            continue
+        opened = _OPEN_TAG.match(line)
+        if opened:
+            found = {name.lower(): first or second for name, first, second in _ATTRIBUTE.findall(opened.group(2))}
+            named = tuple(found[key].strip() for key in _LABEL_ATTRIBUTES if found.get(key, "").strip())
+            if named:
+                labels, closing = named, opened.group(1)
+                if opened.group(3).strip():
+                    lines.append((labels, opened.group(3).strip()))
+                continue
+        bracket = _BRACKET.match(line)
+        if bracket:
+            labels = (bracket.group(1).strip(),)
+            if bracket.group(2).strip():
+                lines.append((labels, bracket.group(2).strip()))
+            continue
+        header = _HEADING.match(line) or _RULED.match(line) or _FIELD.match(line)
+        if header and closing is None:
+            labels = (header.group(1).strip(),)
+            continue
+        if stripped:
+            lines.append((labels, stripped))
+    return lines
+
+
 _STOP = {
     "the",
     "a",
@@ -105,10 +159,9 @@ def answer(system: str, user: str, gullible: bool = False) -> str:
     question = _question(user)
     wanted = set(words(question))
     scored: list[tuple[int, int, str, str | None]] = []
-    for order, line in enumerate(user.splitlines()):
-        match = _LABELLED.match(line)
-        label, text = (match.group(1), match.group(2)) if match else (None, line)
-        if not text.strip() or text.strip() == question.strip() or re.match(r"\s*(question|context)\s*:", text, re.I):
+    for order, (labels, text) in enumerate(context_lines(user)):
+        label = labels[0] if labels else None
+        if text == question.strip() or re.match(r"\s*(question|context)\s*:", text, re.I):
             continue
         overlap = len(wanted & set(words(text)))
         if overlap:
