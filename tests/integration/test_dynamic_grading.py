@@ -208,9 +208,9 @@ def test_without_companion_instances_the_main_one_does_their_work(
     (the ceiling after a restart with the budget), with the same outcomes, and the report says why."""
     original = run_module._Session._instance
 
-    def refusing(self: run_module._Session, role: str, *args: Any) -> Any:
+    def refusing(self: run_module._Session, role: str, *args: Any, **kwargs: Any) -> Any:
         if role == "main":
-            return original(self, role, *args)
+            return original(self, role, *args, **kwargs)
 
         @contextlib.asynccontextmanager
         async def refused() -> AsyncIterator[None]:
