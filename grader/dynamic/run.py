@@ -93,6 +93,7 @@ from sandboxes.dependency_files import (
 from sandboxes.docker_backend import make_readable
 from sandboxes.errors import LayerTooLarge, PodStartFailed, SandboxError, SandboxUnavailable
 from sandboxes.gateway.app import Fault, Gateway, GatewayConfig
+from sandboxes.gateway.clients import UNSERVED_PROVIDERS
 from sandboxes.gateway.proxy import ProviderProxy, serve_proxy
 from sandboxes.gateway.serve import SOCKET_NAME, serve_gateway, socket_path_fits
 from sandboxes.gateway.tls import GradingCA
@@ -101,6 +102,7 @@ from sandboxes.layers import VENV
 from sandboxes.service import STATE_DIR, TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
 
 REQUEST_TIMEOUT_S = 30.0
+UNSERVED_KEYS = frozenset(name for provider in UNSERVED_PROVIDERS for name in provider.env_vars)
 SETUP_TIMEOUT_S = 300.0
 SEED_DOCUMENT = (
     "Team handbook. Deploys go out from the main branch after a green CI run and one approving review. "
@@ -823,7 +825,10 @@ class _Session:
         env["PYTHONPATH"] = ":".join(paths)
         needed = [(need.name, need.example) for need in self.profile.env_needs if need.required]
         have = set(env) | set(gateway_env()) | {"PORT"}
-        filled = provider_free(placeholders(needed, have))
+        wanted = placeholders(needed, have)
+        # A key for a provider Viva does not serve opens nothing (its host is refused and recorded): with one, the
+        # app starts — its own work — and only its model-dependent checks are not_run, naming the provider.
+        filled = provider_free(wanted) | {name: value for name, value in wanted.items() if name in UNSERVED_KEYS}
         env |= filled
         env.setdefault("PORT", str(port))
         return env, sorted(filled)

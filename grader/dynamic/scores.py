@@ -154,6 +154,14 @@ def service_starts(params: ServiceStartsParams, run: DynamicRun) -> Score:
     if run.interface.query_path is None:
         return _dyn(0.5, f"The service started in {seconds}, but no query route could be found to ask it anything.")
     if service.first_query_status != 200:
+        unreachable = _unmeasurable(run)
+        if unreachable is not None and (service.first_query_status or 0) >= 500:
+            # Its query failed because its provider is one Viva cannot stand in for: starting was its own work.
+            return _dyn(
+                1.0,
+                f"The service started in {seconds} (via {run.interface.start_source}); its first query got status "
+                f"{service.first_query_status}, as any would here: {unreachable.explanation}",
+            )
         return _dyn(
             0.5, f"The service started in {seconds} but its first query got status {service.first_query_status}."
         )

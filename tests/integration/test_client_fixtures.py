@@ -177,7 +177,8 @@ def test_an_app_on_a_provider_viva_does_not_serve_is_not_run_naming_it(reports: 
     assert any(line.startswith("generativelanguage.googleapis.com:443 CONNECT") for line in run.providers.refused)
     for path in PROBED:
         assert leaf(report, path).status == "not_run" and "Google Gemini" in leaf(report, path).explanation, path
-    assert leaf(report, "engineering.starts").status == "scored"
+    starts = leaf(report, "engineering.starts")
+    assert starts.status == "scored" and starts.score == 1.0, starts.explanation
 
 
 def test_a_companion_killed_mid_grading_is_reported_not_hung_on(

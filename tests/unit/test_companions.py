@@ -155,7 +155,7 @@ def _run(**parts: object) -> DynamicRun:
         "sandbox": SandboxInfo(base_image="viva-base:offline"),
         "gateway": GatewaySettings("offline", 0.4, 80.0, 0.0, 1.0),
         "interface": AppInterface(query_path="/ask", snippet="manifest_version = 1"),
-        "service": ServiceResult(started=True, ready_seconds=1.0, first_query_status=200),
+        "service": ServiceResult(started=True, ready_seconds=1.0, first_query_status=502),
         "latency": LatencyResult(requests=50, errors=50, concurrency=4, end_to_end=timing),
     }
     return DynamicRun(**{**base, **parts})  # type: ignore[arg-type]
@@ -166,8 +166,10 @@ def test_an_app_on_a_provider_viva_does_not_serve_is_not_run_naming_it() -> None
     run = _run(providers=traffic)
     latency = dynamic_score("latency_p95", LatencyParams(), run)
     assert latency.status == "not_run" and "Google Gemini" in latency.explanation
-    # The service started: that is still the candidate's to earn, as is an eval suite that needs no model of Viva's.
-    assert dynamic_score("service_starts", ServiceStartsParams(), run).status == "scored"
+    # The service started: that is still the candidate's to earn (its 502 is Viva's), as is an eval suite.
+    starts = dynamic_score("service_starts", ServiceStartsParams(), run)
+    assert starts.status == "scored" and starts.value == 1.0, starts.explanation
+    assert dynamic_score("service_starts", ServiceStartsParams(), _run()).value == 0.5  # a 502 of its own
     assert dynamic_score("eval_suite_runs", EvalSuiteRunsParams(), run).status != "not_run"
 
 
