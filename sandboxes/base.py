@@ -238,8 +238,11 @@ class SandboxImages(abc.ABC):
         site-packages), or None when it does not import: what a mount over one of its files needs to know."""
         return None
 
-    def service_images(self, plan: PodPlan, policy: ServiceImagePolicy) -> tuple[dict[str, str], dict[str, str]]:
-        """Every companion's local image (service → image) and those that cannot be had (service → why)."""
+    def service_images(
+        self, plan: PodPlan, policy: ServiceImagePolicy, built: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Every companion's local image (service → image) and those that cannot be had (service → why). `built`
+        gives the images made for the sidecars built from the repository (their dependency layers)."""
         return {}, {
             sidecar.name: f"the {type(self).__name__} backend has no images for companion services"
             for sidecar in plan.sidecars

@@ -118,10 +118,12 @@ class DockerImages(SandboxImages):
         found = bytes(output).decode(errors="replace").strip().splitlines()
         return found[-1] if found and found[-1].startswith("/") else None
 
-    def service_images(self, plan: PodPlan, policy: ServiceImagePolicy) -> tuple[dict[str, str], dict[str, str]]:
+    def service_images(
+        self, plan: PodPlan, policy: ServiceImagePolicy, built: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
         from sandboxes.service_images import resolve_pod_images  # noqa: PLC0415 - only a pod needs it
 
-        found, missing = resolve_pod_images(self.client, plan, policy)
+        found, missing = resolve_pod_images(self.client, plan, policy, built)
         return {service: image.image for service, image in found.items()}, {
             item.service: f"{item.image}: {item.reason}" for item in missing
         }

@@ -12,14 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from grader.dynamic.model import ProviderTraffic, ProviderUse
 from grader.profile.model import StartCandidate
+from grader.profile.starts.dockerfile import image_config, parse_dockerfile, run_command, run_value
 from sandboxes.base import SandboxImages
 from sandboxes.gateway.app import Gateway
 from sandboxes.gateway.clients import unserved_provider
 from sandboxes.gateway.ledger import summarise
 from sandboxes.gateway.proxy import ProviderProxy
-from sandboxes.pod import MAX_COMPOSE_CHARS, PodPlan, load_compose, sidecars_from_compose
+from sandboxes.pod import MAX_COMPOSE_CHARS, CopiedPath, PodPlan, Sidecar, load_compose, sidecars_from_compose
 from sandboxes.service_images import ServiceImagePolicy
 from sandboxes.settings import SandboxSettings
 
@@ -41,10 +44,14 @@ class Companions:
         return [f"{item.service}: not started ({item.reason})" for item in self.plan.not_started]
 
 
-def plan_companions(
-    root: Path, start: StartCandidate, images: SandboxImages, settings: SandboxSettings
-) -> Companions | str | None:
-    """The companions `start` needs (None when it needs none), or why Viva cannot run them."""
+BUILT_DIR = "/work/app"
+"""Where a sidecar built from the repository finds its build context's files (a read-only copy), and runs."""
+SANDBOX_USER = "1000:1000"
+"""The candidate's own code runs as the same unprivileged user in a sidecar as in the app's sandbox."""
+
+
+def plan_pod(root: Path, start: StartCandidate) -> PodPlan | str | None:
+    """The pod `start` needs (None when it needs none), or why Viva cannot run it."""
     if not start.services:
         return None
     if not start.compose_service:
@@ -60,7 +67,67 @@ def plan_companions(
     if plan.refused:
         refused = "; ".join(f"{item.service}: {item.reason}" for item in plan.refusals)
         return f"its compose file asks for what a sandbox does not give ({refused})"
-    found, missing = images.service_images(plan, ServiceImagePolicy.from_settings(settings))
+    return plan
+
+
+def built_sidecar(root: Path, sidecar: Sidecar, image: str, env: dict[str, str]) -> Sidecar | str:
+    """A sidecar compose builds from the repository (`build: ./worker`), as Viva runs it: the dependency layer of
+    its build context (`image`), that context's files copied in read-only at BUILT_DIR, the command its compose
+    entry or its Dockerfile gives (RUN steps are not replayed, as for the app), as the sandbox's unprivileged user,
+    with `env` (the gateway's variables: a worker may call the model too). Or why it cannot run."""
+    assert sidecar.build is not None
+    context = sidecar.build.context
+    dockerfile = root / context / sidecar.build.dockerfile
+    try:
+        config = image_config(
+            parse_dockerfile(str(dockerfile.relative_to(root)), dockerfile.read_text(errors="replace")),
+            target=sidecar.build.target,
+        )
+    except (OSError, ValueError):
+        config = None
+    entrypoint = sidecar.entrypoint if sidecar.entrypoint is not None else (
+        run_value(config.entrypoint) if config else None
+    )  # fmt: skip
+    cmd: str | list[str] | None = sidecar.command
+    if cmd is None and sidecar.entrypoint is None and config is not None:
+        cmd = run_value(config.cmd)  # compose's entrypoint drops the image's CMD, as Docker does
+    command = run_command(entrypoint, cmd, config.shell if config else None)
+    if not command:
+        return (
+            f"{sidecar.name} is built from {context or '.'}, and neither its compose entry nor its Dockerfile says "
+            "what it runs"
+        )
+    return msgspec.structs.replace(
+        sidecar,
+        image=image,
+        entrypoint=[],
+        command=["sh", "-c", command],
+        user=SANDBOX_USER,
+        working_dir=BUILT_DIR,
+        environment={**(config.env if config else {}), **sidecar.environment, **env},
+        copied=[*sidecar.copied, CopiedPath(context or ".", BUILT_DIR, True)],
+    )
+
+
+def plan_companions(
+    root: Path,
+    start: StartCandidate,
+    images: SandboxImages,
+    settings: SandboxSettings,
+    built: dict[str, Sidecar] | None = None,
+) -> Companions | str | None:
+    """The companions `start` needs (None when it needs none), or why Viva cannot run them. `built` holds the
+    sidecars built from the repository, ready to run (`built_sidecar`)."""
+    plan = plan_pod(root, start)
+    if plan is None or isinstance(plan, str):
+        return plan
+    built = built or {}
+    plan = msgspec.structs.replace(plan, sidecars=[built.get(one.name, one) for one in plan.sidecars])
+    unbuilt = [one.name for one in plan.sidecars if one.build is not None and one.name not in built]
+    if unbuilt:
+        return f"its companion services {', '.join(unbuilt)} are built from the repository, and were not built"
+    made = {name: sidecar.image for name, sidecar in built.items() if sidecar.image}
+    found, missing = images.service_images(plan, ServiceImagePolicy.from_settings(settings), made)
     if missing:
         lacking = "; ".join(f"{service} ({why})" for service, why in missing.items())
         return f"the images of its companion services cannot be had on this host: {lacking}"

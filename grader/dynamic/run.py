@@ -26,7 +26,7 @@ import msgspec
 
 from grader.dynamic.citations import check_citations
 from grader.dynamic.client import Reply, ask
-from grader.dynamic.companions import Companions, plan_companions, provider_traffic
+from grader.dynamic.companions import Companions, built_sidecar, plan_companions, plan_pod, provider_traffic
 from grader.dynamic.cost import compare_costs, drive_ceiling, trip_budget
 from grader.dynamic.evals import run_evals
 from grader.dynamic.faults import SLOW_FAULTS, inject_faults
@@ -696,9 +696,7 @@ class _Session:
                 reason = f"its directory `{start.workdir}` is not in the repository"
             planned: Companions | None = None
             if reason is None:
-                pod = await asyncio.to_thread(
-                    plan_companions, self.root, self._with_services(start), self.images, self.options.sandbox
-                )
+                pod = await self._companions(start)
                 reason, planned = (pod, None) if isinstance(pod, str) else (None, pod)
             if reason is not None:
                 record = self._attempt_record(start, start_port(start), 0.0)
@@ -739,6 +737,24 @@ class _Session:
             if announced is not None and announced != attempt.port and tried < MAX_ATTEMPTS:
                 queue.insert(0, msgspec.structs.replace(start, port=announced, port_source="the app's own log"))
         self.start_failure = self._no_start()
+
+    async def _companions(self, start: StartCandidate) -> Companions | str | None:
+        """The companions `start` needs, ready to run beside each instance (those built from the repository get
+        the dependency layer of their build context, as the app does), or why Viva cannot run them."""
+        start = self._with_services(start)
+        plan = plan_pod(self.root, start)
+        if plan is None or isinstance(plan, str):
+            return plan
+        built = {}
+        for sidecar in plan.sidecars:
+            if sidecar.build is not None:
+                image, _ = await self._layer(sidecar.build.context, None)
+                env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": VENV, "HOME": "/tmp"}  # noqa: S108 - inside the sidecar (a tmpfs)
+                made = built_sidecar(self.root, sidecar, image, env | gateway_env())
+                if isinstance(made, str):
+                    return made
+                built[sidecar.name] = made
+        return await asyncio.to_thread(plan_companions, self.root, start, self.images, self.options.sandbox, built)
 
     def _with_services(self, start: StartCandidate) -> StartCandidate:
         """`start`, with the companions of the repository's compose app service when it names none of its own and

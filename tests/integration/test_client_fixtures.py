@@ -39,6 +39,7 @@ CHROMA_0_6 = "0.6.3"
 # fixture → (how Viva should start it, the (client, wire API) pairs its calls must come by)
 EXPECTED: dict[str, tuple[str, set[tuple[str, str]]]] = {
     "compose_postgres_redis": ("compose service api", {("openai-python", "openai.chat")}),
+    "compose_worker": ("compose service api", {("openai-python", "openai.chat")}),
     "compose_chroma": ("compose service api", {("openai-python", "openai.embeddings"), ("openai-python", "openai.chat")}),
     "requests_hardcoded": ("Dockerfile", {("python-requests", "openai.chat")}),
     "httpx_hardcoded": ("README", {("python-httpx", "openai.chat")}),
@@ -156,6 +157,9 @@ def test_companions_ran_beside_the_app_and_the_rest_were_listed(reports: dict[st
     assert not run.companions_down
     chroma = reports["compose_chroma"].dynamic
     assert chroma is not None and chroma.companions and chroma.companions[0].startswith("chroma:")
+    worker = reports["compose_worker"].dynamic  # `build: ./reranker`: its own dependency layer, its Dockerfile's CMD
+    assert worker is not None and worker.companions[0].startswith("reranker: viva-deps:"), worker.companions
+    assert "healthy" in worker.companions[0]
     assert "Companion services" in render_html(reports["compose_postgres_redis"])
 
 

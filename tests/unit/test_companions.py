@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.dynamic.companions import Companions, plan_companions, provider_traffic
+from grader.dynamic.companions import Companions, built_sidecar, plan_companions, plan_pod, provider_traffic
 from grader.dynamic.model import (
     AppInterface,
     DynamicRun,
@@ -86,8 +86,9 @@ class TableImages(FakeImages):
         super().__init__(FakeWorld())
         self.table = table
 
-    def service_images(self, plan, policy):  # type: ignore[no-untyped-def]
+    def service_images(self, plan, policy, built=None):  # type: ignore[no-untyped-def]
         found = {one.name: self.table[one.image] for one in plan.sidecars if one.image in self.table}
+        found |= dict(built or {})
         missing = {one.name: f"{one.image} is not on this host" for one in plan.sidecars if one.name not in found}
         return found, missing
 
@@ -200,3 +201,53 @@ def test_the_traffic_names_unserved_providers_among_refused_hosts() -> None:
     traffic = provider_traffic([], [_Proxy(refused)])  # type: ignore[list-item]
     assert traffic.unserved == ["Google Gemini"]
     assert traffic.refused[0].endswith("(×2)") and len(traffic.refused) == 2
+
+
+WORKER_COMPOSE = """\
+services:
+  api:
+    build: .
+    depends_on: [embedder, ingest]
+  embedder:
+    build: ./embedder
+    environment:
+      MODEL_NAME: tiny
+  ingest:
+    build:
+      context: ./jobs
+      dockerfile: Dockerfile.ingest
+    command: ingest.py --once
+"""
+
+
+def test_sidecars_built_from_the_repository_run_their_own_command_as_the_sandbox_user(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for path, text in {
+        "main.py": APP,
+        "Dockerfile": DOCKERFILE,
+        "requirements.txt": "fastapi==0.115.6\nuvicorn==0.34.0\n",
+        "docker-compose.yml": WORKER_COMPOSE,
+        "embedder/Dockerfile": 'FROM python:3.11-slim\nWORKDIR /srv\nCOPY . .\nENV PORT=9000\nCMD ["python", "serve.py"]\n',
+        "embedder/serve.py": "print('serving')\n",
+        "jobs/Dockerfile.ingest": 'FROM python:3.11-slim\nCOPY . .\nENTRYPOINT ["python"]\nCMD ["run.py"]\n',
+        "jobs/ingest.py": "print('ingested')\n",
+    }.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    start = next(one for one in build_profile(root).starts if one.source == "compose service api")
+    plan = plan_pod(root, start)
+    assert plan is not None and not isinstance(plan, str), plan
+    embedder, ingest = (plan.sidecar(name) for name in ("embedder", "ingest"))
+    made = built_sidecar(root, embedder, "viva-deps:abc", {"OPENAI_BASE_URL": "http://127.0.0.1:18080/v1"})
+    assert not isinstance(made, str)
+    assert made.command == ["sh", "-c", "python serve.py"] and made.user == "1000:1000"
+    assert made.working_dir == "/work/app" and made.copied[-1].source == "embedder"
+    assert made.environment["PORT"] == "9000" and made.environment["MODEL_NAME"] == "tiny"
+    assert made.environment["OPENAI_BASE_URL"].startswith("http://127.0.0.1")
+    # compose's `command` replaces the Dockerfile's CMD and keeps its ENTRYPOINT, as Docker does
+    job = built_sidecar(root, ingest, "viva-deps:def", {})
+    assert not isinstance(job, str) and job.command == ["sh", "-c", "python ingest.py --once"]
+    unbuilt = plan_companions(root, start, TableImages({}), SandboxSettings())
+    assert isinstance(unbuilt, str) and "built from the repository" in unbuilt
+    ready = plan_companions(root, start, TableImages({}), SandboxSettings(), {"embedder": made, "ingest": job})
+    assert isinstance(ready, Companions) and ready.images == {"embedder": "viva-deps:abc", "ingest": "viva-deps:def"}
