@@ -49,12 +49,36 @@ def eval_case_count(profile: RepoProfile, params: EvalCaseCountParams) -> Score:
         evidence += [
             Evidence(item.path, item.line, item.excerpt, f"not counted: {golden.reason}") for item in golden.evidence
         ]
-    if not evals.golden_sets and not evals.parametrized_cases:
+    if evals.answer_test_cases:
+        parts.append(f"including {evals.answer_test_cases} test(s) that ask a question and assert on the answer")
+        evidence += evals.answer_test_evidence
+    if not evals.golden_sets and not evals.parametrized_cases and not evals.answer_test_cases:
         parts = [
-            f"No golden set found (looked for JSON/JSONL/CSV/YAML cases under eval, golden, dataset paths "
-            f"and parametrized eval tests); the bar is {params.minimum} hand-written cases"
+            f"No golden set found (looked for JSON/JSONL/CSV/YAML cases under eval, golden, dataset paths, "
+            f"parametrized eval tests and tests that assert on answers); the bar is {params.minimum} hand-written cases"
         ]
-    return Score.scored(ratio(hand_written, params.minimum), "; ".join(parts) + ".", evidence[:MAX_EVIDENCE])
+    value = case_level(hand_written, params.minimum)
+    if evals.harness and value < HANDFUL:
+        # An eval framework is driven from code but its cases are not in the repository (a hosted dataset).
+        parts.append("an eval framework is run from code, with its cases kept outside the repository")
+        evidence += evals.harness
+        value = HANDFUL
+    return Score.scored(value, "; ".join(parts) + ".", evidence[:MAX_EVIDENCE])
+
+
+HANDFUL = 0.34
+"""A handful of cases: docs/LABELLING.md's level 1."""
+
+
+def case_level(cases: int, minimum: int) -> float:
+    """The labelling guide's levels for a count of cases against the bar: none 0; a handful (under a fifth of
+    the bar) 0.34; dozens, short of the bar, 0.8 (with the suite's automation this reaches level 2 and more);
+    the bar or more 1.0."""
+    if cases <= 0:
+        return 0.0
+    if cases >= minimum:
+        return 1.0
+    return HANDFUL if cases < max(1, minimum // 5) else 0.8
 
 
 @STATIC_CHECKS.register("evals_in_ci")
@@ -102,9 +126,18 @@ def injection_guards(profile: RepoProfile, params: NoParams) -> Score:
     if has_input and has_output:
         return Score.scored(1.0, "Guards screen both the input (injection) and the output (leaks).", evidence)
     if has_input or has_output:
+        # A real guard on either side is the guide's level 2 with no tests (docs/LABELLING.md): full marks here,
+        # the missing side named.
         side = "input" if has_input else "output"
         other = "output (system-prompt or data leaks)" if has_input else "input (injection attempts)"
-        return Score.scored(0.5, f"Only the {side} is guarded; nothing screens the {other}.", evidence)
+        return Score.scored(0.9, f"The {side} is guarded; nothing screens the {other}.", evidence)
+    if facts.gestures:
+        return Score.scored(
+            0.4,
+            "Only the prompt resists injection (the context is fenced, or the model is told to keep to it); nothing "
+            "in the code screens the input or the output.",
+            facts.gestures[:MAX_EVIDENCE],
+        )
     return Score.scored(
         0.0, "No injection guard found in the application code (input screening or output leak checks)."
     )
@@ -124,27 +157,44 @@ def injection_tests(profile: RepoProfile, params: InjectionTestsParams) -> Score
 
 @STATIC_CHECKS.register("citation_structure")
 def citation_structure(profile: RepoProfile, params: NoParams) -> Score:
+    """The labelling guide's levels: sources shown loosely (all retrieved documents beside the answer, or a prompt
+    asking for sources) 0.34; citations in the response contract (a sources field, or inline markers the prompt
+    asks for with retrieved sources returned) 0.67, 0.8 with both; cited ids checked against the retrieved 1.0."""
     facts = profile.citations
-    parts = [
-        ("response fields", facts.response_fields, 0.4),
-        ("prompt instructions with a citation format", facts.prompt_instructions, 0.3),
-        ("validation of cited ids against what was retrieved", facts.validation, 0.3),
-    ]
-    value = sum(weight for _, items, weight in parts if items)
-    present = [name for name, items, _ in parts if items]
-    absent = [name for name, items, _ in parts if not items]
-    evidence = [item for _, items, _ in parts for item in items]
-    if not present:
-        return Score.scored(0.0, "Responses carry no citations: no citation fields, prompt instructions or validation.")
-    text = f"Found {', '.join(present)}"
-    text += f"; missing {', '.join(absent)}." if absent else "."
-    return Score.scored(value, text, evidence)
+    fields, markers, checked = facts.response_fields, facts.prompt_instructions, facts.validation
+    loose = facts.loose_sources + facts.asks
+    evidence = [*checked, *fields, *markers, *loose][:MAX_EVIDENCE]
+    if checked and (fields or markers):
+        return Score.scored(1.0, "Citations are in the response and checked against what was retrieved.", evidence)
+    if fields and markers:
+        return Score.scored(
+            0.8, "A sources field and inline markers the prompt asks for; nothing checks cited ids.", evidence
+        )
+    if fields or (markers and facts.loose_sources):
+        what = "a sources field in the response" if fields else "inline markers, with the retrieved sources returned"
+        return Score.scored(
+            0.67, f"Citations are part of the response contract ({what}); nothing checks them.", evidence
+        )
+    if markers or loose:
+        return Score.scored(
+            0.34,
+            "Sources are shown loosely: the retrieved documents beside the answer, or a prompt asking for citations "
+            "that nothing in the response carries.",
+            evidence,
+        )
+    return Score.scored(0.0, "Responses carry no citations: no citation fields, prompt instructions or validation.")
 
 
 @STATIC_CHECKS.register("cost_accounting")
 def cost_accounting(profile: RepoProfile, params: NoParams) -> Score:
-    if profile.cost.accounting:
-        return Score.scored(1.0, "Token usage is converted to money in the code.", profile.cost.accounting)
+    cost = profile.cost
+    if cost.accounting:
+        return Score.scored(1.0, "Token usage is converted to money in the code.", cost.accounting)
+    if cost.usage or cost.tracing:
+        seen = "token usage is read from the model's responses" if cost.usage else "a tracer records usage outside"
+        return Score.scored(
+            0.4, f"Usage is seen, not priced: {seen}; nothing turns it into money.", cost.usage or cost.tracing
+        )
     return Score.scored(0.0, "No code converts token usage to cost (prices × tokens, or a pricing library).")
 
 
@@ -157,7 +207,7 @@ def budget_ceiling(profile: RepoProfile, params: NoParams) -> Score:
         )
     if cost.alerts_only:
         return Score.scored(
-            0.5,
+            0.75,
             "Spending is compared with a limit, but going over only logs or alerts; nothing stops the spending.",
             cost.alerts_only,
         )
@@ -166,17 +216,22 @@ def budget_ceiling(profile: RepoProfile, params: NoParams) -> Score:
 
 @STATIC_CHECKS.register("latency_measurement")
 def latency_measurement(profile: RepoProfile, params: NoParams) -> Score:
+    """The labelling guide's levels: a timer or tracing spans 0.34; percentiles or histograms of time, or a load
+    test, 0.67; percentiles checked against a target 1.0."""
     latency = profile.latency
-    if latency.timing and latency.percentiles:
+    aggregated = latency.percentiles + latency.load_tests
+    if aggregated and latency.targets:
         return Score.scored(
-            1.0,
-            "Requests are timed and latency is reported as percentiles.",
-            latency.timing[:5] + latency.percentiles[:5],
+            1.0, "Latency is aggregated as percentiles and checked against a target.", latency.targets + aggregated
         )
-    if latency.percentiles:
-        return Score.scored(0.6, "Percentiles are computed, but no request timing was found.", latency.percentiles)
-    if latency.timing:
-        return Score.scored(0.4, "Requests are timed, but no percentiles (p50/p95/p99) are computed.", latency.timing)
+    if aggregated:
+        what = "percentiles or a histogram of time" if latency.percentiles else "a load test"
+        return Score.scored(0.67, f"Latency is aggregated ({what}), with no target checked.", aggregated)
+    if latency.timing or latency.tracing:
+        what = "requests are timed" if latency.timing else "a tracer records spans"
+        return Score.scored(
+            0.34, f"Only a timer: {what}, with no percentiles over requests.", latency.timing or latency.tracing
+        )
     return Score.scored(0.0, "Latency is not measured in the code.")
 
 

@@ -191,6 +191,7 @@ class _Collector:
         self.eval_param_evidence: list[Evidence] = []
         self.facts: dict[str, list[Evidence]] = defaultdict(list)
         self.injection_test_cases = 0
+        self.answer_test_cases = 0
 
     # --- per file ---------------------------------------------------------------------------------------
 
@@ -305,8 +306,19 @@ class _Collector:
             "timeouts",
             "retries",
             "fallbacks",
+            "tracing",
+            "load_tests",
+            "latency_targets",
+            "usage_reads",
+            "loose_sources",
+            "citation_asks",
+            "prompt_gestures",
+            "eval_harness",
         ):
             self.facts[key] += [evidence(line) for line in dict.fromkeys(getattr(facts, key))]
+        for line, cases in facts.injection_tests:  # attack tests, and red-team scans wherever they live
+            self.injection_test_cases += cases
+            self.facts["injection_tests"].append(evidence(line, f"{cases} case(s)"))
         self.prompts += [evidence(line) for line in facts.prompts]
         self.written_names |= facts.written_names
         self.classes.update(facts.classes)
@@ -326,9 +338,12 @@ class _Collector:
             if is_eval and cases > 1:
                 self.eval_param_cases += cases
                 self.eval_param_evidence.append(evidence(line, f"{name}: {cases} parametrized cases"))
-        for line, cases in facts.injection_tests:
-            self.injection_test_cases += cases
-            self.facts["injection_tests"].append(evidence(line, f"{cases} case(s)"))
+        counted = {line for _, line, cases in facts.test_functions if is_eval and cases > 1}
+        for line, cases in facts.answer_tests:
+            if line not in counted:
+                self.answer_test_cases += cases
+                note = f"asks a question and asserts on the answer ({cases})"
+                self.facts["answer_tests"].append(evidence(line, note))
 
     def _dependencies(self, path: str, text: str) -> None:
         parsed, refused, problem = deps.parse_dependency_file(path, text)
@@ -368,6 +383,9 @@ class _Collector:
             golden_sets=golden_sets,
             parametrized_cases=self.eval_param_cases,
             parametrized_evidence=_cap(self.eval_param_evidence),
+            answer_test_cases=self.answer_test_cases,
+            answer_test_evidence=_cap(self.facts["answer_tests"]),
+            harness=_cap(self.facts["eval_harness"]),
         )
         f = self.facts
         app = self.manifest.get("app") if self.manifest is not None else None
@@ -391,13 +409,33 @@ class _Collector:
             tests=TestFacts(self.test_files, self.test_functions, self.test_param_cases, _cap(self.test_evidence)),
             evals=evals,
             injection=InjectionFacts(
-                _cap(f["input_guards"]), _cap(f["output_guards"]), _cap(f["injection_tests"]), self.injection_test_cases
+                _cap(f["input_guards"]),
+                _cap(f["output_guards"]),
+                _cap(f["injection_tests"]),
+                self.injection_test_cases,
+                gestures=_cap(f["prompt_gestures"]),
             ),
             citations=CitationFacts(
-                _cap(f["citation_fields"]), _cap(f["citation_prompts"]), _cap(f["citation_validation"])
+                _cap(f["citation_fields"]),
+                _cap(f["citation_prompts"]),
+                _cap(f["citation_validation"]),
+                loose_sources=_cap(f["loose_sources"]),
+                asks=_cap(f["citation_asks"]),
             ),
-            cost=CostFacts(_cap(f["cost_accounting"]), _cap(f["ceilings"]), _cap(f["alerts_only"])),
-            latency=LatencyFacts(_cap(f["timing"]), _cap(f["percentiles"])),
+            cost=CostFacts(
+                _cap(f["cost_accounting"]),
+                _cap(f["ceilings"]),
+                _cap(f["alerts_only"]),
+                usage=_cap(f["usage_reads"]),
+                tracing=_cap(f["tracing"]),
+            ),
+            latency=LatencyFacts(
+                _cap(f["timing"]),
+                _cap(f["percentiles"]),
+                tracing=_cap(f["tracing"]),
+                load_tests=_cap(f["load_tests"]),
+                targets=_cap(f["latency_targets"]),
+            ),
             resilience=ResilienceFacts(_cap(f["timeouts"]), _cap(f["retries"]), _cap(f["fallbacks"])),
             routes=[self._route(raw, evidence) for raw, evidence in self.raw_routes][:100],
             readme=self.readme,

@@ -111,10 +111,16 @@ class EvalFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     parametrized_cases: int = 0
     """Hand-written cases in literal parametrizations of eval tests."""
     parametrized_evidence: list[Evidence] = msgspec.field(default_factory=list)
+    answer_test_cases: int = 0
+    """Test functions (outside parametrized eval tests) that ask the system a question and assert on the answer."""
+    answer_test_evidence: list[Evidence] = msgspec.field(default_factory=list)
+    harness: list[Evidence] = msgspec.field(default_factory=list)
+    """An eval framework driven from code (ragas, DeepEval, a Weave Evaluation, Inspect): cases may live outside."""
 
     @property
     def hand_written_cases(self) -> int:
-        return sum(s.cases for s in self.golden_sets if s.hand_written) + self.parametrized_cases
+        golden = sum(s.cases for s in self.golden_sets if s.hand_written)
+        return golden + self.parametrized_cases + self.answer_test_cases
 
 
 class InjectionFacts(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -122,12 +128,18 @@ class InjectionFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     output_guards: list[Evidence] = msgspec.field(default_factory=list)
     tests: list[Evidence] = msgspec.field(default_factory=list)
     test_cases: int = 0
+    gestures: list[Evidence] = msgspec.field(default_factory=list)
+    """Prompt text that fences the context or tells the model to keep to it, with nothing in code checking."""
 
 
 class CitationFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     response_fields: list[Evidence] = msgspec.field(default_factory=list)
     prompt_instructions: list[Evidence] = msgspec.field(default_factory=list)
     validation: list[Evidence] = msgspec.field(default_factory=list)
+    loose_sources: list[Evidence] = msgspec.field(default_factory=list)
+    """Retrieved documents handed back beside the answer (all of them, not the ones it cites)."""
+    asks: list[Evidence] = msgspec.field(default_factory=list)
+    """Prompt text asking for sources without a format to cite in."""
 
 
 class CostFacts(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -136,11 +148,20 @@ class CostFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     """Comparisons of spend against a limit whose branch refuses (raise / return / HTTP error)."""
     alerts_only: list[Evidence] = msgspec.field(default_factory=list)
     """Comparisons of spend against a limit whose branch only logs or alerts."""
+    usage: list[Evidence] = msgspec.field(default_factory=list)
+    """Token usage read from model responses (not priced)."""
+    tracing: list[Evidence] = msgspec.field(default_factory=list)
+    """A tracing integration that records usage outside the app (LangSmith, Langfuse, OpenTelemetry, Weave)."""
 
 
 class LatencyFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     timing: list[Evidence] = msgspec.field(default_factory=list)
     percentiles: list[Evidence] = msgspec.field(default_factory=list)
+    """Percentiles or histograms of time (not of similarity scores)."""
+    tracing: list[Evidence] = msgspec.field(default_factory=list)
+    load_tests: list[Evidence] = msgspec.field(default_factory=list)
+    targets: list[Evidence] = msgspec.field(default_factory=list)
+    """A percentile compared with a target."""
 
 
 class ResilienceFacts(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -33,6 +33,43 @@ _PERCENTILE = re.compile(r"^p(50|90|95|99)$|percentile|quantile", re.I)
 _COST_LIBS = re.compile(r"genai_prices|tokencost|completion_cost|cost_per_token|calc_price", re.I)
 _WRITE_METHODS = {"write_text", "write_bytes", "to_csv", "to_json", "to_parquet", "to_jsonl", "dump_json"}
 _DATA_NAME = re.compile(r"[\w.-]+\.(jsonl|json|csv|ya?ml|tsv)$", re.I)
+_LATENCY_NAME = re.compile(r"latenc|elapsed|duration|took|time_taken|response_time|time_spent|seconds|_ms$|^ms$", re.I)
+_LATENCY_CONTEXT = re.compile(
+    r"latenc|elapsed|duration|response_time|time_taken|seconds|_ms\b|timing|timings|\bp(50|90|95|99)\b", re.I
+)
+_TARGET = re.compile(r"^p9[059]|percentile|quantile", re.I)
+_TRACING_MODULES = re.compile(
+    r"^(langsmith|langfuse|opentelemetry|openinference|weave|phoenix|arize|agentops|helicone|traceloop|"
+    r"openlit|mlflow\.tracing|azure\.monitor\.opentelemetry)\b"
+)
+_TRACING_TEXT = re.compile(r"LANGCHAIN_TRACING(_V2)?|LANGSMITH_TRACING|LANGFUSE_(PUBLIC|SECRET)_KEY|OTEL_EXPORTER")
+_USAGE_ATTRS = {
+    "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens", "usage_metadata",
+    "token_usage", "prompt_eval_count", "eval_count",
+}  # fmt: skip
+_LOOSE_SOURCES = re.compile(r"^(source_documents|sourceDocuments|source_nodes|retrieved_docs|retrieved_documents)$")
+_WITH_SOURCES = re.compile(r"WithSources|with_sources|qa_with_sources")
+_CITE_ASK = re.compile(r"\bcite\b|\bcitations?\b|\bsources?\b.{0,40}\b(answer|respon|include|list|mention)", re.I)
+_GESTURE = re.compile(
+    r"(only|solely|strictly)\b.{0,40}\b(context|documents?|sources?|provided|excerpts?)|"
+    r"(do not|don't|never)\s+(follow|obey|execute)\b.{0,40}\binstructions?|"
+    r"ignore\b.{0,30}\binstructions?\b.{0,40}\b(context|documents?|retrieved)|"
+    r"(do not|don't|never)\s+(reveal|disclose|share)\b.{0,30}\b(system|prompt|instructions)",
+    re.I,
+)
+_DELIMITED = re.compile(r"(-{3,}|={3,}|`{3}|#{3,}|<context>|<documents?>|\[context\]|\"{3})")
+_PROMPT_WORDS = re.compile(r"context|question|answer|documents?|retrieved", re.I)
+_TEXT_ARG = re.compile(
+    r"^(query|question|prompt|message|messages|user_input|input_text|text|content|answer|response|output|"
+    r"completion|reply|user_message|msg|q)$",
+    re.I,
+)
+_EVAL_HARNESS = re.compile(
+    r"^(ragas|deepeval|promptfoo|inspect_ai|trulens|trulens_eval|giskard|phoenix\.evals|langsmith\.evaluation|"
+    r"azure\.ai\.evaluation|mlflow)\b"
+)
+_EVAL_CALLS = {"evaluate", "Evaluation", "EvaluationDataset", "assert_test", "GEval", "Task", "aevaluate"}
+_RED_TEAM_CALLS = {"RedTeam", "RedTeamer", "redteam", "garak"}
 
 ROUTE_METHODS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
 APP_FACTORIES = {
@@ -87,6 +124,24 @@ class PythonFacts:
     """uvicorn.run("module:app") and similar, as (target, line)."""
     written_names: set[str] = field(default_factory=set)
     """Base names of data files this file writes (open(..., "w"), .write_text, .to_csv, ...)."""
+    tracing: list[Line] = field(default_factory=list)
+    """A tracing integration (LangSmith, Langfuse, OpenTelemetry, Weave…): timings and usage recorded outside."""
+    load_tests: list[Line] = field(default_factory=list)
+    """A load-test tool (locust): latency aggregated over many requests."""
+    latency_targets: list[Line] = field(default_factory=list)
+    """A percentile compared with a target (`assert p95 < 3.0`, `if p95 > SLO: alert`)."""
+    usage_reads: list[Line] = field(default_factory=list)
+    """Token usage read from a model response (`response.usage.total_tokens`, `usage_metadata`)."""
+    loose_sources: list[Line] = field(default_factory=list)
+    """Retrieved documents handed back beside the answer (`return_source_documents=True`, `source_documents`)."""
+    citation_asks: list[Line] = field(default_factory=list)
+    """Prompt text asking the model to cite, without a format to cite in."""
+    prompt_gestures: list[Line] = field(default_factory=list)
+    """Prompt text that fences the context or tells the model to keep to it (no check in code)."""
+    answer_tests: list[tuple[Line, int]] = field(default_factory=list)
+    """Test functions that ask the system a question and assert on the answer: eval cases written as tests."""
+    eval_harness: list[Line] = field(default_factory=list)
+    """An eval framework driven from code (ragas/DeepEval evaluate, a Weave Evaluation, an Inspect task)."""
 
 
 @dataclass(frozen=True)
@@ -218,10 +273,23 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         self.facts.imports += [(alias.name, node.lineno) for alias in node.names]
+        for alias in node.names:
+            self._imported(alias.name, node.lineno)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.module and not node.level:
             self.facts.imports.append((node.module, node.lineno))
+            self._imported(node.module, node.lineno)
+            if _WITH_SOURCES.search(" ".join(alias.name for alias in node.names)) and not self.is_test:
+                self.facts.citation_fields.append(node.lineno)  # RetrievalQAWithSourcesChain: sources as a field
+
+    def _imported(self, module: str, line: Line) -> None:
+        if _TRACING_MODULES.match(module):
+            self.facts.tracing.append(line)
+        if module.split(".", maxsplit=1)[0] == "locust":
+            self.facts.load_tests.append(line)
+        if _EVAL_HARNESS.match(module):
+            self.facts.eval_harness.append(line)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
@@ -235,6 +303,12 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _remember_value(self, name: str, value: ast.AST, line: Line) -> None:
+        if (
+            not self.is_test
+            and _LATENCY_NAME.search(name)
+            and any(isinstance(child, ast.BinOp) and isinstance(child.op, ast.Sub) for child in ast.walk(value))
+        ):
+            self.facts.timing.append(line)  # `elapsed = time.time() - start`
         length = _literal_length(value)
         if length is not None and not self.functions:
             self.module_lists[name] = length
@@ -253,6 +327,67 @@ class _Visitor(ast.NodeVisitor):
             self.facts.fallbacks.append(line)
         if not self.is_test and self.words.tokens and _PRICE.search(name) and _is_token_arithmetic(value):
             self.facts.cost_accounting.append(line)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if self.is_test or not isinstance(node.value, str) or len(node.value) < 40:
+            return
+        text = node.value
+        if not _PROMPT_WORDS.search(text):
+            return
+        if _GESTURE.search(text) or (_DELIMITED.search(text) and re.search(r"context|documents?", text, re.I)):
+            self.facts.prompt_gestures.append(node.lineno)
+        if _CITE_PROMPT.search(text) and _CITE_FORMAT.search(text):
+            self.facts.citation_prompts.append(node.lineno)
+        elif _CITE_ASK.search(text):
+            self.facts.citation_asks.append(node.lineno)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        parts = [part.value for part in node.values if isinstance(part, ast.Constant) and isinstance(part.value, str)]
+        self.visit_Constant(ast.Constant(value="".join(parts), lineno=node.lineno))
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return  # a docstring or a bare string: a comment, never evidence of what the code does
+        self.generic_visit(node)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        keys = [key.value for key in node.keys if isinstance(key, ast.Constant) and isinstance(key.value, str)]
+        if (
+            not self.is_test
+            and any(_CITE_FIELD.match(key) for key in keys)
+            and any(
+                key.lower() in {"answer", "response", "result", "output", "reply", "text", "content", "message"}
+                for key in keys
+            )
+        ):
+            self.facts.citation_fields.append(node.lineno)  # {"answer": ..., "sources": [...]}
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if not self.is_test:
+            if node.attr in _USAGE_ATTRS:
+                self.facts.usage_reads.append(node.lineno)
+            if _LOOSE_SOURCES.match(node.attr):
+                self.facts.loose_sources.append(node.lineno)
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        key = node.slice
+        if not self.is_test and isinstance(key, ast.Constant) and isinstance(key.value, str):
+            if key.value in _USAGE_ATTRS or key.value == "usage":
+                self.facts.usage_reads.append(node.lineno)
+            if _LOOSE_SOURCES.match(key.value):
+                self.facts.loose_sources.append(node.lineno)
+            if key.value == "source" and "metadata" in dotted_name(node.value):
+                self.facts.loose_sources.append(node.lineno)  # doc.metadata["source"] shown beside the answer
+        self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        if any(isinstance(op, ast.Gt | ast.GtE | ast.Lt | ast.LtE) for op in node.ops):
+            sides = [" ".join(_names_in(part)).split(".")[-1] for part in [node.left, *node.comparators]]
+            if any(_TARGET.search(side.rsplit(".", 1)[-1]) for side in sides if side):
+                self.facts.latency_targets.append(node.lineno)
+        self.generic_visit(node)
 
     # --- classes and functions -------------------------------------------------------------------
 
@@ -311,10 +446,26 @@ class _Visitor(ast.NodeVisitor):
         self.facts.test_functions.append((node.name, node.lineno, cases))
         if attack:
             self.facts.injection_tests.append((node.lineno, cases))
+        elif self._asks_and_asserts(node):
+            self.facts.answer_tests.append((node.lineno, cases))
+
+    @staticmethod
+    def _asks_and_asserts(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """A test that puts a question to the system and asserts on what comes back (`assert "30 days" in
+        answer`, an LLM judge's verdict): an eval case, whatever the file is called."""
+        questions = [text for text in _strings_in(node) if text.rstrip().endswith("?") and len(text.split()) >= 3]
+        asserts = any(isinstance(child, ast.Assert) for child in ast.walk(node))
+        return bool(questions) and asserts
 
     def _guard_name(self, name: str, line: Line, node: ast.AST) -> None:
         if self.is_test or not _GUARD_NAME.search(name):
             return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            # A guard screens text on its way to or from the model: a function that takes none (a screenshot's
+            # `screen`, a file name's `sanitize`) is not one.
+            arguments = [arg.arg for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]]
+            if not any(_TEXT_ARG.match(argument) for argument in arguments):
+                return
         names = " ".join(_names_in(node)).lower()
         compares_prompt = "system_prompt" in names or "prompt" in name.lower()
         if _OUTPUT_GUARD_NAME.search(name) or (compares_prompt and "leak" in name.lower()):
@@ -418,17 +569,27 @@ class _Visitor(ast.NodeVisitor):
 
     def _call_facts(self, node: ast.Call, dotted: str, last: str) -> None:
         line = node.lineno
-        if last in {"perf_counter", "monotonic", "perf_counter_ns"}:
+        if last in {"perf_counter", "monotonic", "perf_counter_ns"} or last in {"Timer", "timer", "timeit"}:
             self.facts.timing.append(line)
         if (
             _PERCENTILE.search(last)
             or dotted in {"statistics.quantiles", "np.percentile", "numpy.percentile"}
-            or (last in {"Histogram", "Summary"} and "prometheus" in dotted.lower() + "prometheus")
-        ):
+            or last in {"Histogram", "Summary"}
+        ) and self._about_latency(node):
             self.facts.percentiles.append(line)
+        if _TRACING_TEXT.search(" ".join(_strings_in(node))):
+            self.facts.tracing.append(line)
+        if last in _EVAL_CALLS and dotted.split(".", 1)[0] in {"ragas", "deepeval", "weave", "mlflow", "inspect_ai"}:
+            self.facts.eval_harness.append(line)
+        if last in _RED_TEAM_CALLS:
+            self.facts.injection_tests.append((line, 5))
         if _COST_LIBS.search(dotted):
             self.facts.cost_accounting.append(line)
         for keyword in node.keywords:
+            if keyword.arg in {"return_source_documents", "return_sources", "include_sources"} and not (
+                isinstance(keyword.value, ast.Constant) and keyword.value.value in (False, None)
+            ):
+                self.facts.loose_sources.append(line)
             if keyword.arg in {"timeout", "read_timeout", "request_timeout"} and not (
                 isinstance(keyword.value, ast.Constant) and keyword.value.value is None
             ):
@@ -450,6 +611,12 @@ class _Visitor(ast.NodeVisitor):
             first = node.args[0]
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 self.facts.run_calls.append((first.value, line))
+
+    def _about_latency(self, node: ast.Call) -> bool:
+        """A percentile or histogram of time (its arguments, its name, or the function it is in say so), not of
+        similarity scores or token counts."""
+        text = " ".join([*_names_in(node), *_strings_in(node), *self.functions])
+        return bool(_LATENCY_CONTEXT.search(text))
 
     def _write_facts(self, node: ast.Call, dotted: str, last: str) -> None:
         targets: list[ast.AST] = []

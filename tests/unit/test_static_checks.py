@@ -46,7 +46,7 @@ def test_empty_repository_scores_zero_with_a_reason(name: str) -> None:
     assert len(score.explanation) > 20
 
 
-def test_eval_case_count_is_proportional_and_ignores_generated_sets() -> None:
+def test_eval_case_count_follows_the_guides_levels_and_ignores_generated_sets() -> None:
     profile = RepoProfile(
         evals=EvalFacts(
             golden_sets=[
@@ -56,9 +56,12 @@ def test_eval_case_count_is_proportional_and_ignores_generated_sets() -> None:
         )
     )
     score = run_static_check("eval_case_count", profile, EvalCaseCountParams(minimum=50))
-    assert score.value == pytest.approx(0.6)
+    assert score.value == pytest.approx(0.8)  # dozens, short of the bar (docs/LABELLING.md, evals level 2)
     assert "30 hand-written" in score.explanation and "500 case(s) in evals/gen.jsonl not counted" in score.explanation
     assert run_static_check("eval_case_count", profile, EvalCaseCountParams(minimum=20)).value == 1.0
+    handful = RepoProfile(evals=EvalFacts(golden_sets=[GoldenSet("evals/a.jsonl", 4, True, evidence=[E])]))
+    assert run_static_check("eval_case_count", handful, EvalCaseCountParams(minimum=50)).value == pytest.approx(0.34)
+    assert run_static_check("eval_case_count", RepoProfile(), EvalCaseCountParams(minimum=50)).value == 0.0
 
 
 def test_evals_in_ci_pull_request_push_and_missing() -> None:
@@ -73,16 +76,18 @@ def test_evals_in_ci_pull_request_push_and_missing() -> None:
     assert missed.value == 0.0 and "not an eval suite" in missed.explanation
 
 
-def test_guards_need_both_sides_for_full_credit() -> None:
+def test_guards_on_both_sides_beat_one_and_one_beats_a_prompt_gesture() -> None:
     both = RepoProfile(injection=InjectionFacts(input_guards=[E], output_guards=[E]))
     one = RepoProfile(injection=InjectionFacts(input_guards=[E]))
-    assert run_static_check("injection_guards", both, NoParams()).value == 1.0
-    assert run_static_check("injection_guards", one, NoParams()).value == 0.5
+    gesture = RepoProfile(injection=InjectionFacts(gestures=[E]))
+    values = [run_static_check("injection_guards", p, NoParams()).value for p in (both, one, gesture, RepoProfile())]
+    assert values == [1.0, 0.9, 0.4, 0.0]
+    assert "nothing screens the output" in run_static_check("injection_guards", one, NoParams()).explanation
 
 
-def test_alert_only_ceiling_is_half_credit() -> None:
+def test_an_alert_only_ceiling_is_less_than_one_that_refuses() -> None:
     assert run_static_check("budget_ceiling", RepoProfile(cost=CostFacts(ceilings=[E])), NoParams()).value == 1.0
-    assert run_static_check("budget_ceiling", RepoProfile(cost=CostFacts(alerts_only=[E])), NoParams()).value == 0.5
+    assert run_static_check("budget_ceiling", RepoProfile(cost=CostFacts(alerts_only=[E])), NoParams()).value == 0.75
 
 
 def test_pinned_share_against_the_bar_and_lock_files() -> None:

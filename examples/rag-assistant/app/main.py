@@ -112,6 +112,8 @@ def ask(body: Question) -> Answer:
     cost = request_cost(model, usage.prompt_tokens, usage.completion_tokens) if usage else 0.0
     budget.record(cost)
     latency.observe(time.perf_counter() - started)
+    if latency.over_target():
+        log.warning("p95 latency is over its target: %s", latency.summary())
     return Answer(
         answer=text,
         citations=[Citation(chunk_id=chunk.chunk_id, source=chunk.source) for chunk in cited],

@@ -6,6 +6,10 @@ import statistics
 from collections import deque
 
 
+P95_TARGET_SECONDS = 3.0
+"""The end-to-end p95 the app is built to: past it, every request logs a warning until the window recovers."""
+
+
 class LatencyRecorder:
     def __init__(self, window: int = 1000) -> None:
         self.samples: deque[float] = deque(maxlen=window)
@@ -18,3 +22,7 @@ class LatencyRecorder:
             return {"count": float(len(self.samples))}
         cuts = statistics.quantiles(self.samples, n=100)
         return {"count": float(len(self.samples)), "p50": cuts[49], "p95": cuts[94], "p99": cuts[98]}
+
+    def over_target(self) -> bool:
+        p95 = self.summary().get("p95")
+        return p95 is not None and p95 > P95_TARGET_SECONDS
