@@ -157,29 +157,25 @@ def injection_tests(profile: RepoProfile, params: InjectionTestsParams) -> Score
 
 @STATIC_CHECKS.register("citation_structure")
 def citation_structure(profile: RepoProfile, params: NoParams) -> Score:
-    """The labelling guide's levels: sources shown loosely (all retrieved documents beside the answer, or a prompt
-    asking for sources) 0.34; citations in the response contract (a sources field, or inline markers the prompt
-    asks for with retrieved sources returned) 0.67, 0.8 with both; cited ids checked against the retrieved 1.0."""
+    """The labelling guide's levels: sources shown loosely (the retrieved documents beside the answer, a sources
+    field of everything retrieved, or a prompt asking for sources) 0.34; citations in the response contract
+    (inline markers the prompt asks for, mapped to the sources returned) 0.8; cited ids checked 1.0."""
     facts = profile.citations
     fields, markers, checked = facts.response_fields, facts.prompt_instructions, facts.validation
     loose = facts.loose_sources + facts.asks
     evidence = [*checked, *fields, *markers, *loose][:MAX_EVIDENCE]
     if checked and (fields or markers):
         return Score.scored(1.0, "Citations are in the response and checked against what was retrieved.", evidence)
-    if fields and markers:
+    if markers and (fields or facts.loose_sources):
+        # The model cites in a format the prompt sets, and the sources it cites come back with the answer.
         return Score.scored(
-            0.8, "A sources field and inline markers the prompt asks for; nothing checks cited ids.", evidence
+            0.8, "Inline markers the prompt asks for, mapped to returned sources; nothing checks cited ids.", evidence
         )
-    if fields or (markers and facts.loose_sources):
-        what = "a sources field in the response" if fields else "inline markers, with the retrieved sources returned"
-        return Score.scored(
-            0.67, f"Citations are part of the response contract ({what}); nothing checks them.", evidence
-        )
-    if markers or loose:
+    if fields or markers or loose:
         return Score.scored(
             0.34,
-            "Sources are shown loosely: the retrieved documents beside the answer, or a prompt asking for citations "
-            "that nothing in the response carries.",
+            "Sources are shown loosely: the retrieved documents beside the answer, or citations asked of the model "
+            "that nothing ties to the returned sources.",
             evidence,
         )
     return Score.scored(0.0, "Responses carry no citations: no citation fields, prompt instructions or validation.")

@@ -51,13 +51,13 @@ _LOOSE_SOURCES = re.compile(r"^(source_documents|sourceDocuments|source_nodes|re
 _WITH_SOURCES = re.compile(r"WithSources|with_sources|qa_with_sources")
 _CITE_ASK = re.compile(r"\bcite\b|\bcitations?\b|\bsources?\b.{0,40}\b(answer|respon|include|list|mention)", re.I)
 _GESTURE = re.compile(
-    r"(only|solely|strictly)\b.{0,40}\b(context|documents?|sources?|provided|excerpts?)|"
     r"(do not|don't|never)\s+(follow|obey|execute)\b.{0,40}\binstructions?|"
     r"ignore\b.{0,30}\binstructions?\b.{0,40}\b(context|documents?|retrieved)|"
     r"(do not|don't|never)\s+(reveal|disclose|share)\b.{0,30}\b(system|prompt|instructions)",
     re.I,
 )
-_DELIMITED = re.compile(r"(-{3,}|={3,}|`{3}|#{3,}|<context>|<documents?>|\[context\]|\"{3})")
+_FENCE = re.compile(r"-{3,}|={3,}|`{3}|\"{3}")
+_FENCE_TAG = re.compile(r"<(context|documents?|sources?|retrieved[\w-]*)>", re.I)
 _PROMPT_WORDS = re.compile(r"context|question|answer|documents?|retrieved", re.I)
 _TEXT_ARG = re.compile(
     r"^(query|question|prompt|message|messages|user_input|input_text|text|content|answer|response|output|"
@@ -68,6 +68,8 @@ _EVAL_HARNESS = re.compile(
     r"^(ragas|deepeval|promptfoo|inspect_ai|trulens|trulens_eval|giskard|phoenix\.evals|langsmith\.evaluation|"
     r"azure\.ai\.evaluation|mlflow)\b"
 )
+_MOCKED = re.compile(r"fake|mock|stub|monkeypatch|dummy", re.I)
+_JUDGED = re.compile(r"judge|evaluat|grade|validat|score|similar|correct", re.I)
 _EVAL_CALLS = {"evaluate", "Evaluation", "EvaluationDataset", "assert_test", "GEval", "Task", "aevaluate"}
 _RED_TEAM_CALLS = {"RedTeam", "RedTeamer", "redteam", "garak"}
 
@@ -281,7 +283,9 @@ class _Visitor(ast.NodeVisitor):
             self.facts.imports.append((node.module, node.lineno))
             self._imported(node.module, node.lineno)
             if _WITH_SOURCES.search(" ".join(alias.name for alias in node.names)) and not self.is_test:
-                self.facts.citation_fields.append(node.lineno)  # RetrievalQAWithSourcesChain: sources as a field
+                # RetrievalQAWithSourcesChain asks the model for its SOURCES and returns them as a field.
+                self.facts.citation_fields.append(node.lineno)
+                self.facts.citation_prompts.append(node.lineno)
 
     def _imported(self, module: str, line: Line) -> None:
         if _TRACING_MODULES.match(module):
@@ -334,7 +338,10 @@ class _Visitor(ast.NodeVisitor):
         text = node.value
         if not _PROMPT_WORDS.search(text):
             return
-        if _GESTURE.search(text) or (_DELIMITED.search(text) and re.search(r"context|documents?", text, re.I)):
+        # A fence is a delimiter on both sides of the context (`-----` above and below, ``` … ```, <context> tags),
+        # not one separator between chunks; "answer only from the context" is grounding, not a defence.
+        fenced = len(_FENCE.findall(text)) >= 2 or bool(_FENCE_TAG.search(text))
+        if _GESTURE.search(text) or (fenced and re.search(r"context|documents?", text, re.I)):
             self.facts.prompt_gestures.append(node.lineno)
         if _CITE_PROMPT.search(text) and _CITE_FORMAT.search(text):
             self.facts.citation_prompts.append(node.lineno)
@@ -355,10 +362,7 @@ class _Visitor(ast.NodeVisitor):
         if (
             not self.is_test
             and any(_CITE_FIELD.match(key) for key in keys)
-            and any(
-                key.lower() in {"answer", "response", "result", "output", "reply", "text", "content", "message"}
-                for key in keys
-            )
+            and any(key.lower() in {"answer", "response", "result", "output", "reply", "completion"} for key in keys)
         ):
             self.facts.citation_fields.append(node.lineno)  # {"answer": ..., "sources": [...]}
         self.generic_visit(node)
@@ -454,8 +458,16 @@ class _Visitor(ast.NodeVisitor):
         """A test that puts a question to the system and asserts on what comes back (`assert "30 days" in
         answer`, an LLM judge's verdict): an eval case, whatever the file is called."""
         questions = [text for text in _strings_in(node) if text.rstrip().endswith("?") and len(text.split()) >= 3]
-        asserts = any(isinstance(child, ast.Assert) for child in ast.walk(node))
-        return bool(questions) and asserts
+        if not questions or _MOCKED.search(" ".join(_names_in(node))):
+            return False  # a test against a fake model checks plumbing, not answers
+        for check in (child for child in ast.walk(node) if isinstance(child, ast.Assert)):
+            calls = [dotted_name(call.func) for call in ast.walk(check) if isinstance(call, ast.Call)]
+            keywords = [kw.arg or "" for call in ast.walk(check) if isinstance(call, ast.Call) for kw in call.keywords]
+            strings = _strings_in(check)
+            expected = [text for text in strings if len(text.split()) >= 2 or any(ch.isdigit() for ch in text)]
+            if expected or any(_JUDGED.search(name) for name in calls) or any("expect" in kw for kw in keywords):
+                return True
+        return False
 
     def _guard_name(self, name: str, line: Line, node: ast.AST) -> None:
         if self.is_test or not _GUARD_NAME.search(name):
@@ -577,6 +589,10 @@ class _Visitor(ast.NodeVisitor):
             or last in {"Histogram", "Summary"}
         ) and self._about_latency(node):
             self.facts.percentiles.append(line)
+        if last == "get" and "metadata" in dotted and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and first.value in {"source", "source_id", "file", "url"}:
+                self.facts.loose_sources.append(line)  # doc.metadata.get("source") shown beside the answer
         if _TRACING_TEXT.search(" ".join(_strings_in(node))):
             self.facts.tracing.append(line)
         if last in _EVAL_CALLS and dotted.split(".", 1)[0] in {"ragas", "deepeval", "weave", "mlflow", "inspect_ai"}:
