@@ -48,6 +48,9 @@ WORKDIR = "/work"
 _CHUNK = 48 * 1024
 
 
+ENGINE_TIMEOUT_S = 180
+
+
 def docker_client() -> docker.DockerClient:
     """A client for the local engine, or SandboxUnavailable saying why there is none."""
     import docker  # noqa: PLC0415 - the Docker SDK loads when a sandbox is used (see the top)
@@ -55,7 +58,9 @@ def docker_client() -> docker.DockerClient:
     import requests.exceptions  # noqa: PLC0415 - as above
 
     try:
-        client = docker.from_env(timeout=30)
+        # Committing a large dependency layer on a busy two-core host took longer than 30 s in the corpus run
+        # (a read timeout became not_run); calls that should be quick carry their own, shorter, waits.
+        client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise SandboxUnavailable(
