@@ -144,7 +144,10 @@ _FACT_WORDS = (
     rb"budget|citation|\bcite[sd]?\b|prompt.?injection|injection.?(?:prompt|guard|pattern|attempt|test|probe|detect)|"
     rb"(?:looks_like|detect|is|check|screen|block|contains)_?injection|jailbreak|system_prompt|golden|\.jsonl|"
     rb"evals?/|parametrize|max_retries|@retry|\bllm|quantiles?\(|percentile\(|\busd\b|_usd\b|total_cost|"
-    rb"\bspent\b)|\bPROMPT|@(?:app|router|api|bp|blueprint)\.|"
+    rb"\bspent\b|locust|langsmith|langfuse|opentelemetry|\bweave\b|tracing_v2|_tokens\b|usage_metadata|token_usage|"
+    rb"source_documents|sourcedocuments|source_nodes|metadata\.get\(|metadata\[|\{context\}|<context>|perf_counter|"
+    rb"elapsed|latenc|red_?team|guard|moderat|sanitiz|inject|screen_|ignore \S* ?(?:previous|prior))|"
+    rb"\?[\"']|\bPROMPT|\bTEMPLATE|@(?:app|router|api|bp|blueprint)\.|"
     rb"@(?:get|post|put|patch|delete)\(\s*[\"']/"
 )
 FACT_SCREEN = re2.compile(_FACT_WORDS)
