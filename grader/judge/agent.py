@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from grader.judge.aspects import Aspect
+from grader.profile.hidden import visible_text
 from grader.repo_index import Hit, as_data
 
 if TYPE_CHECKING:
@@ -49,10 +50,12 @@ def documentation(root: Path) -> list[Hit]:
     chosen = [path for path in files if any(name in path.relative_to(root).as_posix().lower() for name in DOC_NAMES)]
     hits, used = [], 0
     for path in chosen:
-        text = path.read_text(encoding="utf-8", errors="replace")[: CONTEXT_CHARS - used]
+        relative = path.relative_to(root).as_posix()
+        # The judge reads what a reader sees: hidden lines are blank (numbers kept), never shown to the model.
+        text = visible_text(relative, path.read_text(encoding="utf-8", errors="replace"))[: CONTEXT_CHARS - used]
         if not text:
             break
-        hits.append(Hit(path.relative_to(root).as_posix(), 1, text))
+        hits.append(Hit(relative, 1, text))
         used += len(text)
     return hits
 

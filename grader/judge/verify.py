@@ -8,12 +8,18 @@ from pathlib import Path
 
 from grader.judge.aspects import Aspect
 from grader.profile.docs import GRADER_ADDRESSED
+from grader.profile.hidden import hidden_lines, visible_text
 
 MIN_QUOTE = 8
 
 
 def _normal(text: str) -> str:
     return " ".join(text.split()).lower()
+
+
+def _quoted(quote: str, window: list[str]) -> bool:
+    wanted = _normal(quote)
+    return any(wanted in _normal(text) for text in window) or wanted in _normal(" ".join(window))
 
 
 def verify_citation(root: Path, path: str, line: int, quote: str, aspect: Aspect) -> tuple[str | None, str]:
@@ -23,12 +29,20 @@ def verify_citation(root: Path, path: str, line: int, quote: str, aspect: Aspect
     target = (root / path).resolve()
     if not target.is_relative_to(root.resolve()) or not target.is_file() or target.is_symlink():
         return None, f"{path} is not a file in the repository"
-    lines = target.read_text(encoding="utf-8", errors="replace").splitlines()
+    raw = target.read_text(encoding="utf-8", errors="replace")
+    lines = raw.splitlines()
     if not 1 <= line <= len(lines):
         return None, f"{path} has no line {line}"
     window = lines[max(0, line - 2) : line + 1]
-    if not any(_normal(quote) in _normal(text) for text in window) and _normal(quote) not in _normal(" ".join(window)):
+    if not _quoted(quote, window):
         return None, f"{path}:{line} does not contain the quoted text"
+    # Only what a reader sees may be evidence: the quote must survive cutting comments, invisible markup and
+    # characters, encoded blobs and text addressed to a grader (grader/profile/hidden.py).
+    shown = visible_text(path, raw).splitlines()
+    if not _quoted(quote, shown[max(0, line - 2) : line + 1]):
+        kinds = hidden_lines(path, raw)
+        kind = next((kinds[n] for n in (line, line - 1, line + 1) if n in kinds), "hidden")
+        return None, f"{path}:{line} is not visible text ({kind})"
     cited = lines[line - 1]
     if any(GRADER_ADDRESSED.search(text) for text in window):
         return None, f"{path}:{line} is text addressed to a grader"

@@ -12,6 +12,7 @@ import re2  # type: ignore[import-untyped]
 
 from grader.model import Evidence
 from grader.profile import ci, deps, docs, goldens
+from grader.profile.hidden import hidden_lines, visible_text
 from grader.profile.manifest import MANIFEST_NAME, parse_manifest
 from grader.profile.model import (
     MAX_EVIDENCE,
@@ -129,6 +130,9 @@ DEPENDENCY_ALIASES = {
     "inspect-ai": "inspect_ai",
     "opensearch-py": "opensearchpy",
 }
+FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an encoded blob"})
+"""Hidden text worth a reviewer's eye in the report (HTML comments are ordinary; those that address a grader are
+flagged as such already)."""
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
 _EVAL_PATH = re.compile(r"eval|golden", re.I)
 # Two RE2 patterns (linear time, over bytes) decide which files deserve a closer look. A file that matches
@@ -222,6 +226,13 @@ class _Collector:
         lines = text.splitlines()
         if screened:
             self.grader_addressed += docs.grader_addressed(item.path, text, MAX_EVIDENCE)
+        if docs.is_readme(item.path) or item.path.lower().endswith((".md", ".html", ".htm", ".rst")):
+            # Text planted where a reader cannot see it is flagged in the report, and is never evidence.
+            self.grader_addressed += [
+                Evidence(item.path, number, lines[number - 1].strip()[:200], f"hidden: {kind}")
+                for number, kind in list(hidden_lines(item.path, text).items())[:MAX_EVIDENCE]
+                if kind in FLAGGED_HIDDEN
+            ]
         if is_python and facts_wanted:
             self._python(item.path, text, lines)
         self._by_name(item.path, name, text, lines)
@@ -260,7 +271,8 @@ class _Collector:
         if goldens.is_golden_candidate(path):
             self._golden(path, text)
         if docs.is_readme(path) and self.readme is None:
-            self.readme = ReadmeFacts(path, len(lines), docs.readme_sections(path, text))
+            # Sections a reader can see: a heading in an HTML comment or invisible markup is no section.
+            self.readme = ReadmeFacts(path, len(lines), docs.readme_sections(path, visible_text(path, text)))
             self.readme_commands = [
                 Evidence(path, number, line.strip()[:200])
                 for number, line in enumerate(lines, start=1)
