@@ -11,6 +11,7 @@ import os
 import sys
 
 from bench import (
+    compose_pod,
     corpus_bench,
     dynamic_bench,
     gateway_bench,
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "sandbox": sandbox_bench.run,
     "gateway": gateway_bench.run,
     "dynamic": dynamic_bench.run,
+    "compose": compose_pod.run,
     "server": server_bench.run,
     "voice": voice_bench.run,
     "startup": startup_bench.run,
