@@ -48,7 +48,43 @@ def is_readme(path: str) -> bool:
     return "/" not in path and path.lower().split(".")[0] == "readme"
 
 
+SECTION_CONTENT: dict[str, re.Pattern[str]] = {
+    "setup": re.compile(
+        r"\b(pip3? install|poetry install|uv (sync|pip install)|pipenv install|conda (env )?create|npm (ci|install)|"
+        r"git clone|docker[- ]compose up|docker build)\b",
+        re.I,
+    ),
+    "usage": re.compile(
+        r"\bcurl\s+(-\w+\s+)*\S*(localhost|127\.0\.0\.1|http)|https?://(localhost|127\.0\.0\.1)[:/]|"
+        r"^\s*(\$\s*)?(uvicorn|gunicorn|streamlit run|flask run|chainlit run|python3? [\w./-]+\.py|"
+        r"make (run|start|serve))\b|"
+        r"\b(POST|GET) /\w",
+        re.I,
+    ),
+    "configuration": re.compile(r"^\s*(export\s+)?[A-Z][A-Z0-9_]{3,}=|\.env\b|environment variables?", re.I),
+    "evaluation": re.compile(
+        r"\b(pytest\b.*eval|evals?/|golden|ragas|deepeval|promptfoo|recall@\d|hit rate|\bMRR\b|faithfulness|"
+        r"llm[- ]as[- ]a?[- ]?judge)",
+        re.I,
+    ),
+    "testing": re.compile(r"^\s*(\$\s*)?(pytest|python -m pytest|make test|npm test)\b", re.I),
+}
+"""What a section contains, whatever its heading says: install commands are setup, a request to the running app
+is usage, variables to set are configuration, an eval run is evaluation."""
+
+
 def readme_sections(path: str, text: str) -> dict[str, Evidence]:
+    """The kinds of section a README has: by heading, else by what its lines contain (a "Run" section that says
+    `pip install -r requirements.txt` is setup)."""
+    sections = _sections_by_heading(path, text)
+    for number, line in enumerate(text.splitlines(), start=1):
+        for kind, pattern in SECTION_CONTENT.items():
+            if kind not in sections and pattern.search(line):
+                sections[kind] = Evidence(path, number, line.strip()[:200], f"{kind}, by what the line says")
+    return sections
+
+
+def _sections_by_heading(path: str, text: str) -> dict[str, Evidence]:
     sections: dict[str, Evidence] = {}
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):

@@ -271,3 +271,31 @@ def test_tests_that_ask_and_check_an_answer_are_eval_cases_and_plumbing_is_not(t
     asked = score(tmp_path / "a", "eval_case_count", {"tests/test_answers.py": ANSWER_TESTS}, params)
     assert asked == pytest.approx(0.34)  # two cases: a handful, level 1
     assert score(tmp_path / "b", "eval_case_count", {"tests/test_api.py": PLUMBING_TESTS}, params) == 0.0
+
+
+README_WITHOUT_THE_USUAL_HEADINGS = """\
+# ticket-triage
+
+Sorts support tickets into queues with a small RAG over past resolutions.
+
+## Run it
+
+```bash
+git clone https://github.com/someone/ticket-triage && cd ticket-triage
+pip install -r requirements.txt
+export OPENAI_API_KEY=sk-...
+uvicorn triage.api:app --port 8000
+curl -s localhost:8000/triage -d '{"text": "my invoice is wrong"}'
+```
+
+## How good is it
+
+`python -m pytest evals/` runs 60 labelled tickets from `evals/golden.jsonl` and prints recall@3.
+"""
+
+
+def test_readme_sections_are_found_by_what_they_contain_not_their_headings(tmp_path: Path) -> None:
+    readme = profile(tmp_path, {"README.md": README_WITHOUT_THE_USUAL_HEADINGS}).readme
+    assert readme is not None
+    assert {"setup", "usage", "configuration", "evaluation"} <= set(readme.sections), readme.sections
+    assert readme.sections["setup"].line == 8  # the line that shows it (git clone), not a heading
