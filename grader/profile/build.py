@@ -199,6 +199,7 @@ class _Collector:
         self.facts: dict[str, list[Evidence]] = defaultdict(list)
         self.injection_test_cases = 0
         self.answer_test_cases = 0
+        self.parametrized_files: set[str] = set()
 
     # --- per file ---------------------------------------------------------------------------------------
 
@@ -353,6 +354,7 @@ class _Collector:
             if is_eval and cases > 1:
                 self.eval_param_cases += cases
                 self.eval_param_evidence.append(evidence(line, f"{name}: {cases} parametrized cases"))
+        self.parametrized_files |= {name for _, name in facts.parametrized_files}
         counted = {line for _, line, cases in facts.test_functions if is_eval and cases > 1}
         for line, cases in facts.answer_tests:
             if line not in counted:
@@ -482,7 +484,16 @@ class _Collector:
         for command in raw.commands:
             text = command.excerpt
             is_pytest = bool(re.search(r"\bpytest\b", text))
-            if not ci.EVAL_WORDS.search(text) and not (is_pytest and evals.parametrized_cases > 0):
+            # pytest runs an eval suite when some test asks and checks answers, or runs over a golden set's file.
+            goldens = {golden.path.rsplit("/", 1)[-1].lower() for golden in evals.golden_sets if golden.hand_written}
+            eval_tests = evals.parametrized_cases > 0 or evals.answer_test_cases > 0
+            eval_tests = eval_tests or bool(goldens & self.parametrized_files)
+            if text.startswith("uses: ") and not ci.EVAL_WORDS.search(text):
+                continue  # an ordinary action (checkout, setup-python)
+            if not ci.EVAL_WORDS.search(text) and not (is_pytest and eval_tests):
+                continue
+            if text.startswith("uses: "):
+                real.append(command)  # an eval action: its name is not a path in the repository
                 continue
             named = ci.eval_paths(text)
             absent = [token for token in named if not self._exists(token)]
@@ -501,6 +512,13 @@ class _Collector:
         token = token.rstrip("/")
         if token in self.paths or any(path.startswith(token + "/") for path in self.paths):
             return True
+        parts = token.strip("/").split("/")
+        if token.startswith("/") and len(parts) >= 3:
+            # A path inside the job's container (`/app/evals/golden.jsonl`, the repository mounted at /app):
+            # the repository path it ends with.
+            tail = "/".join(parts[1:])
+            if any(path == tail or path.endswith("/" + tail) for path in self.paths):
+                return True
         as_module = token.replace(".", "/")
         return f"{as_module}.py" in self.paths or any(path.startswith(as_module + "/") for path in self.paths)
 

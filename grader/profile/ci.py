@@ -50,13 +50,16 @@ def parse_workflow(path: str, text: str) -> RawWorkflow:
         workflow.triggers = _triggers(data.get("on", data.get(True)))
         jobs = data.get("jobs")
         jobs = jobs if isinstance(jobs, dict) else {}
-        scripts = [
-            step.get("run")
+        steps = [
+            step
             for job in jobs.values()
             if isinstance(job, dict)
             for step in job.get("steps", []) or []
             if isinstance(step, dict)
         ]
+        scripts = [step.get("run") for step in steps]
+        # An action step runs a tool too (promptfoo's action, a DeepEval action): `uses:` counts like `run:`.
+        scripts += [f"uses: {step['uses']}" for step in steps if isinstance(step.get("uses"), str)]
     for script in scripts:
         for command in _commands(script):
             workflow.commands.append(Evidence(path, _line_of(lines, command), command[:200]))

@@ -142,6 +142,8 @@ class PythonFacts:
     """Prompt text that fences the context or tells the model to keep to it (no check in code)."""
     answer_tests: list[tuple[Line, int]] = field(default_factory=list)
     """Test functions that ask the system a question and assert on the answer: eval cases written as tests."""
+    parametrized_files: list[tuple[Line, str]] = field(default_factory=list)
+    """Tests parametrized over a data file (`parametrize("case", load("evals/golden.jsonl"))`): (line, base name)."""
     eval_harness: list[Line] = field(default_factory=list)
     """An eval framework driven from code (ragas/DeepEval evaluate, a Weave Evaluation, an Inspect task)."""
 
@@ -442,6 +444,13 @@ class _Visitor(ast.NodeVisitor):
                 continue
             if len(decorator.args) >= 2:
                 values = decorator.args[1]
+                texts = set(_strings_in(values)) | {
+                    text for name in _names_in(values) for text in self.string_vars.get(name.split(".")[0], set())
+                }
+                files = [text.replace("\\", "/").rsplit("/", 1)[-1] for text in texts]
+                for name in files:
+                    if _DATA_NAME.match(name):
+                        self.facts.parametrized_files.append((node.lineno, name.lower()))
                 length = _literal_length(values)
                 if length is None and isinstance(values, ast.Name):
                     length = self.module_lists.get(values.id)

@@ -12,7 +12,7 @@ import pytest
 
 from grader.checks.static import run_static_check
 from grader.profile import build_profile
-from rubrics.catalogue import EvalCaseCountParams, NoParams
+from rubrics.catalogue import EvalCaseCountParams, EvalsInCiParams, NoParams
 
 
 def profile(tmp_path: Path, files: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -299,3 +299,62 @@ def test_readme_sections_are_found_by_what_they_contain_not_their_headings(tmp_p
     assert readme is not None
     assert {"setup", "usage", "configuration", "evaluation"} <= set(readme.sections), readme.sections
     assert readme.sections["setup"].line == 8  # the line that shows it (git clone), not a heading
+
+
+GOLDEN_TEST = """\
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.rag import answer
+
+CASES = [json.loads(line) for line in Path(__file__).parent.joinpath("data/golden.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case["id"])
+def test_answers_match_the_golden_set(case):
+    assert case["expected"].lower() in answer(case["question"]).lower()
+"""
+
+PR_WORKFLOW = """\
+name: checks
+on:
+  pull_request:
+jobs:
+  quality:
+    runs-on: ubuntu-latest
+    container: python:3.11
+    steps:
+      - uses: actions/checkout@v4
+      - run: pip install -r requirements.txt
+      - run: pytest tests/quality -q
+      - uses: promptfoo/promptfoo-action@v1
+        with:
+          config: /app/evals/promptfooconfig.yaml
+"""
+
+
+def test_a_pull_request_pytest_step_over_a_loaded_golden_set_runs_the_eval_suite(tmp_path: Path) -> None:
+    rows = [
+        ("How long do I have to return a damaged kettle?", "30 days"),
+        ("Can I change the delivery address after paying?", "within one hour"),
+        ("Which cards do you accept?", "Visa and Mastercard"),
+        ("Is there a student discount on the annual plan?", "no"),
+        ("Where do I download last month's invoice?", "the billing tab"),
+        ("Do you ship to Norway?", "yes, in 5-8 working days"),
+        ("My password reset link expired, what now?", "request a new one"),
+        ("Can two people share one seat?", "no, one seat per person"),
+    ]
+    cases = "".join(f'{{"id": "c{n}", "question": "{q}", "expected": "{a}"}}\n' for n, (q, a) in enumerate(rows))
+    files = {
+        "tests/quality/test_golden.py": GOLDEN_TEST,
+        "tests/quality/data/golden.jsonl": cases,
+        ".github/workflows/checks.yml": PR_WORKFLOW,
+        "evals/promptfooconfig.yaml": "prompts: [prompt.txt]\ntests: []\n",
+    }
+    built = profile(tmp_path, files)
+    assert run_static_check("evals_in_ci", built, EvalsInCiParams()).value == 1.0
+    steps = [step.excerpt for workflow in built.workflows for step in workflow.eval_steps]
+    assert any("pytest tests/quality" in step for step in steps), steps
+    assert any("promptfoo" in step for step in steps), steps  # a `uses:` step, its config at a path in the container
