@@ -319,6 +319,7 @@ class _Starter:
         container = self.pod._containers[sidecar.name]
         start_period_ends = self.began[sidecar.name] + check.start_period_s * self.time_scale
         failures = 0
+        failing_since: float | None = None
         while True:
             self._running(sidecar)
             code, output = _exec(container, check.test, min(check.timeout_s, max(self._left(), 0.1)))
@@ -330,12 +331,19 @@ class _Starter:
                     sidecar.name, f"its healthcheck {' '.join(check.test)!r} cannot run in this image: {output[-300:]}",
                     kind="unhealthy", log_tail=_tail(container), probe_missing=True,
                 )  # fmt: skip
-            in_start_period = time.monotonic() < start_period_ends
+            now = time.monotonic()
+            in_start_period = now < start_period_ends
             failures = 0 if in_start_period else failures + 1
-            if failures >= check.retries:
+            failing_since = None if in_start_period else (failing_since or now)
+            # The scale makes Viva poll sooner, never give up sooner: `retries` failures at Docker's own pace
+            # (retries × interval of real time), or a slow first start on busy cores becomes a false "unhealthy".
+            waited = now - failing_since if failing_since is not None else 0.0
+            if failures >= check.retries and waited >= (check.retries - 1) * check.interval_s:
                 raise PodStartFailed(
-                    sidecar.name, f"unhealthy: its healthcheck failed {failures} times in a row (last: code {code}, "
-                    f"{output.strip()[-300:]!r})", kind="unhealthy", log_tail=_tail(container),
+                    sidecar.name, f"unhealthy: its healthcheck failed {check.retries} times in a row at its "
+                    f"{check.interval_s:g} s interval ({failures} checks; last: code {code}, "
+                    f"{output.strip()[-300:]!r})",
+                    kind="unhealthy", log_tail=_tail(container),
                 )  # fmt: skip
             period = min(check.interval_s, check.start_interval_s) if in_start_period else check.interval_s
             self._sleep(sidecar, period * self.time_scale)
