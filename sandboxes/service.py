@@ -35,7 +35,9 @@ IDLE_TUNNELS = 12
 """Idle connections the sandbox keeps open to the host: the most requests in flight at once before the host waits."""
 TUNNEL_WAIT_S = 10.0
 READY_POLL_S = 0.05
-ALIVE_CHECK_S = 0.5
+ALIVE_CHECK_S = 1.0
+"""How often a starting app's process is checked (a `docker exec`, which costs CPU in the engine: three instances
+on two cores feel every one); a crash is still seen within a second."""
 
 BRIDGE = programs.source("bridge")
 """Both bridges (sandboxes/programs/bridge.py), written into the sandbox and run by its python3."""
