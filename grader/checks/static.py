@@ -207,6 +207,12 @@ def budget_ceiling(profile: RepoProfile, params: NoParams) -> Score:
             "Spending is compared with a limit, but going over only logs or alerts; nothing stops the spending.",
             cost.alerts_only,
         )
+    if cost.budget_settings:
+        return Score.scored(
+            0.5,
+            "A spending limit is configured, but nothing in the code compares spend against it.",
+            cost.budget_settings,
+        )
     return Score.scored(0.0, "No hard budget ceiling: no comparison of spend against a limit that refuses or alerts.")
 
 

@@ -130,6 +130,14 @@ DEPENDENCY_ALIASES = {
     "inspect-ai": "inspect_ai",
     "opensearch-py": "opensearchpy",
 }
+_CONFIG_SUFFIXES = (".yaml", ".yml", ".toml", ".ini", ".cfg", ".env", ".json")
+_BUDGET_SETTING = re.compile(
+    r"^\s*[\"']?(?:export\s+)?[\w.-]*(?:budget|spend(?:ing)?_?limit|max_?(?:cost|spend)|cost_?(?:limit|cap|ceiling))"
+    r"[\w-]*[\"']?\s*[:=]\s*[\"']?\$?\d",
+    re.I,
+)
+"""`MAX_DAILY_BUDGET_USD=5`, `cost_limit: 10`, `monthly_budget = 200`: a number set as a spending limit."""
+_RED_TEAM_CONFIG = re.compile(r"^\s*redteam\s*:|promptfoo\s+redteam|-m\s+garak\b|\bgarak\s+--", re.I)
 FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an encoded blob"})
 """Hidden text worth a reviewer's eye in the report (HTML comments are ordinary; those that address a grader are
 flagged as such already)."""
@@ -290,6 +298,19 @@ class _Collector:
             self._manifest(path, text, lines)
         if docs.is_prompt_file(path, text):
             self.prompts.append(Evidence(path, 1, lines[0].strip()[:200] if lines else ""))
+        self._configuration(path, name, lines)
+
+    def _configuration(self, path: str, name: str, lines: list[str]) -> None:
+        """Configuration read as data: a spending limit set in YAML/TOML/env files, a red-team configuration."""
+        lower = name.lower()
+        if not (lower.endswith(_CONFIG_SUFFIXES) or lower.startswith(".env")):
+            return
+        for number, line in enumerate(lines, start=1):
+            if _BUDGET_SETTING.search(line):
+                self.facts["budget_settings"].append(Evidence(path, number, line.strip()[:200], "a spending limit"))
+            if _RED_TEAM_CONFIG.search(line):
+                self.injection_test_cases += 5  # a red-team run generates its attacks: at least the bar's worth
+                self.facts["injection_tests"].append(Evidence(path, number, line.strip()[:200], "a red-team run"))
 
     def _python(self, path: str, text: str, lines: list[str]) -> None:
         is_test = bool(_TEST_PATH.search(path))
@@ -330,6 +351,7 @@ class _Collector:
             "citation_asks",
             "prompt_gestures",
             "eval_harness",
+            "budget_settings",
         ):
             self.facts[key] += [evidence(line) for line in dict.fromkeys(getattr(facts, key))]
         for line, cases in facts.injection_tests:  # attack tests, and red-team scans wherever they live
@@ -443,6 +465,7 @@ class _Collector:
                 _cap(f["cost_accounting"]),
                 _cap(f["ceilings"]),
                 _cap(f["alerts_only"]),
+                budget_settings=_cap(f["budget_settings"]),
                 usage=_cap(f["usage_reads"]),
                 tracing=_cap(f["tracing"]),
             ),

@@ -150,6 +150,8 @@ class CostFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     """Comparisons of spend against a limit whose branch only logs or alerts."""
     usage: list[Evidence] = msgspec.field(default_factory=list)
     """Token usage read from model responses (not priced)."""
+    budget_settings: list[Evidence] = msgspec.field(default_factory=list)
+    """A spending limit set in configuration or a settings class (`MAX_DAILY_BUDGET_USD=5`)."""
     tracing: list[Evidence] = msgspec.field(default_factory=list)
     """A tracing integration that records usage outside the app (LangSmith, Langfuse, OpenTelemetry, Weave)."""
 

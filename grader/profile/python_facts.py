@@ -68,6 +68,7 @@ _EVAL_HARNESS = re.compile(
     r"^(ragas|deepeval|promptfoo|inspect_ai|trulens|trulens_eval|giskard|phoenix\.evals|langsmith\.evaluation|"
     r"azure\.ai\.evaluation|mlflow)\b"
 )
+_BUDGET_NAME = re.compile(r"budget|spend(ing)?_?limit|max_?(cost|spend)|cost_?(limit|cap|ceiling)", re.I)
 _MOCKED = re.compile(r"fake|mock|stub|monkeypatch|dummy", re.I)
 _JUDGED = re.compile(r"judge|evaluat|grade|validat|score|similar|correct", re.I)
 _EVAL_CALLS = {"evaluate", "Evaluation", "EvaluationDataset", "assert_test", "GEval", "Task", "aevaluate"}
@@ -142,6 +143,8 @@ class PythonFacts:
     """Prompt text that fences the context or tells the model to keep to it (no check in code)."""
     answer_tests: list[tuple[Line, int]] = field(default_factory=list)
     """Test functions that ask the system a question and assert on the answer: eval cases written as tests."""
+    budget_settings: list[Line] = field(default_factory=list)
+    """A spending limit as a setting or constant with a number (`max_budget_usd: float = 5.0`)."""
     parametrized_files: list[tuple[Line, str]] = field(default_factory=list)
     """Tests parametrized over a data file (`parametrize("case", load("evals/golden.jsonl"))`): (line, base name)."""
     eval_harness: list[Line] = field(default_factory=list)
@@ -309,6 +312,15 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _remember_value(self, name: str, value: ast.AST, line: Line) -> None:
+        if (
+            not self.is_test
+            and _BUDGET_NAME.search(name)
+            and isinstance(value, ast.Constant)
+            and isinstance(value.value, int | float)
+            and not isinstance(value.value, bool)
+            and value.value > 0
+        ):
+            self.facts.budget_settings.append(line)
         if (
             not self.is_test
             and _LATENCY_NAME.search(name)

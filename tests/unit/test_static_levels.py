@@ -12,7 +12,7 @@ import pytest
 
 from grader.checks.static import run_static_check
 from grader.profile import build_profile
-from rubrics.catalogue import EvalCaseCountParams, EvalsInCiParams, NoParams
+from rubrics.catalogue import EvalCaseCountParams, EvalsInCiParams, InjectionTestsParams, NoParams
 
 
 def profile(tmp_path: Path, files: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -358,3 +358,26 @@ def test_a_pull_request_pytest_step_over_a_loaded_golden_set_runs_the_eval_suite
     steps = [step.excerpt for workflow in built.workflows for step in workflow.eval_steps]
     assert any("pytest tests/quality" in step for step in steps), steps
     assert any("promptfoo" in step for step in steps), steps  # a `uses:` step, its config at a path in the container
+
+
+SETTINGS = """\
+from pydantic_settings import BaseSettings
+
+
+class Settings(BaseSettings):
+    openai_model: str = "gpt-4o-mini"
+    max_daily_budget_usd: float = 5.0
+"""
+
+
+def test_a_configured_spending_limit_nobody_enforces_is_half_a_ceiling(tmp_path: Path) -> None:
+    in_code = score(tmp_path / "a", "budget_ceiling", {"app/settings.py": SETTINGS})
+    in_env = score(tmp_path / "b", "budget_ceiling", {".env.example": "OPENAI_API_KEY=\nMONTHLY_BUDGET_USD=50\n"})
+    assert in_code == in_env == 0.5
+    assert score(tmp_path / "c", "budget_ceiling", {"app/settings.py": 'MODEL = "gpt-4o-mini"\n'}) == 0.0
+
+
+def test_a_red_team_configuration_counts_as_attack_tests(tmp_path: Path) -> None:
+    config = "description: support bot\ntargets: [http://localhost:8000/ask]\nredteam:\n  plugins: [prompt-injection]\n"
+    value = score(tmp_path, "injection_tests", {"promptfooconfig.yaml": config}, InjectionTestsParams(minimum_cases=5))
+    assert value == 1.0
