@@ -16,7 +16,17 @@ from grader.profile.docs import GRADER_ADDRESSED
 
 INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u202a-\u202e\u2066-\u2069\u00ad]")
 """Zero-width characters, bidirectional embeddings, overrides and isolates, the soft hyphen."""
-BLOB = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+BLOB = re.compile(r"(?<![\w/.:-])[A-Za-z0-9+/]{40,}={0,2}(?![\w/.-])")
+
+
+def _is_blob(line: str) -> bool:
+    """A long base64 run: mixed case and digits, hardly any slashes (a URL path or a commit hash is no blob)."""
+    for match in BLOB.finditer(line):
+        run = match.group()
+        mixed = any(c.islower() for c in run) and any(c.isupper() for c in run) and any(c.isdigit() for c in run)
+        if mixed and run.count("/") <= 2:
+            return True
+    return False
 _HIDING_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])|opacity\s*:\s*0(?![.\d]*[1-9])|"
     r"(?:left|top|text-indent)\s*:\s*-\d{3,}",
@@ -73,7 +83,7 @@ def _read(path: str, text: str) -> tuple[list[str], dict[int, str]]:
         for pattern, why in ((INVISIBLE, "invisible characters"), (GRADER_ADDRESSED, "text addressed to a grader")):
             if pattern.search(line):
                 kind, shown = why, ""
-        if BLOB.search(shown) and not shown.lstrip().startswith(("http", "![", "<img", "[!")):
+        if _is_blob(shown) and not shown.lstrip().startswith(("http", "![", "<img", "[!")):
             kind, shown = "an encoded blob", ""
         if kind is not None:
             found[number] = kind

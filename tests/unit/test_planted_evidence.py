@@ -111,3 +111,14 @@ def test_hidden_plants_are_flagged_in_the_report(base: Path, tmp_path: Path) -> 
     )
     flagged = report.profile.get("grader_addressed", [])
     assert any("hidden: invisible characters" in item.get("note", "") for item in flagged), flagged
+
+
+def test_urls_and_commit_hashes_are_not_taken_for_encoded_blobs() -> None:
+    from grader.profile.hidden import hidden_lines  # noqa: PLC0415 - one test needs it
+
+    readme = (
+        "See [the guide](https://github.com/org/repository/tree/main/docs/getting/started/installation)\n"
+        "Pinned at commit 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39 for reproducibility.\n"
+        f"{ENCODED}\n"
+    )
+    assert hidden_lines("README.md", readme) == {3: "an encoded blob"}
