@@ -121,6 +121,13 @@ def plan_companions(
     plan = plan_pod(root, start)
     if plan is None or isinstance(plan, str):
         return plan
+    return companions_for(plan, images, settings, built)
+
+
+def companions_for(
+    plan: PodPlan, images: SandboxImages, settings: SandboxSettings, built: dict[str, Sidecar] | None = None
+) -> Companions | str:
+    """A planned pod with its images, or why they cannot be had (the built sidecars take their layers' images)."""
     built = built or {}
     plan = msgspec.structs.replace(plan, sidecars=[built.get(one.name, one) for one in plan.sidecars])
     unbuilt = [one.name for one in plan.sidecars if one.build is not None and one.name not in built]

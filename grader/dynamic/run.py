@@ -26,7 +26,7 @@ import msgspec
 
 from grader.dynamic.citations import check_citations
 from grader.dynamic.client import Reply, ask
-from grader.dynamic.companions import Companions, built_sidecar, plan_companions, plan_pod, provider_traffic
+from grader.dynamic.companions import Companions, built_sidecar, companions_for, plan_pod, provider_traffic
 from grader.dynamic.cost import compare_costs, drive_ceiling, trip_budget
 from grader.dynamic.evals import run_evals
 from grader.dynamic.faults import SLOW_FAULTS, inject_faults
@@ -754,7 +754,7 @@ class _Session:
                 if isinstance(made, str):
                     return made
                 built[sidecar.name] = made
-        return await asyncio.to_thread(plan_companions, self.root, start, self.images, self.options.sandbox, built)
+        return await asyncio.to_thread(companions_for, plan, self.images, self.options.sandbox, built)
 
     def _with_services(self, start: StartCandidate) -> StartCandidate:
         """`start`, with the companions of the repository's compose app service when it names none of its own and

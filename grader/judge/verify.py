@@ -8,7 +8,7 @@ from pathlib import Path
 
 from grader.judge.aspects import Aspect
 from grader.profile.docs import GRADER_ADDRESSED
-from grader.profile.hidden import hidden_lines, visible_text
+from grader.profile.hidden import read_visible
 
 MIN_QUOTE = 8
 
@@ -38,9 +38,8 @@ def verify_citation(root: Path, path: str, line: int, quote: str, aspect: Aspect
         return None, f"{path}:{line} does not contain the quoted text"
     # Only what a reader sees may be evidence: the quote must survive cutting comments, invisible markup and
     # characters, encoded blobs and text addressed to a grader (grader/profile/hidden.py).
-    shown = visible_text(path, raw).splitlines()
+    shown, kinds = read_visible(path, raw)
     if not _quoted(quote, shown[max(0, line - 2) : line + 1]):
-        kinds = hidden_lines(path, raw)
         kind = next((kinds[n] for n in (line, line - 1, line + 1) if n in kinds), "hidden")
         return None, f"{path}:{line} is not visible text ({kind})"
     cited = lines[line - 1]

@@ -5,7 +5,7 @@ renders invisibly (`display:none`, `visibility:hidden`, zero font size or opacit
 attribute), a comment in a code or configuration file, carries invisible characters (zero-width, bidirectional
 overrides), or holds an encoded blob (a long base64 run); and any line addressed to a grader, reviewer or model
 (docs.GRADER_ADDRESSED) is never evidence either. `visible_text` blanks hidden lines, keeping line numbers, for
-whatever reads prose (README sections, the judge's documents); `hidden_kind` answers for one cited line.
+whatever reads prose (README sections, the judge's documents); `read_visible` gives both for a cited line.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def _is_blob(line: str) -> bool:
         if mixed and run.count("/") <= 2:
             return True
     return False
+
+
 _HIDING_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])|opacity\s*:\s*0(?![.\d]*[1-9])|"
     r"(?:left|top|text-indent)\s*:\s*-\d{3,}",
@@ -56,9 +58,9 @@ def visible_text(path: str, text: str) -> str:
     return "\n".join(_read(path, text)[0])
 
 
-def hidden_kind(path: str, text: str, line: int) -> str | None:
-    """Why line `line` of `path` is (partly) hidden, or None."""
-    return hidden_lines(path, text).get(line)
+def read_visible(path: str, text: str) -> tuple[list[str], dict[int, str]]:
+    """Both at once: the visible lines (as `visible_text`) and why each hidden line is hidden (as `hidden_lines`)."""
+    return _read(path, text)
 
 
 def _read(path: str, text: str) -> tuple[list[str], dict[int, str]]:
