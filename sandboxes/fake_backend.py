@@ -391,6 +391,8 @@ class FakeSandbox(Sandbox):
             if not files.is_dir(process.cwd):
                 return 2
             if process.launch.log is not None:
+                if process.launch.log_dir_made:
+                    files.mkdir(process.launch.log.rsplit("/", 1)[0] or "/")
                 files.write(process.launch.log, b"")
         except OSError:
             return 2
@@ -399,8 +401,6 @@ class FakeSandbox(Sandbox):
     def _program(self, process: FakeProcess, files: FakeFiles) -> ProcessMain | None:
         """Viva's own program when the command runs one: `python3 SCRIPT ARGS`, SCRIPT holding its exact source, or
         `python3 -c SOURCE ARGS`."""
-        from sandboxes.gateway.trust import LISTENER  # noqa: PLC0415 - Viva's program, compared to know it
-
         words = process.launch.argv
         if len(words) < 2 or words[0] not in {"python3", "python"}:
             return None
@@ -417,9 +417,6 @@ class FakeSandbox(Sandbox):
             return lambda proc: _run_bridge(proc, args)
         if text == programs.source("forwarder"):
             return lambda proc: _run_forwarder(proc, args)
-        if text == LISTENER:
-            pairs = [(port, self._host_path(sock)) for port, _, sock in (arg.partition("=") for arg in rest)]
-            return lambda proc: _run_listener(proc, pairs)
         return None
 
     def _host_path(self, arg: str) -> str:
@@ -448,13 +445,15 @@ class Launch:
     cwd: str
     log: str | None = None
     pid_file: str | None = None
+    log_dir_made: bool = False
+    """The shell makes the log's directory first (`mkdir -p "${1%/*}"`)."""
 
 
 _SESSION_START = re.compile(r'^echo \$\$ > "\$1"; cd "\$2" && exec sh -c "\$3" > "\$4" 2>&1$')
 """service.py's app start: `setsid sh -c SCRIPT sh PID_FILE WORKDIR COMMAND LOG`."""
-_LOGGED_PROGRAM = re.compile(r'^log="\$1"; shift; exec (\w+)( -c)? "\$@" > "\$log" 2>&1$')
-"""service.py's bridge start, `sh -c SCRIPT sh LOG SCRIPT_FILE ARGS...`, and run.py's provider listener, the same
-with `python3 -c` and the program's source in place of SCRIPT_FILE."""
+_LOGGED_PROGRAM = re.compile(r'^(mkdir -p "\$\{1%/\*\}"; )?log="\$1"; shift; exec (\w+)( -c)? "\$@" > "\$log" 2>&1$')
+"""service.py's bridge start, `sh -c SCRIPT sh LOG -c SOURCE ARGS...` (the log's directory made first), or the
+same with a script file in place of `-c SOURCE`."""
 
 
 def _launch(cmd: list[str], cwd: str) -> Launch:
@@ -464,8 +463,8 @@ def _launch(cmd: list[str], cwd: str) -> Launch:
         return Launch(line, _split(line), workdir, log=log, pid_file=pid_file)
     program = _LOGGED_PROGRAM.match(words[2]) if len(words) >= 5 and words[:2] == ["sh", "-c"] else None
     if program is not None:
-        argv = [program.group(1), *(["-c"] if program.group(2) else []), *words[5:]]
-        return Launch(shlex.join(argv), argv, cwd, log=words[4])
+        argv = [program.group(2), *(["-c"] if program.group(3) else []), *words[5:]]
+        return Launch(shlex.join(argv), argv, cwd, log=words[4], log_dir_made=program.group(1) is not None)
     line = command_line(words)
     return Launch(line, _split(line), cwd)
 
@@ -735,16 +734,6 @@ async def _run_forwarder(process: FakeProcess, args: list[str]) -> None:
     from sandboxes.programs import forwarder  # noqa: PLC0415 - as above
 
     await forwarder.run(args, listen=process.listen, out=process.stdout)
-
-
-async def _run_listener(process: FakeProcess, pairs: list[tuple[str, str]]) -> None:
-    """sandboxes/gateway/trust.py's LISTENER: each 127.0.0.1:PORT piped to its socket, as the bridge's `forward`
-    pipes one (the same code, so the listener's job is played by Viva's own)."""
-    from sandboxes.programs import bridge  # noqa: PLC0415 - as above
-
-    await asyncio.gather(
-        *(bridge.forward(int(port), sock, listen=process.listen, out=process.stdout) for port, sock in pairs)
-    )
 
 
 async def _not_found(process: FakeProcess) -> int:

@@ -7,9 +7,8 @@ file's services into a `PodPlan`: the app's `depends_on` closure in start order,
 not started with the reason, and a refusal for each thing a sidecar asks for that would weaken the sandbox or that
 a pod cannot give (two services on one port). A plan with refusals is not run; it never raises.
 
-Interpolation (`${VAR:-default}`, `$$`) follows grader/profile/starts/compose.py, with variables from the `.env`
-file beside the compose file only — the host's environment never enters. The helpers below are a copy of the few
-lines of grader/profile/starts/dockerfile.py this needs (sandboxes may not import grader).
+Interpolation (`${VAR:-default}`, `$$`) is sandboxes/variables.py's, as start detection reads compose files, with
+variables from the `.env` file beside the compose file only — the host's environment never enters.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 import yaml
+
+from sandboxes.variables import substitute
 
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
 CONDITIONS: frozenset[str] = frozenset(Condition.__args__)  # type: ignore[attr-defined]
@@ -727,67 +728,6 @@ def _interpolated(value: object, variables: Mapping[str, str]) -> object:
     return value
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BRACED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+?])(.*))?", re.S)
-MAX_VARIABLE_CHARS = 10_000
-MAX_NESTING = 8
-
-
-def interpolate(text: str, values: Mapping[str, str], depth: int = 0) -> str:
-    """Compose interpolation: `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`,
-    `${VAR:?message}` (the value or empty); `$$` is a literal `$`; an unset variable is empty. The same rules as
-    grader/profile/starts/dockerfile.py `substitute(..., double_dollar=True)` (a copy: sandboxes may not import
-    grader; the helper belongs in sandboxes and grader should import it from here)."""
-    parts: list[str] = []
-    index = 0
-    while (found := text.find("$", index)) >= 0:
-        parts.append(text[index:found])
-        if text.startswith("$$", found):
-            parts.append("$")
-            index = found + 2
-            continue
-        expansion, index = _expand(text, found, values, depth)
-        parts.append(expansion)
-    parts.append(text[index:])
-    return "".join(parts)
-
-
-def _expand(text: str, start: int, values: Mapping[str, str], depth: int) -> tuple[str, int]:
-    after = start + 1
-    if text.startswith("{", after):
-        close = _closing_brace(text, after)
-        if close < 0:
-            return "$", after
-        return _braced(text[after + 1 : close], values, depth), close + 1
-    match = _NAME.match(text, after)
-    if match is None:
-        return "$", after
-    return values.get(match[0], ""), match.end()
-
-
-def _closing_brace(text: str, opening: int) -> int:
-    end = min(len(text), opening + MAX_VARIABLE_CHARS)
-    depth, search = 1, opening + 1
-    while (close := text.find("}", search, end)) >= 0:
-        depth += text.count("{", search, close) - 1
-        if depth == 0:
-            return close
-        search = close + 1
-    return -1
-
-
-def _braced(inner: str, values: Mapping[str, str], depth: int) -> str:
-    match = _BRACED.fullmatch(inner)
-    if match is None or depth > MAX_NESTING:
-        return ""
-    operator, value = match[2], values.get(match[1])
-    word = interpolate(match[3] or "", values, depth + 1) if operator else ""
-    if operator == ":-":
-        return value if value else word
-    if operator == "-":
-        return value if value is not None else word
-    if operator == ":+":
-        return word if value else ""
-    if operator == "+":
-        return word if value is not None else ""
-    return value or ""
+def interpolate(text: str, values: Mapping[str, str]) -> str:
+    """Compose interpolation (sandboxes/variables.py, the rules start detection reads compose files by)."""
+    return substitute(text, values, double_dollar=True)

@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -40,7 +40,7 @@ ALIVE_CHECK_S = 1.0
 on two cores feel every one); a crash is still seen within a second."""
 
 BRIDGE = programs.source("bridge")
-"""Both bridges (sandboxes/programs/bridge.py), written into the sandbox and run by its python3."""
+"""The bridges (sandboxes/programs/bridge.py), run by the sandbox's python3 as `python3 -c BRIDGE …`."""
 
 
 class StartFailure(Exception):
@@ -152,11 +152,22 @@ def app_tunnel(shared_dir: Path, private_dir: Path) -> Iterator[AppTunnel]:
 class SandboxedService:
     """One app process in a sandbox, started, probed over HTTP from the host, restarted and stopped."""
 
-    def __init__(self, sandbox: Sandbox, tunnel: AppTunnel, port: int, *, workdir: str = "/work/app") -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        tunnel: AppTunnel,
+        port: int,
+        *,
+        workdir: str = "/work/app",
+        forwards: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """`forwards`: more (port, socket inside) pairs the bridge process carries besides the gateway's, such as
+        the provider proxy's (sandboxes/gateway/trust.py)."""
         self.sandbox = sandbox
         self.tunnel = tunnel
         self.port = port
         self.workdir = workdir
+        self.forwards = list(forwards)
         self.starts = 0
         self._bridged = False
 
@@ -169,20 +180,26 @@ class SandboxedService:
         return f"{STATE_DIR}/app-{self.starts}.log"
 
     async def bridge(self) -> None:
-        """Start both bridges once per sandbox."""
+        """Start the bridges once per sandbox: the gateway's forwarder, the other forwards and the app tunnel, in
+        one process started by one engine call (the program's text goes on the command line, so nothing is
+        written first)."""
         if self._bridged:
             return
-        await self.sandbox.exec(["mkdir", "-p", STATE_DIR])
-        script = f"{STATE_DIR}/bridge.py"
-        await self.sandbox.write_file(script, BRIDGE.encode())
-        for name, args in (
-            ("forward", ["forward", str(FORWARD_PORT), f"/sock/{SOCKET_NAME}"]),
-            ("tunnel", ["tunnel", f"/sock/{TUNNEL_SOCKET}", str(self.port), str(IDLE_TUNNELS)]),
-        ):
-            log = f"{STATE_DIR}/bridge-{name}.log"
-            await self.sandbox.spawn(
-                ["sh", "-c", 'log="$1"; shift; exec python3 "$@" > "$log" 2>&1', "sh", log, script, *args]
-            )
+        commands = [["forward", str(FORWARD_PORT), f"/sock/{SOCKET_NAME}"]]
+        commands += [["forward", str(port), sock] for port, sock in self.forwards]
+        commands.append(["tunnel", f"/sock/{TUNNEL_SOCKET}", str(self.port), str(IDLE_TUNNELS)])
+        args = [word for command in commands for word in ("+", *command)][1:]
+        await self.sandbox.spawn(
+            [
+                "sh",
+                "-c",
+                'mkdir -p "${1%/*}"; log="$1"; shift; exec python3 -c "$@" > "$log" 2>&1',
+                "sh",
+                f"{STATE_DIR}/bridge.log",
+                BRIDGE,
+                *args,
+            ]
+        )
         self._bridged = True
 
     async def start(self, command: str, env: dict[str, str]) -> None:

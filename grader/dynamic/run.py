@@ -97,7 +97,7 @@ from sandboxes.gateway.clients import UNSERVED_PROVIDERS
 from sandboxes.gateway.proxy import ProviderProxy, serve_proxy
 from sandboxes.gateway.serve import SOCKET_NAME, serve_gateway, socket_path_fits
 from sandboxes.gateway.tls import GradingCA
-from sandboxes.gateway.trust import TrustPlan, sandbox_trust
+from sandboxes.gateway.trust import sandbox_trust
 from sandboxes.layers import VENV
 from sandboxes.service import STATE_DIR, TUNNEL_SOCKET, SandboxedService, StartFailure, app_tunnel, gateway_env
 
@@ -413,7 +413,11 @@ class _Session:
                 copied = await sandbox.exec(copy, timeout=300)
                 if copied.returncode != 0:
                     raise SandboxError(f"could not copy the repository into the sandbox: {copied.stderr[-300:]}")
-                await _spawn_listener(sandbox, trust)
+                # The bridges before the companions: a sidecar built from the repository may call a provider too.
+                service = SandboxedService(
+                    sandbox, tunnel, port or self.found.port, workdir=app_dir, forwards=trust.forwards
+                )
+                await service.bridge()
                 started: list[str] = []
                 if companions is not None:
                     sandbox_settings = self.options.sandbox
@@ -424,7 +428,6 @@ class _Session:
                         budget_s=sandbox_settings.service_start_s,
                         time_scale=sandbox_settings.service_time_scale,
                     )
-                service = SandboxedService(sandbox, tunnel, port or self.found.port, workdir=app_dir)
                 yield _Instance(role, sandbox, service, gateway, started)
 
     async def _certifi_dir(self, image: str) -> str | None:
@@ -1014,23 +1017,6 @@ class _Session:
             )
         result.instance = instance.role
         return result
-
-
-async def _spawn_listener(sandbox: Sandbox, trust: TrustPlan) -> None:
-    """The loopback listener that carries the proxy port and 443 (where provider names resolve) to the proxy's
-    sockets, for clients that read the proxy variables and for those that ignore them."""
-    log = f"{STATE_DIR}/provider-listener.log"
-    await sandbox.spawn(
-        [
-            "sh",
-            "-c",
-            'log="$1"; shift; exec python3 -c "$@" > "$log" 2>&1',
-            "sh",
-            log,
-            trust.listener,
-            *trust.listener_args,
-        ]
-    )
 
 
 async def _run_setup(instance: _Instance, steps: list[str], env: dict[str, str]) -> StartFailure | None:

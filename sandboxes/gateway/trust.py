@@ -43,9 +43,10 @@ class TrustPlan(msgspec.Struct, frozen=True, kw_only=True):
     sysctls: dict[str, str]
     """Lets uid 1000 bind port 443. Docker 20.10 already sets it for every non-host network; stated so an engine
     that does not still works."""
-    listener: str
-    """A standard-library Python program for the container (python3 -c LISTENER *listener_args)."""
-    listener_args: list[str]
+    forwards: list[tuple[int, str]]
+    """(port, socket inside): each 127.0.0.1 port of the sandbox piped unchanged to a socket of the host's provider
+    proxy (TLS stays TLS: the host terminates it) by the bridge's `forward` (sandboxes/programs/bridge.py): the
+    proxy port for clients that read the proxy variables, 443 for those that ignore them."""
 
 
 def sandbox_trust(
@@ -80,44 +81,5 @@ def sandbox_trust(
         env=env,
         extra_hosts=dict.fromkeys([*fixed, *(name.rstrip(".").lower() for name in hostnames)], "127.0.0.1"),
         sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
-        listener=LISTENER,
-        listener_args=[
-            f"{proxy_port}={SOCKETS_INSIDE}/{PROXY_SOCKET}",
-            f"{TLS_PORT}={SOCKETS_INSIDE}/{TLS_SOCKET}",
-        ],
+        forwards=[(proxy_port, f"{SOCKETS_INSIDE}/{PROXY_SOCKET}"), (TLS_PORT, f"{SOCKETS_INSIDE}/{TLS_SOCKET}")],
     )
-
-
-# Runs inside the network-less container: each PORT=SOCKET argument listens on 127.0.0.1:PORT and pipes every
-# connection to the host's Unix socket SOCKET, unchanged (TLS stays TLS: the host terminates it). Port 0 picks a
-# free port; the line printed per listener names the port bound. Standard library only.
-LISTENER = """
-import asyncio, sys
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-def forwarder(sock):
-    async def handle(reader, writer):
-        try:
-            up_reader, up_writer = await asyncio.open_unix_connection(sock)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
-    return handle
-async def main(pairs):
-    servers = []
-    for pair in pairs:
-        port, sock = pair.split("=", 1)
-        server = await asyncio.start_server(forwarder(sock), "127.0.0.1", int(port))
-        servers.append(server)
-        print("listening", server.sockets[0].getsockname()[1], sock, flush=True)
-    await asyncio.gather(*(server.serve_forever() for server in servers))
-asyncio.run(main(sys.argv[1:]))
-"""

@@ -1,8 +1,13 @@
-"""The two bridges between a network-less sandbox and the host's Unix sockets (see sandboxes/service.py).
+"""The bridges between a network-less sandbox and the host's Unix sockets (see sandboxes/service.py).
 
     python3 bridge.py forward PORT SOCK        listen on 127.0.0.1:PORT and forward each connection to SOCK
+                                               (PORT 0 picks a free port; the line printed names the one bound)
     python3 bridge.py tunnel SOCK PORT IDLE    keep IDLE connections open to SOCK; each one the host writes down
                                                is piped to 127.0.0.1:PORT, then a fresh idle one is opened
+    python3 bridge.py forward 18080 A + forward 443 B + tunnel C 8000 12
+                                               several at once, joined by `+`, in one process: every process
+                                               started in a sandbox costs the engine an exec and the sandbox a
+                                               Python start, which three sandboxes on two cores feel
 
 Run inside the sandbox by the image's own python3: standard library only, Python 3.8's syntax. How 127.0.0.1 is
 reached is a parameter (`listen`, `connect`): the sandbox's loopback when this runs as a program; the fake backend
@@ -58,7 +63,9 @@ async def forward(port: int, sock: str, listen: Listen = loopback_listen, out: O
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
 
     server = await listen(handle, port)
-    print("forwarding", port, "to", sock, flush=True, file=out)
+    names = [sock.getsockname() for sock in getattr(server, "sockets", None) or ()]
+    bound = names[0][1] if names and isinstance(names[0], tuple) else port  # a stand-in loopback has no port
+    print("forwarding", bound, "to", sock, flush=True, file=out)
     async with server:
         await server.serve_forever()
 
@@ -104,11 +111,24 @@ async def run(
     connect: Connect = loopback_connect,
     out: Output | None = None,
 ) -> None:
-    """`args` as on the command line (after the program's name)."""
-    if args[0] == "forward":
-        await forward(int(args[1]), args[2], listen, out)
+    """`args` as on the command line (after the program's name): one command, or several joined by `+`, all run
+    until the process is stopped (one that fails, a port already taken, say, ends them all with its error)."""
+    commands: list[list[str]] = [[]]
+    for arg in args:
+        if arg == "+":
+            commands.append([])
+        else:
+            commands[-1].append(arg)
+    await asyncio.gather(*(_one(command, listen, connect, out) for command in commands if command))
+
+
+async def _one(command: list[str], listen: Listen, connect: Connect, out: Output | None) -> None:
+    if command[0] == "forward" and len(command) == 3:
+        await forward(int(command[1]), command[2], listen, out)
+    elif command[0] == "tunnel" and len(command) == 4:
+        await tunnel(command[1], int(command[2]), int(command[3]), connect, out)
     else:
-        await tunnel(args[1], int(args[2]), int(args[3]), connect, out)
+        raise SystemExit("usage: bridge.py forward PORT SOCK | tunnel SOCK PORT IDLE [+ ...]: " + " ".join(command))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from sandboxes.gateway.tls import GradingCA
 from sandboxes.gateway.trust import BUNDLE_INSIDE, SYSTEM_STORE_INSIDE, TrustPlan, sandbox_trust
 from sandboxes.images import build_offline_base
 from sandboxes.layers import VENV, dependency_layer, image_python
+from sandboxes.service import BRIDGE
 from sandboxes.settings import SandboxSettings
 
 pytestmark = pytest.mark.docker
@@ -99,13 +100,12 @@ def gateway_behind_proxy(tmp_path: Path) -> Iterator[tuple[Gateway, ProviderProx
 
 
 async def start_listener(sandbox: DockerSandbox, plan: TrustPlan) -> None:
-    await sandbox.write_file("/tmp/listener.py", plan.listener.encode())
-    await sandbox.spawn(
-        ["sh", "-c", 'exec python3 /tmp/listener.py "$@" > /tmp/listener.log 2>&1', "sh", *plan.listener_args]
-    )
+    """The plan's forwards as grading starts them: the bridge's `forward`s in one process."""
+    args = [word for port, sock in plan.forwards for word in ("+", "forward", str(port), sock)][1:]
+    await sandbox.spawn(["sh", "-c", 'exec python3 -c "$@" > /tmp/listener.log 2>&1', "sh", BRIDGE, *args])
     for _ in range(100):
         log = (await sandbox.exec(["cat", "/tmp/listener.log"])).stdout
-        if log.count("listening") == len(plan.listener_args):
+        if log.count("forwarding") == len(plan.forwards):
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"the listener did not start: {log!r}")

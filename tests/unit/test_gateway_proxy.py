@@ -29,7 +29,8 @@ from sandboxes.gateway.app import Gateway, GatewayConfig
 from sandboxes.gateway.proxy import PROXY_SOCKET, TLS_SOCKET, ProviderProxy, ProxyLimits, serve_proxy
 from sandboxes.gateway.serve import SOCKET_NAME, serve_gateway
 from sandboxes.gateway.tls import GradingCA
-from sandboxes.gateway.trust import BUNDLE_INSIDE, LISTENER, SYSTEM_STORE_INSIDE, sandbox_trust
+from sandboxes.gateway.trust import BUNDLE_INSIDE, SYSTEM_STORE_INSIDE, sandbox_trust
+from sandboxes.service import BRIDGE
 
 QUESTION = (
     "Context:\n[deploys-0] A deploy takes about eight minutes end to end.\n\nQuestion: How long does a deploy take?"
@@ -53,12 +54,18 @@ class Stack:
 
 
 @contextmanager
-def listener(*pairs: str) -> Iterator[list[int]]:
-    """The in-container LISTENER program, run here: one loopback port per PORT=SOCKET pair (0 picks a free one)."""
-    process = subprocess.Popen([sys.executable, "-c", LISTENER, *pairs], stdout=subprocess.PIPE, text=True)
+def listener(*sockets: Path) -> Iterator[list[int]]:
+    """The in-container bridge's `forward`s as the sandbox runs them (`python3 -c BRIDGE forward 0 A + forward 0
+    B`), here on host loopback: one free port per socket, in the order given."""
+    args = [word for sock in sockets for word in ("+", "forward", "0", str(sock))][1:]
+    process = subprocess.Popen([sys.executable, "-c", BRIDGE, *args], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        ports = [int(process.stdout.readline().split()[1]) for _ in pairs]
+        bound = {}
+        for _ in sockets:  # "forwarding PORT to SOCK", in whichever order they bound
+            _, port, _, sock = process.stdout.readline().split()
+            bound[sock] = int(port)
+        ports = [bound[str(sock)] for sock in sockets]
         yield ports
     finally:
         process.terminate()
@@ -72,7 +79,7 @@ def running(tmp_path: Path, limits: ProxyLimits | None = None) -> Iterator[Stack
     with (
         serve_gateway(socket_dir, GatewayConfig(time_scale=0)) as gateway,
         serve_proxy(socket_dir, socket_dir / SOCKET_NAME, ca, limits) as proxy,
-        listener(f"0={socket_dir / PROXY_SOCKET}", f"0={socket_dir / TLS_SOCKET}") as (proxy_port, tls_port),
+        listener(socket_dir / PROXY_SOCKET, socket_dir / TLS_SOCKET) as (proxy_port, tls_port),
     ):
         yield Stack(gateway, proxy, ca, proxy_port, tls_port)
 
@@ -325,7 +332,7 @@ def test_the_ca_key_is_never_written_and_never_in_the_trust_plan(stack: Stack, t
     plan = sandbox_trust(stack.ca.bundle_path, "/var/tmp/viva-venv/lib/python3.11/site-packages")
     for source in plan.mounts.values():
         assert b"PRIVATE KEY" not in Path(source).read_bytes()
-    assert "PRIVATE KEY" not in json.dumps(plan.env) + plan.listener
+    assert "PRIVATE KEY" not in json.dumps(plan.env) + json.dumps(plan.forwards)
 
 
 # --- bounded everywhere ------------------------------------------------------------------------------------------
@@ -419,7 +426,7 @@ def test_the_trust_plan_mounts_the_bundle_everywhere_and_points_clients_at_the_p
     assert plan.extra_hosts == dict.fromkeys(
         ["api.openai.com", "api.anthropic.com", "ollama.com", "contoso.openai.azure.com"], "127.0.0.1"
     )
-    assert plan.listener_args == ["18081=/sock/proxy.sock", "443=/sock/tls.sock"]
+    assert plan.forwards == [(18081, "/sock/proxy.sock"), (443, "/sock/tls.sock")]
     assert sandbox_trust(ca.bundle_path, None).mounts == {BUNDLE_INSIDE: bundle, SYSTEM_STORE_INSIDE: bundle}
     with pytest.raises(SandboxError, match=r"example\.com"):
         sandbox_trust(ca.bundle_path, None, hostnames=["example.com"])

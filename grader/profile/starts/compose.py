@@ -32,9 +32,8 @@ from grader.profile.starts.dockerfile import (
     run_notes,
     run_port,
     run_value,
-    substitute,
-    unset_references,
 )
+from sandboxes.variables import substitute, unset_references
 
 MAX_COMPOSE_CHARS = 1_000_000
 MAX_NODES = 20_000

@@ -20,15 +20,12 @@ import msgspec
 
 from grader.model import Evidence
 from grader.profile.model import StartCandidate
+from sandboxes.variables import expand_variable, substitute, unset_references
 
 MAX_DOCKERFILE_CHARS = 1_000_000
-MAX_VARIABLE_CHARS = 512
-"""A `${...}` longer than this is taken literally: bounds the work hostile text can cause."""
 MAX_NOTES = 20
 MAX_SKIPPED = 100
 """Skipped steps listed per start; a hostile file's thousands of RUN lines end in one "more" line."""
-MAX_NESTING = 4
-"""`${A:-${B:-x}}` nests; deeper than this expands to nothing."""
 SH = ["/bin/sh", "-c"]
 """Docker's default SHELL, which shell-form CMD and ENTRYPOINT run under."""
 SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
@@ -45,8 +42,6 @@ KEYWORDS = {
     "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
 }  # fmt: skip
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BRACED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+?])(.*))?", re.S)
-_PLAIN_REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 _FROM_REFERENCE = re.compile(r"(?:^|\s)--from=([^\s]+)|--mount=\S*?\bfrom=([^,\s]+)")
 _FILE_SUFFIXES = (".txt", ".py", ".toml", ".lock", ".cfg", ".json", ".sh", ".ini", ".yaml", ".yml", ".md", ".env")
 _PYTHON_TAG = re.compile(r"(\d+)\.(\d+)")
@@ -316,76 +311,6 @@ def _lex(text: str, values: Mapping[str, str], escape: str, *, split: bool) -> l
     if started or not split:
         words.append("".join(current))
     return words
-
-
-def expand_variable(
-    text: str, start: int, values: Mapping[str, str], *, double_dollar: bool = False, depth: int = 0
-) -> tuple[str, int]:
-    """The expansion of the `$` reference at `text[start]` and the index after it: `$VAR`, `${VAR}`,
-    `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`; an unset variable is empty, as in Docker and
-    compose. `${VAR:?message}` gives the value or empty (as data we do not fail)."""
-    after = start + 1
-    if text.startswith("{", after):
-        close = _closing_brace(text, after)
-        if close < 0:
-            return "$", after
-        return _braced(text[after + 1 : close], values, double_dollar, depth), close + 1
-    match = _NAME.match(text, after)
-    if match is None:
-        return "$", after
-    return values.get(match[0], ""), match.end()
-
-
-def _closing_brace(text: str, opening: int) -> int:
-    """The `}` that closes the `{` at `opening` (nesting counted), within MAX_VARIABLE_CHARS; -1 if none.
-    str.find and str.count keep this fast on hostile text full of braces."""
-    end = min(len(text), opening + MAX_VARIABLE_CHARS)
-    depth, search = 1, opening + 1
-    while (close := text.find("}", search, end)) >= 0:
-        depth += text.count("{", search, close) - 1
-        if depth == 0:
-            return close
-        search = close + 1
-    return -1
-
-
-def _braced(inner: str, values: Mapping[str, str], double_dollar: bool, depth: int) -> str:
-    match = _BRACED.fullmatch(inner)
-    if match is None or depth > MAX_NESTING:
-        return ""  # ${...} forms we do not model (pattern removal), or nested too deep: empty, never the raw text
-    operator, value = match[2], values.get(match[1])
-    word = substitute(match[3] or "", values, double_dollar=double_dollar, depth=depth + 1) if operator else ""
-    if operator == ":-":
-        return value if value else word
-    if operator == "-":
-        return value if value is not None else word
-    if operator == ":+":
-        return word if value else ""
-    if operator == "+":
-        return word if value is not None else ""
-    return value or ""
-
-
-def substitute(text: str, values: Mapping[str, str], *, double_dollar: bool = False, depth: int = 0) -> str:
-    """Every `$` reference in `text` expanded; with `double_dollar` (compose files), `$$` is a literal `$`."""
-    parts: list[str] = []
-    index = 0
-    while (found := text.find("$", index)) >= 0:
-        parts.append(text[index:found])
-        if double_dollar and text.startswith("$$", found):
-            parts.append("$")
-            index = found + 2
-            continue
-        expansion, index = expand_variable(text, found, values, double_dollar=double_dollar, depth=depth)
-        parts.append(expansion)
-    parts.append(text[index:])
-    return "".join(parts)
-
-
-def unset_references(text: str, values: Mapping[str, str]) -> list[str]:
-    """Names that `text` reads as plain `$VAR` / `${VAR}` (no default) and `values` does not set."""
-    names = (match[1] or match[2] for match in _PLAIN_REFERENCE.finditer(text))
-    return list(dict.fromkeys(name for name in names if name not in values))
 
 
 def _arg_declarations(value: str, values: Mapping[str, str], escape: str) -> list[tuple[str, str | None]]:
