@@ -390,6 +390,56 @@ def test_a_healthcheck_whose_program_the_image_lacks_is_says_so(client, service_
     assert failure.probe_missing, "a substitute image's missing tool is Viva's limitation, not the candidate's"
 
 
+@pytest.fixture(scope="module")
+def shell_less_image(client: Any, service_images: ServiceImagePolicy) -> Iterator[str]:
+    """A distroless-style image: python3 and no `sh` at all, as a candidate's `gcr.io/distroless/python3` is."""
+    repository, version = "viva-test-no-shell", str(os.getpid())
+    maker = client.containers.run(
+        BASE, ["rm", "-f", "/bin/sh", "/bin/dash", "/usr/bin/sh", "/usr/bin/dash"], user="0", detach=True
+    )
+    try:
+        assert maker.wait(timeout=60)["StatusCode"] == 0
+        maker.commit(repository=repository, tag=version)
+    finally:
+        maker.remove(force=True)
+    yield f"{repository}:{version}"
+    client.images.remove(f"{repository}:{version}", force=True)
+
+
+def test_a_healthcheck_in_an_image_without_a_shell_still_decides_readiness(
+    client, service_images, shell_less_image, tmp_path
+) -> None:
+    """Viva batches scaled-down healthchecks in a loop of the sidecar's own shell; an image with none gets one exec
+    per check instead, and still turns healthy once its check passes (and not before)."""
+    compose = """\
+        services:
+          api:
+            build: .
+            depends_on:
+              worker: {condition: service_healthy}
+          worker:
+            image: distroless/worker:1
+            command: ["python3", "-c", "import time; time.sleep(2); open('/tmp/ready', 'w').close(); time.sleep(600)"]
+            healthcheck:
+              test: ["CMD", "python3", "-c", "import os, sys; sys.exit(0 if os.path.exists('/tmp/ready') else 1)"]
+              interval: 5s
+              retries: 30
+    """
+    plan = plan_of(write_repository(tmp_path / "repo", compose))
+    policy = ServiceImagePolicy(
+        pull_policy="never", table={**service_images.table, "distroless/worker:1": shell_less_image}
+    )
+    with app_container(client, plan) as app:
+        began = time.monotonic()
+        with pod_for(client, policy, plan, app) as pod:
+            waited = time.monotonic() - began
+            no_shell = pod.container("worker").exec_run(["sh", "-c", "true"]).exit_code
+        (started,) = pod.started
+    assert no_shell in {126, 127}, "the image really has no shell"
+    assert started.service == "worker" and started.ready == "healthy"
+    assert waited >= 2.0, "healthy only once the check passed"
+
+
 def test_a_sidecar_that_is_late_fails_within_the_startup_budget(client, service_images, tmp_path) -> None:
     compose = """\
         services:
