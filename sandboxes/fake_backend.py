@@ -52,7 +52,11 @@ from sandboxes.fake_files import FakeFiles
 from sandboxes.layers import DependencyLayer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sandboxes.deps import ParsedRequirements
+    from sandboxes.pod import PodPlan, ServiceLimits
+    from sandboxes.service_images import ServiceImagePolicy
     from sandboxes.settings import SandboxSettings
 
 WORKDIR = "/work"
@@ -73,7 +77,9 @@ StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable
 class Call:
     """One thing the grader asked of a fake sandbox (or of its images), in the order asked."""
 
-    kind: Literal["start", "exec", "spawn", "write_file", "read_file", "cleanup", "layer"]
+    kind: Literal[
+        "start", "exec", "spawn", "write_file", "read_file", "cleanup", "layer", "companions", "companions ready"
+    ]
     sandbox: str
     """The sandbox's id ("" for the images)."""
     cmd: list[str] = field(default_factory=list)
@@ -118,6 +124,8 @@ class FakeWorld:
         """What `python_version` answers for every image."""
         self.install_ok, self.install_log = install_ok, install_log
         """How every dependency layer's install went."""
+        self.companion_start_s = 0.0
+        """How long a pod's companions take to become ready (each service's image is `fake-svc/<name>`)."""
         self.calls: list[Call] = []
         self.sandboxes: list[FakeSandbox] = []
         self.processes: list[FakeProcess] = []
@@ -219,6 +227,13 @@ class FakeImages(SandboxImages):
     def python_version(self, image: str) -> str:
         return self.world.python
 
+    def service_images(
+        self, plan: PodPlan, policy: ServiceImagePolicy, built: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        return {
+            sidecar.name: (built or {}).get(sidecar.name, f"fake-svc/{sidecar.name}") for sidecar in plan.sidecars
+        }, {}
+
 
 @register_backend("fake")
 class FakeSandbox(Sandbox):
@@ -288,6 +303,24 @@ class FakeSandbox(Sandbox):
             self._loopback.close()
         self._files, self._loopback = None, None
         self.world._record(Call("cleanup", self._name))
+
+    async def start_companions(
+        self,
+        plan: PodPlan,
+        images: Mapping[str, str],
+        *,
+        limits: ServiceLimits,
+        budget_s: float,
+        time_scale: float = 1.0,
+    ) -> list[str]:
+        """The pod played: recorded when asked and when ready, `world.companion_start_s` apart (within the budget,
+        as the Docker pod waits for readiness), in dependency order. Nothing runs: a scripted app that "talks" to a
+        companion plays that too."""
+        names = [sidecar.name for sidecar in plan.sidecars]
+        self.world._record(Call("companions", self._name, cmd=names))
+        await asyncio.sleep(min(self.world.companion_start_s, budget_s))
+        self.world._record(Call("companions ready", self._name, cmd=names))
+        return [f"{name}: {images[name]} ready (played)" for name in names]
 
     def environment(self, env: dict[str, str] | None) -> dict[str, str]:
         """What a command sees, as in the Docker sandbox: HOME and PATH, the spec's, then the exec's own."""

@@ -687,7 +687,10 @@ class _Session:
         startup budget (at most MAX_ATTEMPTS, within the total), until one answers; the instances then start that
         one. A declared start (viva.toml) is the candidate's own word: the main instance's start is its attempt."""
         starts = self.profile.starts
-        if self.found.start_tier == "declared" or not starts:
+        if self.found.start_tier == "declared":
+            await self._declared_companions()
+            return
+        if not starts:
             return
         sandbox = self.options.sandbox
         deadline = time.monotonic() + sandbox.start_total_s
@@ -758,6 +761,22 @@ class _Session:
                     return made
                 built[sidecar.name] = made
         return await asyncio.to_thread(companions_for, plan, self.images, self.options.sandbox, built)
+
+    async def _declared_companions(self) -> None:
+        """A viva.toml start runs beside the companions of the compose app service of its directory, as any start
+        of that code does; when Viva cannot run them, the start is not_run with the reason (never the candidate's
+        failure: their app was never given its database)."""
+        declared = self._declared_or_chosen()
+        pod = await self._companions(declared)
+        if isinstance(pod, str):
+            self.start_failure = ServiceResult(
+                started=False,
+                blame="viva",
+                reason=f"Viva could not run the companion services this start needs: {pod}",
+                suggestion=manifest_snippet(self.found),
+            )
+        else:
+            self.chosen_companions = pod
 
     def _with_services(self, start: StartCandidate) -> StartCandidate:
         """`start`, with the companions of the repository's compose app service when it names none of its own and

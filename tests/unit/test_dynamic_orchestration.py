@@ -31,7 +31,7 @@ from rubrics.catalogue import (
     LatencyParams,
     ServiceStartsParams,
 )
-from sandboxes.base import SandboxSpec
+from sandboxes.base import ExecResult, SandboxSpec
 from sandboxes.fake_backend import FakeProcess, FakeWorld, ProcessMain
 from sandboxes.settings import SandboxSettings
 from tests.fixtures.repos import write
@@ -425,3 +425,84 @@ async def test_a_scripted_apps_client_reaches_the_sandboxs_loopback_and_nothing_
         "[Errno 101] Network is unreachable",
         "[Errno 101] Network is unreachable",
     ]
+
+
+# --- companions and setup ----------------------------------------------------------------------------------------
+
+SEEDED_COMPOSE = """services:
+  api:
+    build: .
+    command: uvicorn main:app --host 0.0.0.0 --port 8000
+    ports: ["8000:8000"]
+    depends_on:
+      db:
+        condition: service_healthy
+  db:
+    image: postgres:16
+    environment:
+      POSTGRES_PASSWORD: handbook
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -U postgres"]
+      interval: 5s
+"""
+SEEDED_MANIFEST = """manifest_version = 1
+
+[app]
+start = "uvicorn main:app --port 8000"
+setup = ["python scripts/seed.py"]
+port = 8000
+health = "/health"
+
+[query]
+path = "/ask"
+request = '{"question": "{question}"}'
+answer = "/answer"
+"""
+SEED_PY = '''"""Load the handbook into Postgres (the app reads it from there)."""
+import json, os, psycopg
+
+with psycopg.connect(os.environ.get("DATABASE_URL", "postgresql://postgres:handbook@db:5432/postgres")) as db:
+    for key, text in json.load(open("data/handbook.json")).items():
+        db.execute("INSERT INTO sections VALUES (%s, %s) ON CONFLICT DO NOTHING", (key, text))
+'''
+
+
+def test_a_seeding_setup_step_runs_only_once_the_companions_are_ready(tmp_path: Path) -> None:
+    """The seed script needs the database: in every sandbox that starts the app, it runs after the pod reported its
+    companions ready (played here as taking a while), and the app starts after the seed."""
+    root = repo(
+        tmp_path / "repo",
+        {
+            "docker-compose.yml": SEEDED_COMPOSE,
+            "viva.toml": SEEDED_MANIFEST,
+            "scripts/seed.py": SEED_PY,
+            "README.md": README,
+        },
+    )
+    world = FakeWorld()
+    world.companion_start_s = 0.2
+    seeded: list[str] = []
+
+    def seed(call: Any) -> ExecResult:
+        ready = [c.sandbox for c in world.calls if c.kind == "companions ready"]
+        if call.sandbox.id not in ready:
+            return ExecResult(2, "", "psycopg.OperationalError: connection to server at db:5432 refused\n", 0.0)
+        seeded.append(call.sandbox.id)
+        return ExecResult(0, "", "", 0.0)
+
+    world.on_exec(r"^python scripts/seed\.py$", seed)
+    world.on_spawn(r"^uvicorn main:app --port 8000$", serve())
+    scores, run = grade(root, world, [STARTS, QUICK_LATENCY], tmp_path / "scratch")
+    assert run is not None and run.service is not None and run.service.started, run and run.service
+    assert scores["engineering.starts"].value == 1.0
+    assert run.companions, "the pod's companions are in the report"
+    assert seeded and len(seeded) == len(apps(world)), "every sandbox that started the app was seeded first"
+    for sandbox in seeded:
+        kinds = [
+            "seed" if call.kind == "exec" and call.cmd[-1:] == ["python scripts/seed.py"] else call.kind
+            for call in world.calls
+            if call.sandbox == sandbox and call.kind in {"companions", "companions ready", "exec", "spawn"}
+        ]
+        kinds = [kind for kind in kinds if kind != "exec"]
+        assert kinds.index("companions") < kinds.index("companions ready") < kinds.index("seed"), kinds
+    assert_left_nothing_running(world)
