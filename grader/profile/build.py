@@ -137,6 +137,15 @@ _BUDGET_SETTING = re.compile(
     re.I,
 )
 """`MAX_DAILY_BUDGET_USD=5`, `cost_limit: 10`, `monthly_budget = 200`: a number set as a spending limit."""
+_QUANTILE_RULE = re.compile(r"histogram_quantile\s*\(\s*0?\.9[059]?\b|quantile\s*=\s*[\"']?0?\.9[059]", re.I)
+"""A Prometheus or Grafana expression over a latency histogram's p90/p95/p99."""
+_RULE_BOUND = re.compile(r"\)\s*(?:>=?|<=?)\s*\d|\bthreshold\s*:\s*\d", re.I)
+"""…compared with a bound: an alert rule (`histogram_quantile(0.95, …) > 2`)."""
+_BOUND_LINE = re.compile(r"^\s*(?:>=?|<=?)\s*\d")
+"""A multi-line expr's last line: `  > 2`."""
+_LOAD_THRESHOLD = re.compile(r"[\"']p\(9[059]\)\s*<\s*\d|^\s*[\"']?p9[059][\"']?\s*:\s*\d", re.I)
+"""A load test's percentile target: k6's `http_req_duration: ['p(95)<500']`, Artillery's `ensure: {p95: 200}`."""
+_LATENCY_CONFIG_SUFFIXES = (*(".yaml", ".yml", ".toml", ".json"), ".js", ".mjs", ".ts")
 _RED_TEAM_CONFIG = re.compile(r"^\s*redteam\s*:|promptfoo\s+redteam|-m\s+garak\b|\bgarak\s+--", re.I)
 FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an encoded blob"})
 """Hidden text worth a reviewer's eye in the report (HTML comments are ordinary; those that address a grader are
@@ -301,8 +310,11 @@ class _Collector:
         self._configuration(path, name, lines)
 
     def _configuration(self, path: str, name: str, lines: list[str]) -> None:
-        """Configuration read as data: a spending limit set in YAML/TOML/env files, a red-team configuration."""
+        """Configuration read as data: a spending limit set in YAML/TOML/env files, a red-team configuration,
+        latency percentiles with a bound (alert rules, load-test thresholds)."""
         lower = name.lower()
+        if lower.endswith(_LATENCY_CONFIG_SUFFIXES):
+            self._latency_configuration(path, lines)
         if not (lower.endswith(_CONFIG_SUFFIXES) or lower.startswith(".env")):
             return
         for number, line in enumerate(lines, start=1):
@@ -311,6 +323,26 @@ class _Collector:
             if _RED_TEAM_CONFIG.search(line):
                 self.injection_test_cases += 5  # a red-team run generates its attacks: at least the bar's worth
                 self.facts["injection_tests"].append(Evidence(path, number, line.strip()[:200], "a red-team run"))
+
+    def _latency_configuration(self, path: str, lines: list[str]) -> None:
+        """Percentiles over many requests set in configuration: a Prometheus alert rule on a histogram's p95 (with a
+        bound, a target), a k6 or Artillery threshold (a load test with a target). A commented-out line says
+        nothing."""
+        for number, line in enumerate(lines, start=1):
+            if line.lstrip().startswith(("#", "//")):
+                continue
+            quantile, threshold = _QUANTILE_RULE.search(line), _LOAD_THRESHOLD.search(line)
+            if not (quantile or threshold):
+                continue
+            excerpt = line.strip()[:200]
+            if quantile:
+                self.facts["percentiles"].append(Evidence(path, number, excerpt, "a percentile of a latency histogram"))
+            if threshold:
+                self.facts["load_tests"].append(Evidence(path, number, excerpt, "a load-test threshold"))
+            after = [line[quantile.end() :]] if quantile else []
+            after += [following for following in lines[number : number + 3] if _BOUND_LINE.match(following)][:1]
+            if threshold or any(_RULE_BOUND.search(text) or _BOUND_LINE.match(text) for text in after):
+                self.facts["latency_targets"].append(Evidence(path, number, excerpt, "a percentile with a bound"))
 
     def _python(self, path: str, text: str, lines: list[str]) -> None:
         is_test = bool(_TEST_PATH.search(path))

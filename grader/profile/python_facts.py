@@ -20,9 +20,23 @@ _INJECTION_TEXT = re.compile(
 _GUARD_NAME = re.compile(r"inject|jailbreak|guard|sanitiz|moderat|screen|leak|redact", re.I)
 _OUTPUT_GUARD_NAME = re.compile(r"leak|output|redact|answer|response|post", re.I)
 _CITE_FIELD = re.compile(r"^(citations?|sources?|references?|cited_\w+|chunk_ids?|source_ids?|evidence)$", re.I)
-_CITE_PROMPT = re.compile(r"\bcit(e|ation)|\bsource", re.I)
-_CITE_FORMAT = re.compile(r"\[[\w\s.#:-]{1,20}\]|\[\d+\]")
-_RETRIEVED = re.compile(r"retriev|chunk|by_id|context|sources?|allowed|known|docs", re.I)
+_CITE_PROMPT = re.compile(r"\bcit(e|ation)|\bsource|\bfootnote|\breferences?\b", re.I)
+_RETURNED_SOURCES = re.compile(r"^(documents?|docs|passages?|chunks|context_docs|retrieved(_\w+)?)$", re.I)
+"""Keys beside an answer key in a returned dict that carry what was retrieved: `{"reply": …, "documents": […]}`."""
+_CITE_FORMAT = re.compile(
+    r"\[\^?\d+\]"  # [1], footnotes [^1]
+    r"|\[[\w\s.#:/-]{1,40}\]"  # [doc-3], [chunk_12], [handbook.md#leave]
+    r"|\[\{[^}\]]{0,40}\}\]"  # [{i}] in an f-string (its placeholder kept as {…})
+    r"|[\[(]\s*(?:sources?|docs?|documents?|refs?|references?|chunks?|pages?|citations?)\b[^\])\n]{0,80}[\])]"
+    r"|【[^】\n]{0,40}】|<cite\b",  # [Source: a.pdf, p. 2], (source: {file}), 【1】, <cite>
+    re.I,
+)
+"""A format to cite in, as a prompt sets it or a context is numbered with it."""
+_MARKER_PATTERN = re.compile(r"\\\[|【")
+r"""A regular expression that reads bracketed markers out of text (`re.findall(r"\[(\d+)\]", answer)`)."""
+_RETRIEVED = re.compile(
+    r"retriev|chunk|by_id|context|sources?|allowed|known|docs|documents?|passages?|hits|nodes", re.I
+)
 _SPEND = re.compile(r"spen[dt]|cost|budget|usage|charge|bill|dollars|usd", re.I)
 _LIMIT = re.compile(r"ceiling|limit|budget|max|cap|threshold|allowance", re.I)
 _REFUSE_CALL = re.compile(r"HTTPException|abort|refuse|reject|deny|Exceeded|Error", re.I)
@@ -166,7 +180,7 @@ class _Vocabulary:
         lower = source.lower()
         return cls(
             sleep="sleep" in lower,
-            citations="citation" in lower or "cite" in lower,
+            citations=any(word in lower for word in ("citation", "cite", "footnote", "marker", "\\[")),
             tokens="token" in lower,
             spend=any(word in lower for word in ("cost", "spen", "budget", "usd", "charge", "bill", "dollar")),
             latency=any(
@@ -212,6 +226,25 @@ def dotted_name(node: ast.AST) -> str:
     if isinstance(node, ast.Call):
         return dotted_name(node.func)
     return ""
+
+
+def _len_of_retrieved(node: ast.AST) -> bool:
+    """`len(passages)`, `len(self.chunks)`: the count of what was retrieved."""
+    return (
+        isinstance(node, ast.Call)
+        and dotted_name(node.func) == "len"
+        and bool(node.args)
+        and bool(_RETRIEVED.search(" ".join(_names_in(node.args[0]))))
+    )
+
+
+def _set_of_retrieved(node: ast.AST) -> bool:
+    """`set(chunk_ids)`, `{c.id for c in retrieved}`, `retrieved_ids` (a name that is a set of what was retrieved)."""
+    if isinstance(node, ast.Call) and dotted_name(node.func) in {"set", "frozenset"} and node.args:
+        return bool(_RETRIEVED.search(" ".join(_names_in(node.args[0]))))
+    if isinstance(node, ast.SetComp):
+        return bool(_RETRIEVED.search(" ".join(_names_in(node))))
+    return False
 
 
 def _names_in(node: ast.AST) -> list[str]:
@@ -363,7 +396,11 @@ class _Visitor(ast.NodeVisitor):
             self.facts.citation_asks.append(node.lineno)
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
-        parts = [part.value for part in node.values if isinstance(part, ast.Constant) and isinstance(part.value, str)]
+        # Each placeholder kept as `{…}`: `f"[{i}] {chunk.text}"` numbers a context as `[{…}]`.
+        parts = [
+            part.value if isinstance(part, ast.Constant) and isinstance(part.value, str) else "{…}"
+            for part in node.values
+        ]
         self.visit_Constant(ast.Constant(value="".join(parts), lineno=node.lineno))
 
     def visit_Expr(self, node: ast.Expr) -> None:
@@ -375,7 +412,7 @@ class _Visitor(ast.NodeVisitor):
         keys = [key.value for key in node.keys if isinstance(key, ast.Constant) and isinstance(key.value, str)]
         if (
             not self.is_test
-            and any(_CITE_FIELD.match(key) for key in keys)
+            and any(_CITE_FIELD.match(key) or _RETURNED_SOURCES.match(key) for key in keys)
             and any(key.lower() in {"answer", "response", "result", "output", "reply", "completion"} for key in keys)
         ):
             self.facts.citation_fields.append(node.lineno)  # {"answer": ..., "sources": [...]}
@@ -508,16 +545,46 @@ class _Visitor(ast.NodeVisitor):
 
     @staticmethod
     def _mentions_citations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-        return "cit" in node.name.lower() or any(
-            isinstance(child, ast.Name) and "cit" in child.id.lower() for child in ast.walk(node)
+        """Named for citations, or reads bracketed markers out of text with a regular expression."""
+        if "cit" in node.name.lower() or any(
+            isinstance(child, ast.Name) and re.search(r"cit|footnote|marker", child.id, re.I)
+            for child in ast.walk(node)
+        ):
+            return True
+        return any(
+            isinstance(child, ast.Call)
+            and dotted_name(child.func).rsplit(".", 1)[-1] in {"findall", "finditer", "search", "match", "sub"}
+            and bool(child.args)
+            and isinstance(child.args[0], ast.Constant)
+            and isinstance(child.args[0].value, str)
+            and bool(_MARKER_PATTERN.search(child.args[0].value))
+            for child in ast.walk(node)
         )
 
     def _validates_against_retrieval(self, node: ast.AST) -> bool:
+        """A cited id looked up in what was retrieved (`cid in retrieved_ids`), a cited number bounded by it
+        (`1 <= n <= len(passages)`), or cited ids compared as sets (`set(cited) <= set(chunk_ids)`,
+        `.issubset(…)`, `cited - known`)."""
         for child in ast.walk(node):
-            if isinstance(child, ast.Compare) and any(isinstance(op, ast.In | ast.NotIn) for op in child.ops):
-                right = " ".join(_names_in(child.comparators[0]))
-                if _RETRIEVED.search(right):
+            if isinstance(child, ast.Compare):
+                sides = [child.left, *child.comparators]
+                if any(isinstance(op, ast.In | ast.NotIn) for op in child.ops):
+                    if _RETRIEVED.search(" ".join(_names_in(child.comparators[0]))):
+                        return True
+                elif (
+                    any(isinstance(op, ast.Lt | ast.LtE | ast.Gt | ast.GtE) for op in child.ops)
+                    and any(_len_of_retrieved(side) or _set_of_retrieved(side) for side in sides)
+                    # a cited value bounded by it, not `len(docs) > 0` (something was retrieved)
+                    and any(isinstance(side, ast.Name | ast.Attribute | ast.Subscript) for side in sides)
+                ):
                     return True
+            elif isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute):
+                if child.func.attr in {"issubset", "difference", "issuperset"} and any(
+                    _RETRIEVED.search(" ".join(_names_in(arg))) for arg in child.args
+                ):
+                    return True
+            elif isinstance(child, ast.BinOp) and isinstance(child.op, ast.Sub) and _set_of_retrieved(child.right):
+                return True
         return False
 
     def _route(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:

@@ -85,6 +85,60 @@ class Asker(HttpUser):
 """
 
 
+ALERT_RULES = """\
+groups:
+  - name: rag-api
+    rules:
+      - alert: AnswerLatencyHigh
+        expr: |
+          histogram_quantile(0.95, sum by (le) (rate(rag_answer_seconds_bucket{route="/ask"}[5m])))
+            > 3
+        for: 10m
+        labels:
+          severity: page
+        annotations:
+          summary: p95 answer latency above 3 s for 10 minutes
+"""
+
+K6_SCRIPT = """\
+import http from 'k6/http';
+import { check } from 'k6';
+
+export const options = {
+  vus: 10,
+  duration: '1m',
+  thresholds: {
+    http_req_duration: ['p(95)<2500'],
+  },
+};
+
+export default function () {
+  const res = http.post('http://localhost:8000/ask', JSON.stringify({ question: 'How do I reset my password?' }), {
+    headers: { 'Content-Type': 'application/json' },
+  });
+  check(res, { 'status is 200': (r) => r.status === 200 });
+}
+"""
+
+DASHBOARD = """\
+{
+  "title": "RAG service",
+  "panels": [
+    {"title": "p95 latency", "type": "timeseries",
+     "targets": [{"expr": "histogram_quantile(0.95, sum(rate(http_server_duration_seconds_bucket[5m])) by (le))"}]}
+  ]
+}
+"""
+
+COMMENTED_RULE = """\
+groups:
+  - name: api
+    rules: []
+# TODO latency alert
+#   expr: histogram_quantile(0.95, rate(request_seconds_bucket[5m])) > 2
+"""
+
+
 @pytest.mark.parametrize(
     ("files", "level"),
     [
@@ -92,8 +146,21 @@ class Asker(HttpUser):
         ({"app.py": TIMED_ROUTE, "locustfile.py": LOCUSTFILE}, 2),
         ({"app.py": TIMED_ROUTE, "bench/latency.py": BENCHMARK}, 3),
         ({"chunking.py": SEMANTIC_CHUNKER}, 0),
+        ({"app.py": TIMED_ROUTE, "deploy/prometheus/alerts.yml": ALERT_RULES}, 3),
+        ({"loadtest/ask.js": K6_SCRIPT}, 3),
+        ({"grafana/dashboard.json": DASHBOARD}, 2),
+        ({"monitoring/rules.yml": COMMENTED_RULE}, 0),
     ],
-    ids=["a timer", "a load test", "percentiles with a target", "percentiles of similarity, not time"],
+    ids=[
+        "a timer",
+        "a load test",
+        "percentiles with a target",
+        "percentiles of similarity, not time",
+        "a p95 alert rule over the latency histogram",
+        "a k6 load test with a p95 threshold",
+        "a dashboard's p95 panel, no bound",
+        "a commented-out rule",
+    ],
 )
 def test_latency_levels(tmp_path: Path, files: dict[str, str], level: int) -> None:
     assert round(score(tmp_path, "latency_measurement", files) * 3) == level
@@ -163,6 +230,58 @@ def ask(body: dict) -> dict:
     return {"answer": text, "sources": [{"n": i, "file": c.source} for i, c in enumerate(chunks, start=1)]}
 """
 
+SOURCE_TAGS = '''\
+from fastapi import FastAPI
+
+app = FastAPI()
+
+SYSTEM = """You are a helpful assistant for the Acme knowledge base.
+Use only the documents below. After every claim add its source in brackets, e.g. [Source: onboarding.md, p. 2].
+If the documents do not say, answer "I don't know"."""
+
+
+@app.post("/chat")
+async def chat(req: dict) -> dict:
+    docs = store.similarity_search(req["message"], k=5)
+    context = "\\n\\n".join(f"[Source: {d.metadata['file']}, p. {d.metadata['page']}]\\n{d.page_content}" for d in docs)
+    reply = await llm.ainvoke([("system", SYSTEM), ("user", f"{context}\\n\\n{req['message']}")])
+    return {"reply": reply.content, "documents": [d.metadata for d in docs]}
+'''
+
+FOOTNOTES = '''\
+import re
+
+ANSWER_PROMPT = """Write the answer in Markdown. Support each statement with a footnote such as [^1], and list the
+footnotes at the end, one per retrieved passage you relied on."""
+
+
+def answer(question, index, llm):
+    passages = index.query(question, top_k=6)
+    numbered = "\\n".join(f"[^{n}]: {p.text}" for n, p in enumerate(passages, 1))
+    text = llm(ANSWER_PROMPT + "\\n\\n" + numbered + "\\n\\nQuestion: " + question)
+    used = sorted({int(n) for n in re.findall(r"\\[\\^(\\d+)\\]", text)})
+    # a footnote the model made up points past the passages we gave it: drop it rather than show a fake source
+    kept = [n for n in used if 1 <= n <= len(passages)]
+    return {"answer": text, "references": [{"n": n, "doc_id": passages[n - 1].doc_id} for n in kept]}
+'''
+
+NUMBERED_UNCHECKED = """\
+import re
+
+PROMPT = "Cite the passages you used as [1], [2], ... after each sentence."
+
+
+def answer(question, index, llm):
+    hits = index.query(question, top_k=4)
+    if len(hits) > 0:
+        context = "\\n".join(f"[{n}] {h.text}" for n, h in enumerate(hits, 1))
+    else:
+        context = "(nothing found)"
+    text = llm(PROMPT + "\\n\\n" + context + "\\n\\nQuestion: " + question)
+    cited = re.findall(r"\\[(\\d+)\\]", text)
+    return {"answer": text, "sources": [h.doc_id for h in hits], "cited": cited}
+"""
+
 CHUNKS_ONLY = """\
 def chunk(document: str, source: str) -> list[dict]:
     return [{"text": part, "source": source} for part in document.split("\\n\\n")]
@@ -175,8 +294,18 @@ def chunk(document: str, source: str) -> list[dict]:
         ({"qa.py": LOOSE}, 1),
         ({"app.py": MARKERS}, 2),
         ({"ingest.py": CHUNKS_ONLY}, 0),
+        ({"server.py": SOURCE_TAGS}, 2),
+        ({"rag/answer.py": FOOTNOTES}, 3),
+        ({"rag/answer.py": NUMBERED_UNCHECKED}, 2),
     ],
-    ids=["retrieved documents printed beside the answer", "markers mapped to returned sources", "chunk metadata"],
+    ids=[
+        "retrieved documents printed beside the answer",
+        "markers mapped to returned sources",
+        "chunk metadata",
+        "[Source: file, page] tags the prompt asks for, documents returned",
+        "footnote markers checked against the passages retrieved",
+        "markers read back but never checked against what was retrieved",
+    ],
 )
 def test_citation_levels(tmp_path: Path, files: dict[str, str], level: int) -> None:
     assert round(score(tmp_path, "citation_structure", files) * 3) == level
