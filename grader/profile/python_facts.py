@@ -32,8 +32,9 @@ _CITE_FORMAT = re.compile(
     re.I,
 )
 """A format to cite in, as a prompt sets it or a context is numbered with it."""
-_MARKER_PATTERN = re.compile(r"\\\[|【")
-r"""A regular expression that reads bracketed markers out of text (`re.findall(r"\[(\d+)\]", answer)`)."""
+_MARKER_PATTERN = re.compile(r"\\\[(?:\\\^)?\(?(?:\?:)?(?:\\\^)?(?:\\d|\\w|\[\^|[A-Za-z])|【")
+r"""A regular expression that reads bracketed markers out of text: `\[(\d+)\]`, `\[\^(\d+)\]`, `\[([^\]]+)\]`,
+`\[Source: (.*?)\]`; not `\[.*\]` or `\[[\s\S]*\]`, which pull a JSON list out of a model's reply."""
 _RETRIEVED = re.compile(
     r"retriev|chunk|by_id|context|sources?|allowed|known|docs|documents?|passages?|hits|nodes", re.I
 )

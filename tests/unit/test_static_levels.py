@@ -282,6 +282,20 @@ def answer(question, index, llm):
     return {"answer": text, "sources": [h.doc_id for h in hits], "cited": cited}
 """
 
+JSON_RERANK = """\
+import json
+import re
+
+RERANK_PROMPT = "Rank the passages by relevance to the question. Reply with a JSON list of passage numbers, best first."
+
+
+def rerank(question, passages, llm):
+    reply = llm(RERANK_PROMPT + "\\n\\n" + "\\n".join(p.text for p in passages) + "\\n\\nQuestion: " + question)
+    match = re.search(r"\\[.*\\]", reply, re.S)
+    order = json.loads(match.group(0)) if match else list(range(len(passages)))
+    return [passages[i] for i in order if i < len(passages)]
+"""
+
 CHUNKS_ONLY = """\
 def chunk(document: str, source: str) -> list[dict]:
     return [{"text": part, "source": source} for part in document.split("\\n\\n")]
@@ -297,6 +311,7 @@ def chunk(document: str, source: str) -> list[dict]:
         ({"server.py": SOURCE_TAGS}, 2),
         ({"rag/answer.py": FOOTNOTES}, 3),
         ({"rag/answer.py": NUMBERED_UNCHECKED}, 2),
+        ({"app.py": MARKERS, "rerank.py": JSON_RERANK}, 2),
     ],
     ids=[
         "retrieved documents printed beside the answer",
@@ -305,6 +320,7 @@ def chunk(document: str, source: str) -> list[dict]:
         "[Source: file, page] tags the prompt asks for, documents returned",
         "footnote markers checked against the passages retrieved",
         "markers read back but never checked against what was retrieved",
+        "a JSON list pulled from a reranker's reply is no citation check",
     ],
 )
 def test_citation_levels(tmp_path: Path, files: dict[str, str], level: int) -> None:
