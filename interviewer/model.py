@@ -44,6 +44,9 @@ class Signals(msgspec.Struct, frozen=True):
     """Concrete names: files, functions, libraries, measurements."""
     hedges: int
     injection: bool
+    """Some span of the answer was used to instruct the interviewer (interviewer/addressed.py; best effort)."""
+    substantive_words: int = 0
+    """Words in sentences that carry a number, a cost, a failure mode or a specific (length earns only there)."""
 
 
 class Contradiction(msgspec.Struct, frozen=True):

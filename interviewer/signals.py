@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from interviewer.addressed import DIRECTIVE, read_answer
 from interviewer.model import Rating, Signals
 
 _NUMBER = re.compile(
@@ -16,18 +17,24 @@ _NUMBER = re.compile(
 )
 _COSTS = re.compile(
     r"\b(but|however|trade-?offs?|downside|cost(s|ly)?|slower|expensive|at the expense|gave up|"
-    r"drawback|price|penalty|worse|instead of|rather than|whereas|limitation)\b",
+    r"drawback|price|penalty|worse|instead of|rather than|whereas|limitation|accept(ed|ing)?|lost|lose|"
+    r"adds? (about |roughly |~)?\d+\s*(ms|s|%)|doubles?|halved|overhead|disliked|complain\w*)\b",
     re.I,
 )
 _FAILURES = re.compile(
     r"\b(fail(s|ed|ure|over)?|down|outage|time ?outs?|timed out|rate.?limit(ed|s)?|429|500|retr(y|ies|ied)|"
-    r"backoff|fallback|circuit.?breaker|hallucinat\w*|degrad\w*|crash\w*|error|breaks?)\b",
+    r"backoff|fallback|circuit.?breaker|hallucinat\w*|degrad\w*|crash\w*|error|breaks?|leak(s|ed|ing)?|"
+    r"miss(es|ed)?|false (positive|negative)s?|bypass(es|ed)?|regress\w*|drift\w*|stale|obeyed|complied|"
+    r"slipped|worst case)\b",
     re.I,
 )
 _SPECIFIC = re.compile(
     r"\b[\w/.-]+\.(py|ts|js|json|jsonl|yaml|yml|toml|md)\b|\b\w+\(\)|\b(bm25|faiss|chroma\w*|qdrant|"
     r"pgvector|redis|postgres\w*|tenacity|pydantic|fastapi|cohere|rerank\w*|embedding|p95|p99|"
-    r"recall@\d+|ndcg|mrr|golden set|eval(uation)? suite|ci|pull request)\b",
+    r"recall@\d+|ndcg|mrr|golden set|eval(uation)? suite|ci|pull request|regex|classifier|fence[sd]?|canary|"
+    r"shingles?|hash(es|ed)?|allow-?list|least privilege|promptfoo|garak|llama guard|presidio|redact\w*|"
+    r"hybrid search|chunk size|top-?k|quantis\w*|quantiz\w*|batch(ing|ed)?|stream(ing|ed)?|idempoten\w*|"
+    r"semaphore|asyncio|token budget|prompt cache|kv cache|cross-encoder|system prompt)\b",
     re.I,
 )
 _HEDGES = re.compile(
@@ -42,25 +49,39 @@ FOLLOW_UPS = {
     "no_failure_mode": "And when does that approach fail? What would you see first?",
 }
 
-INJECTION = re.compile(
-    r"ignore (all |any |your |the )?(previous |prior |above )?(instructions|rubric|rules|prompt)|"
-    r"(give|rate|score|mark) (me|this|my answer)[^.\n]{0,30}(10/10|high|full|maximum|perfect|top)|"
-    r"(reveal|print|show|repeat|output|tell me) (me )?(your|the) (system )?(prompt|instructions|rubric)|"
-    r"you are now|new instructions|system prompt|developer mode|disregard|override your|jailbreak|"
-    r"\bas an ai\b.{0,40}\bmust\b",
-    re.I,
+INJECTION = DIRECTIVE
+"""Kept for callers that look for a directive in text of their own (interviewer/addressed.py decides per answer)."""
+_SCORE = re.compile(
+    r"\b(\d{1,3})\s*/\s*\1\b(?!\s*(?:runs?|cases?|tests?|times|queries|questions|requests|attempts|tries|checks))"
 )
+"""`10/10`, `5/5`: a score asked for, never a measurement; `20/20 runs` is one and stays."""
+_SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 
 
 def measure(answer: str) -> Signals:
+    """The answer's substance, measured on what is left once the spans addressed to the interviewer are out
+    (interviewer/addressed.py): a quoted attack string, a fake SYSTEM line or a score asked for adds nothing. Length
+    counts only in sentences that carry something (a number, a cost, a failure mode, a specific), so fluent filler
+    earns nothing by being long."""
+    reading = read_answer(answer)
+    text = _SCORE.sub(" ", reading.rated)
+    substantive = [
+        sentence
+        for sentence in _SENTENCES.findall(text)
+        if _NUMBER.search(sentence)
+        or _COSTS.search(sentence)
+        or _FAILURES.search(sentence)
+        or _SPECIFIC.search(sentence)
+    ]
     return Signals(
-        words=len(answer.split()),
-        numbers=len(_NUMBER.findall(answer)),
-        costs=len(_COSTS.findall(answer)),
-        failures=len(_FAILURES.findall(answer)),
-        specifics=len(_SPECIFIC.findall(answer)),
-        hedges=len(_HEDGES.findall(answer)),
-        injection=bool(INJECTION.search(answer)),
+        words=len(text.split()),
+        numbers=len(_NUMBER.findall(text)),
+        costs=len(_COSTS.findall(text)),
+        failures=len(_FAILURES.findall(text)),
+        specifics=len(_SPECIFIC.findall(text)),
+        hedges=len(_HEDGES.findall(text)),
+        injection=reading.attempt,
+        substantive_words=sum(len(sentence.split()) for sentence in substantive),
     )
 
 
@@ -83,7 +104,7 @@ def evidence_points(signals: Signals) -> float:
         + min(signals.costs, 3) * 0.12
         + min(signals.failures, 3) * 0.08
         + min(signals.specifics, 4) * 0.06
-        + min(signals.words, 120) / 120 * 0.1
+        + min(signals.substantive_words, 120) / 120 * 0.1
         - min(signals.hedges, 4) * 0.06
     )
     return max(0.0, min(1.0, points))
