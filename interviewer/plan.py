@@ -25,6 +25,10 @@ FINDING_DIMENSION = {
     "latency": "cost_latency",
     "engineering": "failure_analysis",
 }
+FINDING_SLOTS = 2
+"""Topics the plan keeps for the grading's findings when there are any."""
+WEAK_BELOW = 0.5
+"""A leaf scored below this is a finding worth asking about."""
 GENERIC_PROBES = [
     "What did that cost you — what got slower, pricier or harder?",
     "Give me a number: how big, how fast, how often?",
@@ -45,28 +49,43 @@ def build_plan(
             topic = None
         if topic is not None and topic.dimension in weights:
             candidates.append(topic)
-    if report is not None:
-        candidates += [t for t in _finding_topics(report, anchor) if t.dimension in weights]
+    findings = _finding_topics(report, anchor, weights) if report is not None else []
     for path, node in leaf_paths(rubric.rubric):
         if not any(topic.dimension == path for topic in candidates):
             candidates.append(_dimension_topic(path, node.check.name if node.check else "", node.title, rubric, anchor))
-    # The opener frames the problem; after it, heavier dimensions come first.
+    # The opener frames the problem; then the grading's heaviest findings (at least FINDING_SLOTS of them when there
+    # are any: what the grading found is what an interviewer who read the report asks about); then every dimension
+    # once, heavier first; then the heavy ones again.
     ordered = sorted(
         candidates, key=lambda topic: (topic.dimension != "problem_framing", -weights.get(topic.dimension, 0.0))
     )
     chosen: list[Topic] = []
     per_dimension: dict[str, int] = {}
-    for topic in ordered:  # every dimension once first, then the heavy ones again
-        if per_dimension.get(topic.dimension, 0) == 0:
-            chosen.append(topic)
-            per_dimension[topic.dimension] = 1
+
+    def take(topic: Topic) -> None:
+        chosen.append(topic)
+        per_dimension[topic.dimension] = per_dimension.get(topic.dimension, 0) + 1
+
+    opener = next((topic for topic in ordered if topic.dimension == "problem_framing"), None)
+    if opener is not None:
+        take(opener)
+    for topic in findings[:FINDING_SLOTS]:
+        take(topic)
     for topic in ordered:
+        if topic not in chosen and per_dimension.get(topic.dimension, 0) == 0:
+            take(topic)
+    for topic in [*findings[FINDING_SLOTS:], *ordered]:
         if len(chosen) >= max_topics:
             break
         if topic not in chosen and per_dimension.get(topic.dimension, 0) < 2:
-            chosen.append(topic)
-            per_dimension[topic.dimension] += 1
-    chosen = [topic for topic in chosen if topic.dimension != "communication"][:max_topics]
+            take(topic)
+    reserved = {topic.id for topic in findings[:FINDING_SLOTS]}
+    kept = [topic for topic in chosen if topic.dimension != "communication"]
+    # Trim to max_topics from the end, never dropping a reserved finding.
+    while len(kept) > max_topics:
+        drop = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].id not in reserved), len(kept) - 1)
+        kept.pop(drop)
+    chosen = kept
     return InterviewPlan(topics=chosen, rubric_id=rubric.rubric.id, dimension_weights=weights)
 
 
@@ -251,27 +270,39 @@ def _framing(profile: RepoProfile, anchor: Evidence) -> Topic:
     )
 
 
-def _finding_topics(report: GradingReport, anchor: Evidence) -> list[Topic]:
-    topics = []
+def _finding_topics(report: GradingReport, anchor: Evidence, weights: dict[str, float]) -> list[Topic]:
+    """Each weak or failed leaf of the grading report (scored below 0.5: a leak under a named probe, p95 over the
+    bar, no ceiling, evals that failed when run, a fault the app did not survive) as a topic citing the report's
+    evidence, heaviest first by the share of the grading rubric it carries (then the lower score). A finding whose
+    criterion feeds no dimension of this interview rubric goes to its heaviest dimension."""
+    fallback = max(
+        (path for path in weights if path not in {"problem_framing", "communication"}),
+        key=lambda path: weights[path],
+        default=None,
+    )
+    found: list[tuple[float, float, Topic]] = []
     for node, _ in walk(report.criteria):
-        if node.children or node.status != "scored" or node.score is None or node.score >= 0.5:
+        if node.children or node.status != "scored" or node.score is None or node.score >= WEAK_BELOW:
             continue
         dimension = FINDING_DIMENSION.get(node.path.split(".")[0])
+        if dimension not in weights:
+            dimension = fallback
         if dimension is None:
             continue
-        evidence = node.evidence[:1] or [anchor]
-        topics.append(
-            Topic(
-                f"finding-{node.path}",
-                dimension,
-                f"The grading found this about {node.title.lower()}: {node.explanation} Why, and what would "
-                "you change first?",
-                f"grading finding {node.path} scored {node.score:.2f}",
-                evidence,
-                GENERIC_PROBES,
-            )
+        evidence = node.evidence[:2] or [anchor]
+        where = ", ".join(item.location for item in evidence)
+        topic = Topic(
+            f"finding-{node.path}",
+            dimension,
+            f"The grading found this about {node.title.lower()}: {node.explanation.rstrip('.')} ({where}). Why, and "
+            "what would you change first?",
+            f"grading finding {node.path} scored {node.score:.2f} (carries {node.share:.0%} of the grade)",
+            evidence,
+            GENERIC_PROBES,
         )
-    return topics
+        found.append((node.share, node.score, topic))
+    found.sort(key=lambda item: (-item[0], item[1]))
+    return [topic for _, _, topic in found]
 
 
 DimensionTopic = Callable[[str, str, object, Evidence], Topic]

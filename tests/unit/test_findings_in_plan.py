@@ -1,0 +1,81 @@
+"""Grading findings in every plan (issue 18, item 2): a real grading report of a fixture app (static-only, so no
+Docker) feeds the interview, and the interview asks about at least two of its findings, citing the report."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from grader.pipeline import GradeOptions, grade
+from grader.profile import build_profile
+from grader.report.model import GradingReport
+from grader.scoring import walk
+from interviewer.factory import new_session
+from interviewer.plan import FINDING_SLOTS, build_plan
+from llm.budget import BudgetBook
+from rubrics.registry import resolve_rubric
+from tests.fixtures import repos
+from tests.fixtures.personas import PERSONAS
+
+INTERVIEW = resolve_rubric("ai-engineer-interview")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GradingReport]:
+    root = repos.make_middling_repo(tmp_path_factory.mktemp("middling") / "repo", git=False)
+    report = grade(
+        str(root),
+        resolve_rubric("ai-engineer-capstone"),
+        tmp_path_factory.mktemp("scratch"),
+        GradeOptions(allow_local=True, static_only=True),
+    )
+    return root, report
+
+
+def weak_leaves(report: GradingReport) -> list:
+    return [
+        node
+        for node, _ in walk(report.criteria)
+        if not node.children and node.status == "scored" and node.score is not None and node.score < 0.5
+    ]
+
+
+def test_the_plan_keeps_slots_for_the_heaviest_findings(graded: tuple[Path, GradingReport]) -> None:
+    root, report = graded
+    weak = weak_leaves(report)
+    assert len(weak) >= 2, "the middling fixture has weak leaves to ask about"
+    plan = build_plan(build_profile(root), INTERVIEW, report)
+    assert len(plan.topics) <= 8
+    findings = [topic for topic in plan.topics if topic.id.startswith("finding-")]
+    assert len(findings) >= FINDING_SLOTS
+    heaviest = sorted(weak, key=lambda node: (-node.share, node.score))[:FINDING_SLOTS]
+    assert [topic.id for topic in findings[:FINDING_SLOTS]] == [f"finding-{node.path}" for node in heaviest]
+    for topic, node in zip(findings, heaviest, strict=False):
+        assert topic.evidence == (node.evidence[:2] or topic.evidence)
+        assert node.explanation.rstrip(".")[:40] in topic.question
+
+
+def test_without_a_report_no_finding_is_invented(graded: tuple[Path, GradingReport]) -> None:
+    root, _ = graded
+    plan = build_plan(build_profile(root), INTERVIEW)
+    assert not [topic for topic in plan.topics if topic.id.startswith("finding-")]
+
+
+def test_the_interview_asks_about_at_least_two_findings(graded: tuple[Path, GradingReport]) -> None:
+    root, report = graded
+    session = new_session(root, build_profile(root), INTERVIEW, book=BudgetBook(), report=report)
+    answers = PERSONAS["strong"]
+
+    async def go() -> None:
+        await session.start()
+        for number in range(30):
+            if session.finished:
+                break
+            await session.answer(f"a{number}", answers[number % len(answers)])
+
+    asyncio.run(go())
+    asked = {turn.topic_id for turn in session.transcript if turn.role == "interviewer" and turn.topic_id}
+    findings = {topic_id for topic_id in asked if topic_id.startswith("finding-")}
+    assert len(findings) >= 2, asked
