@@ -29,6 +29,8 @@ class InterviewPlan(msgspec.Struct, frozen=True):
     topics: list[Topic]
     rubric_id: str
     dimension_weights: dict[str, float]
+    max_follow_ups: dict[str, int] = msgspec.field(default_factory=dict)
+    """Per dimension, the rubric's `max_follow_ups`: how many follow-ups one topic of it may get."""
 
 
 class Signals(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ from grader.profile.model import RepoProfile
 from grader.report.model import GradingReport
 from grader.scoring import walk
 from interviewer.model import InterviewPlan, Topic
+from rubrics.catalogue import InterviewDimensionParams
 from rubrics.loader import LoadedRubric, leaf_paths
 
 # Which interview dimension a grading criterion's findings feed.
@@ -86,7 +87,14 @@ def build_plan(
         drop = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].id not in reserved), len(kept) - 1)
         kept.pop(drop)
     chosen = kept
-    return InterviewPlan(topics=chosen, rubric_id=rubric.rubric.id, dimension_weights=weights)
+    follow_ups = {
+        path: params.max_follow_ups
+        for path in weights
+        if isinstance(params := rubric.params.get(path), InterviewDimensionParams)
+    }
+    return InterviewPlan(
+        topics=chosen, rubric_id=rubric.rubric.id, dimension_weights=weights, max_follow_ups=follow_ups
+    )
 
 
 def _anchor(profile: RepoProfile) -> Evidence:

@@ -74,6 +74,7 @@ class InterviewSession:
     payers: list[str]
     findings: list[str] = field(default_factory=list)
     max_follow_ups: int = 2
+    """For a dimension whose rubric says nothing (the plan's `max_follow_ups` is the rubric's word)."""
     clock: Callable[[], float] = time.time
     transcript: list[Turn] = field(default_factory=list)
     assessments: list[Assessment] = field(default_factory=list)
@@ -187,7 +188,8 @@ class InterviewSession:
                 "contradiction", topic.question, claim=fresh[0].claim, location=where, explanation=fresh[0].explanation
             )
         reason = follow_up_reason(measure(text))
-        if reason and self._follow_ups < self.max_follow_ups and not measure(text).injection:
+        allowed = self.plan.max_follow_ups.get(topic.dimension, self.max_follow_ups)
+        if reason and self._follow_ups < allowed and not measure(text).injection:
             self._follow_ups += 1
             probe = topic.probes[(self._follow_ups - 1) % len(topic.probes)] if topic.probes else ""
             return Directive("follow_up", topic.question, reason=reason, probe=FOLLOW_UPS.get(reason, probe))

@@ -79,3 +79,41 @@ def test_the_interview_asks_about_at_least_two_findings(graded: tuple[Path, Grad
     asked = {turn.topic_id for turn in session.transcript if turn.role == "interviewer" and turn.topic_id}
     findings = {topic_id for topic_id in asked if topic_id.startswith("finding-")}
     assert len(findings) >= 2, asked
+
+
+def rubric_with_follow_ups(framing: int, failures: int):  # type: ignore[no-untyped-def]
+    """The built-in interview rubric with its own `max_follow_ups` for two dimensions, as a manager edits it."""
+    from rubrics.loader import load_rubric_text  # noqa: PLC0415 - only this test edits a rubric
+
+    text = (Path(__file__).parents[2] / "rubrics" / "builtin" / "ai-engineer-interview.yaml").read_text()
+    text = text.replace(
+        '"what success is measured by"]}', f'"what success is measured by"], max_follow_ups: {framing}}}'
+    ).replace('"hallucination reports"], max_follow_ups: 3}', f'"hallucination reports"], max_follow_ups: {failures}}}')
+    return load_rubric_text(text)
+
+
+@pytest.mark.parametrize(("framing", "failures"), [(0, 1), (2, 0)])
+def test_each_dimension_gets_the_follow_ups_its_rubric_allows(
+    graded: tuple[Path, GradingReport], framing: int, failures: int
+) -> None:
+    root, _ = graded
+    rubric = rubric_with_follow_ups(framing, failures)
+    session = new_session(root, build_profile(root), rubric, book=BudgetBook())
+    vague = "It works well for our users, it is basically best practice stuff and it scales."
+
+    async def go() -> None:
+        await session.start()
+        for number in range(40):
+            if session.finished:
+                break
+            await session.answer(f"a{number}", vague)
+
+    asyncio.run(go())
+    turns: dict[str, int] = {}
+    dimension = {topic.id: topic.dimension for topic in session.plan.topics}
+    for turn in session.transcript:
+        if turn.role == "interviewer" and turn.topic_id:
+            turns[turn.topic_id] = turns.get(turn.topic_id, 0) + 1
+    asked = {dimension[topic]: count - 1 for topic, count in turns.items() if topic in dimension}
+    assert asked["problem_framing"] == framing, asked
+    assert asked["failure_analysis"] == failures, asked
