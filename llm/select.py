@@ -48,6 +48,12 @@ def default_model_string(keys: ProviderKeys) -> str:
     return ",".join([*chain, "offline"])
 
 
+def chosen_model_string(configured: str | None, keys: ProviderKeys) -> str:
+    """The one rule for CLI and server: the model string configured (a flag or VIVA_INTERVIEW_MODEL), else the
+    configured providers first and offline last (default_model_string)."""
+    return configured.strip() if configured and configured.strip() else default_model_string(keys)
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     spec: ModelSpec

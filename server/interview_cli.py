@@ -44,12 +44,12 @@ async def _interview(args: argparse.Namespace, settings: Settings) -> int:
     from interviewer.factory import new_session  # noqa: PLC0415 - as above
     from interviewer.report import build_report, render_json, render_markdown  # noqa: PLC0415 - as above
     from llm.budget import BudgetBook  # noqa: PLC0415 - as above
-    from llm.select import default_model_string  # noqa: PLC0415 - as above
+    from llm.select import chosen_model_string  # noqa: PLC0415 - as above
     from rubrics.registry import resolve_rubric  # noqa: PLC0415 - as above
     from server.alerts import webhook_hook  # noqa: PLC0415 - as above
 
     rubric = resolve_rubric(args.rubric or settings.interview.rubric)
-    model = args.model or settings.interview.model or default_model_string(settings.llm)
+    model = chosen_model_string(args.model or settings.interview.model, settings.llm)
     book = BudgetBook()
     if settings.alerts.webhook_url:
         book.alert_hooks.append(webhook_hook(settings.alerts.webhook_url))

@@ -31,6 +31,7 @@ from interviewer.model import Turn
 from interviewer.report import build_report, render_json
 from interviewer.session import InterviewSession, SessionState
 from llm.budget import BudgetBook
+from llm.select import chosen_model_string
 from rubrics.registry import resolve_rubric
 from server.db.models import Interview, Submission, User, utcnow
 from server.errors import Conflict, Forbidden, NotFound
@@ -115,7 +116,7 @@ class InterviewRooms:
             root,
             graded.profile,
             resolve_rubric(self.settings.interview.rubric),
-            model=self.settings.interview.model or "offline",
+            model=chosen_model_string(self.settings.interview.model, self.settings.llm),
             keys=self.settings.llm,
             book=book,
             interview_id=str(row.id),

@@ -22,6 +22,7 @@ import pytest
 from litestar import Litestar
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import AsyncTestClient, TestClient
+from pydantic_ai.models import override_allow_model_requests
 
 from interviewer.voice.audio import from_wav
 from llm.budget import CallRecord
@@ -394,3 +395,26 @@ def test_audio_faster_than_a_person_can_speak_is_dropped(settings: Settings) -> 
 
 async def _discard(message: dict[str, Any]) -> None:
     return None
+
+
+def test_a_configured_provider_key_is_the_servers_interview_model_with_offline_last(settings: Settings) -> None:
+    """As the README says: a provider key is enough, no second variable. The provider here is a closed port on
+    loopback (real requests are allowed for this test only, and can reach nothing), so every call fails over to the
+    offline model and the interview still runs."""
+    keyed = msgspec.structs.replace(
+        settings,
+        llm=msgspec.structs.replace(
+            settings.llm, openai_api_key="sk-test-not-a-key", openai_base_url="http://127.0.0.1:9/v1", timeout_seconds=2
+        ),
+    )
+    with override_allow_model_requests(True), TestClient(create_app(keyed)) as client:
+        candidate = asyncio.run(make_identity(keyed, "candidate"))
+        submission_id = _graded_submission(client, candidate)
+        interview_id = client.post(
+            "/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers
+        ).json()["id"]
+        with client.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
+            _until(socket, "question")
+            live = client.app.state["viva"].interviews.running(interview_id)
+            chain = [choice.spec.label for choice in live.session.interviewer.router.chain]
+    assert chain[0].startswith("openai:") and chain[-1].startswith("offline"), chain

@@ -14,7 +14,7 @@ from llm.budget import BudgetBook, CallRecord
 from llm.errors import BudgetExceeded, ModelStringError, NoModelAvailable
 from llm.metered import MeteredCaller
 from llm.pricing import is_known, price_usd
-from llm.select import ModelChoice, ProviderKeys, Router, build_chain, default_model_string
+from llm.select import ModelChoice, ProviderKeys, Router, build_chain, chosen_model_string, default_model_string
 from llm.spec import ModelSpec, parse_model_string
 
 
@@ -208,3 +208,12 @@ def test_metered_call_records_tokens_price_and_refuses_at_the_ceiling() -> None:
     with pytest.raises(BudgetExceeded):
         asyncio.run(ask())
     assert len(calls) == 1, "a refused call never reaches the model"
+
+
+def test_cli_and_server_choose_the_interview_model_by_one_rule() -> None:
+    """Configured providers first and offline last, unless a model string is configured; a blank one is none."""
+    keys = ProviderKeys(anthropic_api_key="k")
+    assert chosen_model_string(None, keys) == "anthropic:claude-3-5-haiku-latest,offline"
+    assert chosen_model_string("  ", keys) == "anthropic:claude-3-5-haiku-latest,offline"
+    assert chosen_model_string("openai:gpt-4o", keys) == "openai:gpt-4o"
+    assert chosen_model_string(None, ProviderKeys()) == "offline"
