@@ -5,9 +5,10 @@ These measurements are what a rating rests on, so the candidate cannot talk a mo
 
 from __future__ import annotations
 
+import functools
 import re
 
-from interviewer.addressed import DIRECTIVE, read_answer
+from interviewer.addressed import read_answer
 from interviewer.model import Rating, Signals
 
 _NUMBER = re.compile(
@@ -49,8 +50,6 @@ FOLLOW_UPS = {
     "no_failure_mode": "And when does that approach fail? What would you see first?",
 }
 
-INJECTION = DIRECTIVE
-"""Kept for callers that look for a directive in text of their own (interviewer/addressed.py decides per answer)."""
 _SCORE = re.compile(
     r"\b(\d{1,3})\s*/\s*\1\b(?!\s*(?:runs?|cases?|tests?|times|queries|questions|requests|attempts|tries|checks))"
 )
@@ -58,6 +57,7 @@ _SCORE = re.compile(
 _SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 
 
+@functools.lru_cache(maxsize=512)
 def measure(answer: str) -> Signals:
     """The answer's substance, measured on what is left once the spans addressed to the interviewer are out
     (interviewer/addressed.py): a quoted attack string, a fake SYSTEM line or a score asked for adds nothing. Length
