@@ -43,16 +43,13 @@ async def _interview(args: argparse.Namespace, settings: Settings) -> int:
     from grader.profile import build_profile  # noqa: PLC0415 - as above
     from interviewer.factory import new_session  # noqa: PLC0415 - as above
     from interviewer.report import build_report, render_json, render_markdown  # noqa: PLC0415 - as above
-    from llm.budget import BudgetBook  # noqa: PLC0415 - as above
     from llm.select import chosen_model_string  # noqa: PLC0415 - as above
     from rubrics.registry import resolve_rubric  # noqa: PLC0415 - as above
-    from server.alerts import webhook_hook  # noqa: PLC0415 - as above
+    from server.alerts import budget_book  # noqa: PLC0415 - as above
 
     rubric = resolve_rubric(args.rubric or settings.interview.rubric)
     model = chosen_model_string(args.model or settings.interview.model, settings.llm)
-    book = BudgetBook()
-    if settings.alerts.webhook_url:
-        book.alert_hooks.append(webhook_hook(settings.alerts.webhook_url))
+    book = budget_book(settings.alerts.webhook_url)
     with tempfile.TemporaryDirectory(prefix="viva-interview-") as scratch:
         fetched = fetch(args.target, Path(scratch), settings.fetch, allow_local=True)
         profile = build_profile(Path(fetched.root), settings.profile)

@@ -28,6 +28,7 @@ class Metrics:
         self.request_seconds: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
         self.jobs: dict[str, _Histogram] = defaultdict(_Histogram)
         self.spend_usd: dict[str, float] = defaultdict(float)
+        self.budget_alerts: dict[str, int] = defaultdict(int)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -41,6 +42,11 @@ class Metrics:
     def add_spend(self, purpose: str, usd: float) -> None:
         with self._lock:
             self.spend_usd[purpose] += usd
+
+    def count_alert(self, account: str) -> None:
+        """A ceiling refused a model call; counted by the account's kind (`interview`, `org`, …), never its id."""
+        with self._lock:
+            self.budget_alerts[account.split(":", 1)[0]] += 1
 
     def render(self) -> str:
         lines = [
@@ -66,6 +72,12 @@ class Metrics:
             ]
             for purpose, usd in sorted(self.spend_usd.items()):
                 lines.append(f'viva_model_spend_usd_total{{purpose="{_label(purpose)}"}} {usd:.6f}')
+            lines += [
+                "# HELP viva_budget_alerts_total Model calls a spending ceiling refused, by account kind.",
+                "# TYPE viva_budget_alerts_total counter",
+            ]
+            for kind, count in sorted(self.budget_alerts.items()):
+                lines.append(f'viva_budget_alerts_total{{account="{_label(kind)}"}} {count}')
         return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ from grader.report.model import GradingReport
 from llm.budget import BudgetBook
 from llm.select import default_model_string
 from rubrics.loader import LoadedRubric
+from server.alerts import budget_book
 from server.db.models import Job, RubricVersion, Submission, utcnow
 from server.jobs.queue import JobQueue
 from server.metrics import METRICS
@@ -120,7 +121,7 @@ class Worker:
         if submission is None or submission.id is None or rubric_row is None:
             return  # the submission was deleted while queued
         run = _JobRun(self, job.id, submission.id, worker)
-        book = BudgetBook()  # the judge's spend on this grading, for the model-spend metric
+        book = budget_book(self.settings.alerts.webhook_url)  # the judge's spend, for the metrics and alerts
         if job.pinned_to is not None and submission.id not in self.tokens:
             await self._finish(
                 run,

@@ -33,6 +33,7 @@ from interviewer.session import InterviewSession, SessionState
 from llm.budget import BudgetBook
 from llm.select import chosen_model_string
 from rubrics.registry import resolve_rubric
+from server.alerts import budget_book
 from server.db.models import Interview, Submission, User, utcnow
 from server.errors import Conflict, Forbidden, NotFound
 from server.jobs.worker import snapshot_path
@@ -111,7 +112,7 @@ class InterviewRooms:
         if not root.is_dir():
             raise Conflict("the graded code is no longer kept; grade the repository again to be interviewed on it")
         graded = self._graded(submission, root)
-        book = BudgetBook()
+        book = budget_book(self.settings.alerts.webhook_url)
         session = new_session(
             root,
             graded.profile,
