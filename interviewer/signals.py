@@ -38,6 +38,16 @@ _SPECIFIC = re.compile(
     r"semaphore|asyncio|token budget|prompt cache|kv cache|cross-encoder|system prompt)\b",
     re.I,
 )
+_FRAMING = re.compile(
+    r"\b(our|the|its) (users|customers|agents|analysts|clients)\b|\bpeople who use\b|\bwho uses? it\b|"
+    r"\bsuccess (is|means|metric)\b|\bmeasured? (by|it|weekly|daily|monthly|from|as)\b|\bmetric\b|\bkpi\b|"
+    r"\bcount(s|ed)? it (as )?working\b|\bbaseline\b|"
+    r"\b(fell|dropped|rose|went|grew|improved) from (about |around |~)?\d[\d.,]*\s*%?\s*(\w+\s+){0,2}to\s+\d|"
+    r"\d[\d.,]*\s*%?\s+(now\s+)?(against|versus|vs\.?|compared (to|with))\s+\d",
+    re.I,
+)
+"""Who the users are, what success is measured by, and a value against a baseline: the substance of framing a
+problem, counted with the specifics."""
 _HEDGES = re.compile(
     r"\b(i think|maybe|probably|kind of|sort of|basically|stuff|things|somehow|i guess|not sure|"
     r"it depends|best practices?|industry standard|robust|seamless|scalable)\b",
@@ -78,7 +88,7 @@ def measure(answer: str) -> Signals:
         numbers=len(_NUMBER.findall(text)),
         costs=len(_COSTS.findall(text)),
         failures=len(_FAILURES.findall(text)),
-        specifics=len(_SPECIFIC.findall(text)),
+        specifics=len(_SPECIFIC.findall(text)) + len(_FRAMING.findall(text)),
         hedges=len(_HEDGES.findall(text)),
         injection=reading.attempt,
         substantive_words=sum(len(sentence.split()) for sentence in substantive),
