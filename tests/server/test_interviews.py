@@ -14,7 +14,9 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -133,11 +135,15 @@ def test_the_socket_checks_origin_owner_and_sign_in(settings: Settings) -> None:
             assert socket.receive_json()["type"] == "hello"
 
 
-def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
-    """What an interview's model calls cost is added to viva_model_spend_usd_total (once, as it grows)."""
-    scraper_token = "scraper-token-for-the-tests-0123"
+SCRAPER_TOKEN = "scraper-token-for-the-tests-0123"
+
+
+@contextmanager
+def _open_interview(settings: Settings) -> Iterator[tuple[TestClient[Litestar], Any, Any, int]]:
+    """A server (metrics scraped with SCRAPER_TOKEN), a candidate's graded submission and an interview open on its
+    socket, past the first question: (client, socket, live session, interview id)."""
     with TestClient(
-        create_app(msgspec.structs.replace(settings, metrics=MetricsSettings(token=scraper_token)))
+        create_app(msgspec.structs.replace(settings, metrics=MetricsSettings(token=SCRAPER_TOKEN)))
     ) as client:
         candidate = asyncio.run(make_identity(settings, "candidate"))
         submission_id = _graded_submission(client, candidate)
@@ -146,40 +152,32 @@ def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
         ).json()["id"]
         with client.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
             _until(socket, "question")
-            live = client.app.state["viva"].interviews.running(interview_id)
-            account = f"interview:{interview_id}"
-            before = METRICS.spend_usd["interview"]
-            reservation = live.book.reserve([account], 0.002)
-            live.book.settle(
-                reservation, CallRecord("priced", "interview_turn", [account], 100, 50, 0.00125, 0.1, True)
-            )
-            socket.send_json({"type": "answer", "id": "a1", "text": "We cap spend per request and alert at 80%."})
-            _until(socket, "reply")
+            yield client, socket, client.app.state["viva"].interviews.running(interview_id), interview_id
+
+
+def test_interview_spend_reaches_the_metrics(settings: Settings) -> None:
+    """What an interview's model calls cost is added to viva_model_spend_usd_total (once, as it grows)."""
+    with _open_interview(settings) as (client, socket, live, interview_id):
+        account = f"interview:{interview_id}"
+        before = METRICS.spend_usd["interview"]
+        reservation = live.book.reserve([account], 0.002)
+        live.book.settle(reservation, CallRecord("priced", "interview_turn", [account], 100, 50, 0.00125, 0.1, True))
+        socket.send_json({"type": "answer", "id": "a1", "text": "We cap spend per request and alert at 80%."})
+        _until(socket, "reply")
         assert METRICS.spend_usd["interview"] - before == pytest.approx(0.00125)
-        metrics = client.get("/metrics", headers={"authorization": f"Bearer {scraper_token}"})
+        metrics = client.get("/metrics", headers={"authorization": f"Bearer {SCRAPER_TOKEN}"})
         assert metrics.status_code == 200 and "viva_model_spend_usd_total" in metrics.text
 
 
 def test_a_refused_interview_call_is_counted_in_the_budget_alert_metric(settings: Settings) -> None:
     """The server's interview book carries the alert hooks (before, only the CLI's did): a ceiling that refuses a
     call adds one to viva_budget_alerts_total{account="interview"}."""
-    scraper_token = "scraper-token-for-the-tests-0123"
-    with TestClient(
-        create_app(msgspec.structs.replace(settings, metrics=MetricsSettings(token=scraper_token)))
-    ) as client:
-        candidate = asyncio.run(make_identity(settings, "candidate"))
-        submission_id = _graded_submission(client, candidate)
-        interview_id = client.post(
-            "/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers
-        ).json()["id"]
-        with client.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
-            _until(socket, "question")
-            live = client.app.state["viva"].interviews.running(interview_id)
-            before = METRICS.budget_alerts["interview"]
-            with pytest.raises(BudgetExceeded):
-                live.book.reserve([f"interview:{interview_id}"], 10_000.0)
+    with _open_interview(settings) as (client, _, live, interview_id):
+        before = METRICS.budget_alerts["interview"]
+        with pytest.raises(BudgetExceeded):
+            live.book.reserve([f"interview:{interview_id}"], 10_000.0)
         assert METRICS.budget_alerts["interview"] == before + 1
-        metrics = client.get("/metrics", headers={"authorization": f"Bearer {scraper_token}"})
+        metrics = client.get("/metrics", headers={"authorization": f"Bearer {SCRAPER_TOKEN}"})
         assert f'viva_budget_alerts_total{{account="interview"}} {before + 1}' in metrics.text
 
 
@@ -430,14 +428,6 @@ def test_a_configured_provider_key_is_the_servers_interview_model_with_offline_l
             settings.llm, openai_api_key="sk-test-not-a-key", openai_base_url="http://127.0.0.1:9/v1", timeout_seconds=2
         ),
     )
-    with override_allow_model_requests(True), TestClient(create_app(keyed)) as client:
-        candidate = asyncio.run(make_identity(keyed, "candidate"))
-        submission_id = _graded_submission(client, candidate)
-        interview_id = client.post(
-            "/api/interviews", json={"submission_id": submission_id}, headers=candidate.headers
-        ).json()["id"]
-        with client.websocket_connect(f"/api/interviews/{interview_id}/ws", headers=candidate.headers) as socket:
-            _until(socket, "question")
-            live = client.app.state["viva"].interviews.running(interview_id)
-            chain = [choice.spec.label for choice in live.session.interviewer.router.chain]
+    with override_allow_model_requests(True), _open_interview(keyed) as (_, _, live, _):
+        chain = [choice.spec.label for choice in live.session.interviewer.router.chain]
     assert chain[0].startswith("openai:") and chain[-1].startswith("offline"), chain
