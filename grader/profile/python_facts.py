@@ -240,7 +240,7 @@ def _len_of_retrieved(node: ast.AST) -> bool:
 
 
 def _set_of_retrieved(node: ast.AST) -> bool:
-    """`set(chunk_ids)`, `{c.id for c in retrieved}`, `retrieved_ids` (a name that is a set of what was retrieved)."""
+    """`set(chunk_ids)`, `frozenset(docs)`, `{c.id for c in retrieved}`: a set made of what was retrieved."""
     if isinstance(node, ast.Call) and dotted_name(node.func) in {"set", "frozenset"} and node.args:
         return bool(_RETRIEVED.search(" ".join(_names_in(node.args[0]))))
     if isinstance(node, ast.SetComp):
