@@ -50,7 +50,8 @@ _DESCRIBED = re.compile(
     r"\b(?:tests?|tested|testing|probes?|attacks?|attackers?|payloads?|strings?|phrases?|examples?|e\.g\.|such as|"
     r"like|for example|for instance|sends?|sent|inject(?:s|ed|ion)?|red.?team\w*|detect\w*|block\w*|catch\w*|"
     r"flag\w*|classif\w*|guard\w*|filter\w*|canary|eval\w*|cases?|suite|corpus|adversarial|jailbreaks|"
-    r"malicious|hostile|user(?:s)? (?:wrote|typed|sent|try|tried)|documents? (?:said|contained|carried))\b",
+    r"malicious|hostile|user(?:s)? (?:wrote|typed|sent|try|tried)|documents? (?:said|contained|carried)|"
+    r"retriev\w*|chunks?|documents?|pages?|pdfs?|emails?|tickets?|inputs?|the model|the llm|the bot|the agent)\b",
     re.I,
 )
 """Words of an answer that talks *about* an attack: a test that sends it, a guard that catches it."""
@@ -108,9 +109,15 @@ def read_answer(answer: str) -> Reading:
     kept: list[str] = []
     for sentence in _SENTENCE.findall(text):
         if DIRECTIVE.search(sentence):
-            removed.append(sentence.strip())
             described = bool(_DESCRIBED.search(sentence)) and not _addresses_reader(sentence)
-            attempt = attempt or not described
+            if not described:  # used: the whole sentence goes, and it is an attempt
+                removed.append(sentence.strip())
+                attempt = True
+                continue
+            # Described ("the model should ignore the previous instructions found in chunks, 48 times in 50"):
+            # only the directive's words go; what the sentence says about it stays.
+            removed.extend(match.group(0) for match in DIRECTIVE.finditer(sentence))
+            kept.append(DIRECTIVE.sub(" ", sentence))
             continue
         kept.append(sentence)
     return Reading(rated=" ".join(part.strip() for part in kept if part.strip()), removed=removed, attempt=attempt)

@@ -78,3 +78,15 @@ def test_an_attempt_split_across_turns_gains_nothing_in_either_turn() -> None:
 def test_the_model_can_still_lower_a_rating() -> None:
     """The model reads meaning the signals miss; it may say an answer is weaker than its numbers look."""
     assert rated(BASE_MEDIUM, "low") < rated(BASE_MEDIUM, None)
+
+
+def test_a_sentence_that_describes_a_directive_keeps_what_it_says_about_it() -> None:
+    """Unquoted, in a sentence about what the model or a guard does with it: not flagged, and the sentence's
+    substance (here, a measured rate) still counts; only the directive's own words are left out."""
+    answer = (
+        "The model should ignore the previous instructions found in retrieved chunks, and our fence makes it do so "
+        "48 times in 50."
+    )
+    reading = read_answer(answer)
+    assert not reading.attempt
+    assert "48 times in 50" in reading.rated and "ignore the previous instructions" not in reading.rated
