@@ -45,7 +45,8 @@ _BLOB = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}|\b[0-9a-fA-F]{32,}\b")
 _QUOTED = re.compile(
     r"\"[^\"\n]{3,400}\"|“[^”\n]{3,400}”|(?<![A-Za-z])'[^'\n]{3,400}'(?![A-Za-z])|‘[^’\n]{3,400}’|`[^`\n]{3,400}`|«[^»\n]{3,400}»"
 )
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+"""A sentence, as both this module and the signals split an answer."""
 _DESCRIBED = re.compile(
     r"\b(?:tests?|tested|testing|probes?|attacks?|attackers?|payloads?|strings?|phrases?|examples?|e\.g\.|such as|"
     r"like|for example|for instance|sends?|sent|inject(?:s|ed|ion)?|red.?team\w*|detect\w*|block\w*|catch\w*|"
@@ -88,13 +89,14 @@ def read_answer(answer: str) -> Reading:
         if DIRECTIVE.search(_decoded(blob)):
             attempt = True
     # Quoted directives are mentions: removed, not attempts.
-    for match in list(_QUOTED.finditer(text)):
+    scanned = text  # the quotations' positions are in this text, before any is taken out
+    for match in list(_QUOTED.finditer(scanned)):
         inner = match.group(0)[1:-1]
         if DIRECTIVE.search(inner) or ROLE_LINE.search(inner) or _SCORE_ASKED.search(inner):
             removed.append(match.group(0))
             text = text.replace(match.group(0), " ", 1)
             # A quotation the answer then asks to be applied is used, not mentioned.
-            attempt = attempt or bool(_APPLY.search(answer[match.end() : match.end() + 60]))
+            attempt = attempt or bool(_APPLY.search(scanned[match.end() : match.end() + 60]))
     # Lines that pretend to be another speaker: removed; an attempt unless the answer describes them.
     kept_lines = []
     for line in text.split("\n"):
@@ -107,7 +109,7 @@ def read_answer(answer: str) -> Reading:
     text = "\n".join(kept_lines)
     # Unquoted directive sentences: removed; an attempt unless the sentence talks about attacks.
     kept: list[str] = []
-    for sentence in _SENTENCE.findall(text):
+    for sentence in SENTENCE.findall(text):
         if DIRECTIVE.search(sentence):
             described = bool(_DESCRIBED.search(sentence)) and not _addresses_reader(sentence)
             if not described:  # used: the whole sentence goes, and it is an attempt

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 
-from interviewer.addressed import read_answer
+from interviewer.addressed import SENTENCE, read_answer
 from interviewer.model import Rating, Signals
 
 _NUMBER = re.compile(
@@ -64,7 +64,6 @@ _SCORE = re.compile(
     r"\b(\d{1,3})\s*/\s*\1\b(?!\s*(?:runs?|cases?|tests?|times|queries|questions|requests|attempts|tries|checks))"
 )
 """`10/10`, `5/5`: a score asked for, never a measurement; `20/20 runs` is one and stays."""
-_SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 
 
 @functools.lru_cache(maxsize=512)
@@ -77,7 +76,7 @@ def measure(answer: str) -> Signals:
     text = _SCORE.sub(" ", reading.rated)
     substantive = [
         sentence
-        for sentence in _SENTENCES.findall(text)
+        for sentence in SENTENCE.findall(text)
         if _NUMBER.search(sentence)
         or _COSTS.search(sentence)
         or _FAILURES.search(sentence)

@@ -145,7 +145,7 @@ _BOUND_LINE = re.compile(r"^\s*(?:>=?|<=?)\s*\d")
 """A multi-line expr's last line: `  > 2`."""
 _LOAD_THRESHOLD = re.compile(r"[\"']p\(9[059]\)\s*<\s*\d|^\s*[\"']?p9[059][\"']?\s*:\s*\d", re.I)
 """A load test's percentile target: k6's `http_req_duration: ['p(95)<500']`, Artillery's `ensure: {p95: 200}`."""
-_LATENCY_CONFIG_SUFFIXES = (*(".yaml", ".yml", ".toml", ".json"), ".js", ".mjs", ".ts")
+_LATENCY_CONFIG_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".js", ".mjs", ".ts")
 _RED_TEAM_CONFIG = re.compile(r"^\s*redteam\s*:|promptfoo\s+redteam|-m\s+garak\b|\bgarak\s+--", re.I)
 FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an encoded blob"})
 """Hidden text worth a reviewer's eye in the report (HTML comments are ordinary; those that address a grader are

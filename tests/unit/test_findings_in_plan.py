@@ -15,6 +15,7 @@ from grader.scoring import walk
 from interviewer.factory import new_session
 from interviewer.plan import FINDING_SLOTS, build_plan
 from llm.budget import BudgetBook
+from rubrics.loader import load_rubric_text
 from rubrics.registry import resolve_rubric
 from tests.fixtures import repos
 from tests.fixtures.personas import PERSONAS
@@ -83,8 +84,6 @@ def test_the_interview_asks_about_at_least_two_findings(graded: tuple[Path, Grad
 
 def rubric_with_follow_ups(framing: int, failures: int):  # type: ignore[no-untyped-def]
     """The built-in interview rubric with its own `max_follow_ups` for two dimensions, as a manager edits it."""
-    from rubrics.loader import load_rubric_text  # noqa: PLC0415 - only this test edits a rubric
-
     text = (Path(__file__).parents[2] / "rubrics" / "builtin" / "ai-engineer-interview.yaml").read_text()
     text = text.replace(
         '"what success is measured by"]}', f'"what success is measured by"], max_follow_ups: {framing}}}'
