@@ -30,7 +30,11 @@ class InterviewPlan(msgspec.Struct, frozen=True):
     rubric_id: str
     dimension_weights: dict[str, float]
     max_follow_ups: dict[str, int] = msgspec.field(default_factory=dict)
-    """Per dimension, the rubric's `max_follow_ups`: how many follow-ups one topic of it may get."""
+    """Per dimension, the rubric's `max_follow_ups`: how many questions beyond its first the dimension may get
+    before it counts as settled (interviewer.steer)."""
+    opening: int = 0
+    """How many leading topics are asked in order whatever the answers: the opener and the reserved findings."""
+    dimension_titles: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Signals(msgspec.Struct, frozen=True):
@@ -48,7 +52,10 @@ class Signals(msgspec.Struct, frozen=True):
     injection: bool
     """Some span of the answer was used to instruct the interviewer (interviewer/addressed.py; best effort)."""
     substantive_words: int = 0
-    """Words in sentences that carry a number, a cost, a failure mode or a specific (length earns only there)."""
+    """Words in sentences that carry a number, a cost, a failure mode, a specific or a reasoned choice (length earns
+    only there)."""
+    reasons: int = 0
+    """Sentences that state a decision with its reason, or an alternative and why it was dropped."""
 
 
 class Contradiction(msgspec.Struct, frozen=True):
@@ -124,6 +131,11 @@ class DimensionResult(msgspec.Struct, frozen=True):
     score: float | None
     quotes: list[str]
     answers: int
+    confidence: float | None = None
+    """The probability of the rating given every answer (interviewer.belief); None when not assessed."""
+    settled: str = ""
+    """Why the interview stopped asking about it: "confident", "follow-ups spent", "open" (the interview ended
+    first), "rated from every answer" (no question targets it), or "not asked"."""
 
 
 class InterviewCost(msgspec.Struct, frozen=True):
@@ -148,6 +160,9 @@ class InterviewReport(msgspec.Struct, frozen=True):
     study: list[str]
     injection_attempts: list[str]
     ended: str
-    """Why the interview ended: completed, budget, candidate_silent, turn_limit."""
+    """Why the interview ended: settled (every dimension it asks about was settled), time_limit, question_limit,
+    budget, candidate_silent, candidate_left, model_unavailable, or in_progress."""
     voice: VoiceSummary | None = None
     """For an interview (partly) spoken: per-stage latency and how well the speech was recognised."""
+    stop_reason: str = ""
+    """`ended`, said in a sentence for the reader of the report."""

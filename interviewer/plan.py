@@ -38,7 +38,7 @@ GENERIC_PROBES = [
 
 
 def build_plan(
-    profile: RepoProfile, rubric: LoadedRubric, report: GradingReport | None = None, max_topics: int = 8
+    profile: RepoProfile, rubric: LoadedRubric, report: GradingReport | None = None, max_topics: int = 14
 ) -> InterviewPlan:
     anchor = _anchor(profile)
     weights = {path: node.weight for path, node in leaf_paths(rubric.rubric)}
@@ -87,13 +87,21 @@ def build_plan(
         drop = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].id not in reserved), len(kept) - 1)
         kept.pop(drop)
     chosen = kept
+    opening = 0  # the opener and the reserved findings lead the plan and are asked in order (interviewer.steer)
+    while opening < len(chosen) and (chosen[opening] is opener or chosen[opening].id in reserved):
+        opening += 1
     follow_ups = {
         path: params.max_follow_ups
         for path in weights
         if isinstance(params := rubric.params.get(path), InterviewDimensionParams)
     }
     return InterviewPlan(
-        topics=chosen, rubric_id=rubric.rubric.id, dimension_weights=weights, max_follow_ups=follow_ups
+        topics=chosen,
+        rubric_id=rubric.rubric.id,
+        dimension_weights=weights,
+        max_follow_ups=follow_ups,
+        opening=opening,
+        dimension_titles={path: node.title for path, node in leaf_paths(rubric.rubric)},
     )
 
 

@@ -8,7 +8,6 @@ import math
 import msgspec
 
 from grader.report.render_markdown import escape_markdown
-from interviewer.assess import rating_of
 from interviewer.model import (
     INTERVIEW_REPORT_VERSION,
     DimensionResult,
@@ -44,19 +43,29 @@ def build_report(
     low_confidence: float = 0.6,
 ) -> InterviewReport:
     dimensions = []
+    beliefs, settlement = session.beliefs(), session.settlement()
     for path, node in leaf_paths(rubric.rubric):
         found = [a for a in session.assessments if a.dimension == path]
-        score = sum(a.score for a in found) / len(found) if found else None
         quotes = list(dict.fromkeys(a.quote for a in found if a.quote))[:3]
+        belief = beliefs.get(path)
+        # The rating is the belief's most likely level; the score is what the answers earned on average, so a claim
+        # the code contradicts (scored 0) still counts for less than a vague answer (interviewer.assess).
+        score = sum(a.score for a in found) / len(found) if found else None
+        if path not in settlement:
+            settled = "rated from every answer" if found else "not asked"
+        else:
+            settled = settlement[path] or ("open" if found else "not asked")
         dimensions.append(
             DimensionResult(
                 path,
                 node.title,
                 node.weight,
-                rating_of(score) if score is not None else None,
+                belief.level if belief is not None else None,
                 score,
                 quotes,
                 len(found),
+                confidence=round(belief.confidence, 3) if belief is not None else None,
+                settled=settled,
             )
         )
     rated = [d for d in dimensions if d.score is not None]
@@ -86,7 +95,34 @@ def build_report(
         injection_attempts=session.injection_attempts,
         ended=session.ended or "in_progress",
         voice=voice_summary(session.transcript, low_confidence),
+        stop_reason=stop_reason(session.ended or "in_progress", dimensions),
     )
+
+
+STOPS = {
+    "settled": "every dimension the interview asks about was settled",
+    "time_limit": "the interview reached its time limit",
+    "question_limit": "the interview reached its question limit",
+    "budget": "the interview reached its spending limit",
+    "candidate_silent": "the candidate stopped answering",
+    "candidate_left": "the candidate left",
+    "model_unavailable": "the interviewing model could not be reached",
+    "in_progress": "the interview has not ended",
+}
+
+
+def stop_reason(ended: str, dimensions: list[DimensionResult]) -> str:
+    """Why the interview stopped, and how sure it was of each dimension it had asked about."""
+    said = STOPS.get(ended, ended)
+    confident = [d for d in dimensions if d.settled == "confident"]
+    spent = [d for d in dimensions if d.settled == "follow-ups spent"]
+    still = [d for d in dimensions if d.settled == "open"]
+    parts = [f"{len(confident)} confident"] if confident else []
+    if spent:
+        parts.append(f"{len(spent)} at their follow-up limit ({', '.join(d.title for d in spent)})")
+    if still:
+        parts.append(f"{len(still)} still open ({', '.join(d.title for d in still)})")
+    return said[0].upper() + said[1:] + (f": {'; '.join(parts)}." if parts else ".")
 
 
 VOICE_STAGES = ("transcript", "first_token", "first_audio", "end_to_first_audio")
@@ -122,6 +158,14 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return round(ordered[max(0, math.ceil(fraction * len(ordered)) - 1)], 1)
 
 
+def _confidence_bar(confidence: float | None) -> str:
+    """`▰▰▰▰▱ 0.82`: how sure the interview is of a rating, at a glance."""
+    if confidence is None:
+        return "—"
+    filled = round(confidence * 5)
+    return "▰" * filled + "▱" * (5 - filled) + f" {confidence:.2f}"
+
+
 def render_json(report: InterviewReport) -> str:
     return msgspec.json.format(msgspec.json.encode(report).decode(), indent=2) + "\n"
 
@@ -133,12 +177,18 @@ def render_markdown(report: InterviewReport) -> str:
         "",
         f"**Overall: {score}** · ended: {report.ended} · cost ${report.cost.usd:.4f} ({report.cost.calls} model calls)",
         "",
+        escape_markdown(report.stop_reason),
+        "",
         "## Dimensions",
         "",
-        "| dimension | rating | answers |",
-        "| --- | --- | --- |",
+        "| dimension | rating | confidence | answers | settled |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {escape_markdown(d.title)} | {d.rating or 'not assessed'} | {d.answers} |" for d in report.dimensions]
+    lines += [
+        f"| {escape_markdown(d.title)} | {d.rating or 'not assessed'} | {_confidence_bar(d.confidence)} | "
+        f"{d.answers} | {d.settled} |"
+        for d in report.dimensions
+    ]
     for d in report.dimensions:
         if d.quotes:
             lines += ["", f"### {escape_markdown(d.title)}", ""] + [f"> {escape_markdown(q)}" for q in d.quotes]

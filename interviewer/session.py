@@ -20,17 +20,21 @@ from grader.repo_index import RepoIndex
 from interviewer.agent import (
     INTERVIEWER_INSTRUCTIONS,
     Directive,
+    DirectiveKind,
     InterviewDeps,
     assessor_agent,
     interviewer_agent,
     render_turn_prompt,
 )
 from interviewer.assess import gate
+from interviewer.belief import Belief, belief_of
 from interviewer.claims import find_contradictions
 from interviewer.errors import InterviewFinished
 from interviewer.guard import fence, leaks
 from interviewer.model import Assessment, Contradiction, InterviewPlan, Topic, Turn, VoiceMeta
+from interviewer.relevance import off_question
 from interviewer.signals import FOLLOW_UPS, follow_up_reason, is_silent, measure
+from interviewer.steer import Move, askable, next_move, settle_state
 from llm.errors import BudgetExceeded, NoModelAvailable
 from llm.metered import MeteredCaller
 
@@ -41,8 +45,11 @@ BUDGET_END = (
 )
 SILENT_END = "It sounds like this isn't a good moment. Let's stop here; you can start a new interview any time."
 OUTAGE_END = "I can't reach the interviewing model right now, so I'll stop here. Your answers so far are saved."
+TIME_END = "We are at the end of our time, so I'll stop here. Thank you — your report covers everything so far."
 WITHHELD = "I can't share how I'm set up. Let's get back to your project."
 MAX_SILENT = 2
+MAX_QUESTIONS = 30
+"""A backstop: the stop rule ends a real interview long before (every dimension settles within its follow-ups)."""
 
 TokenSink = Callable[[str], None]
 
@@ -62,6 +69,12 @@ class SessionState(msgspec.Struct, forbid_unknown_fields=False):
     follow_ups: int = 0
     silent: int = 0
     probed: list[str] = msgspec.field(default_factory=list)
+    current: str = ""
+    """The id of the topic being answered (topic_index is its place in the plan)."""
+    asked: dict[str, int] = msgspec.field(default_factory=dict)
+    """Questions asked per dimension, follow-ups included: what `max_follow_ups` is spent against."""
+    used: list[str] = msgspec.field(default_factory=list)
+    started_at: float | None = None
 
 
 @dataclass
@@ -73,9 +86,10 @@ class InterviewSession:
     assessor: MeteredCaller
     payers: list[str]
     findings: list[str] = field(default_factory=list)
-    max_follow_ups: int = 2
-    """For a dimension whose rubric says nothing (the plan's `max_follow_ups` is the rubric's word)."""
     clock: Callable[[], float] = time.time
+    time_limit_s: float | None = None
+    """The interview ends at its first answer after this many seconds from its first question."""
+    max_questions: int = MAX_QUESTIONS
     transcript: list[Turn] = field(default_factory=list)
     assessments: list[Assessment] = field(default_factory=list)
     contradictions: list[Contradiction] = field(default_factory=list)
@@ -86,6 +100,10 @@ class InterviewSession:
     _follow_ups: int = 0
     _silent: int = 0
     _probed: set[str] = field(default_factory=set)
+    _current: str = ""
+    _asked: dict[str, int] = field(default_factory=dict)
+    _used: list[str] = field(default_factory=list)
+    _started_at: float | None = None
     _code: str | None = None
 
     def _code_text(self) -> str:
@@ -99,7 +117,23 @@ class InterviewSession:
 
     @property
     def topic(self) -> Topic | None:
-        return self.plan.topics[self._topic_index] if self._topic_index < len(self.plan.topics) else None
+        """The topic the candidate is answering."""
+        return next((topic for topic in self.plan.topics if topic.id == self._current), None)
+
+    def beliefs(self) -> dict[str, Belief]:
+        """Each dimension's belief, from every assessment so far (derived, so a restored session agrees)."""
+        scores: dict[str, list[float]] = {}
+        for item in self.assessments:
+            scores.setdefault(item.dimension, []).append(item.score)
+        return {dimension: belief_of(values) for dimension, values in scores.items()}
+
+    def settlement(self) -> dict[str, str]:
+        """Per dimension the interview asks about: "confident", "follow-ups spent" or "" (still open)."""
+        beliefs, asked = self.beliefs(), self._asked
+        return {
+            dimension: settle_state(self.plan, dimension, beliefs.get(dimension, Belief()), asked.get(dimension, 0))
+            for dimension in askable(self.plan)
+        }
 
     def state(self) -> SessionState:
         return SessionState(
@@ -113,6 +147,10 @@ class InterviewSession:
             self._follow_ups,
             self._silent,
             sorted(self._probed),
+            self._current,
+            dict(self._asked),
+            list(self._used),
+            self._started_at,
         )
 
     def note_voice(self, answer_id: str, voice: VoiceMeta) -> None:
@@ -128,14 +166,21 @@ class InterviewSession:
         self.injection_attempts, self.ended = list(state.injection_attempts), state.ended
         self._topic_index, self._follow_ups, self._silent = state.topic_index, state.follow_ups, state.silent
         self._probed = set(state.probed)
+        self._current, self._asked, self._used = state.current, dict(state.asked), list(state.used)
+        self._started_at = state.started_at
+        if not self._current and self.transcript and self._topic_index < len(self.plan.topics):
+            # saved before topics were chosen adaptively: the plan's order was the interview's
+            self._current = self.plan.topics[self._topic_index].id
+            self._used = [topic.id for topic in self.plan.topics[: self._topic_index + 1]]
 
     async def start(self, on_token: TokenSink | None = None) -> str:
         if self.transcript:
             return self.transcript[0].text
-        topic = self.topic
-        if topic is None:
-            return await self._end("completed", CLOSING, on_token)
-        return await self._say(Directive("ask", topic.question, topic.reason), None, on_token)
+        self._started_at = self.clock()
+        move = next_move(self.plan, {}, {}, set(), current=None, follow_up=None)
+        if move.kind == "close" or move.topic is None:
+            return await self._end("settled", CLOSING, on_token)
+        return await self._say(self._take(move, injected=False), None, on_token)
 
     async def answer(self, answer_id: str, text: str, on_token: TokenSink | None = None) -> str:
         if answer_id in self.replies:
@@ -150,7 +195,7 @@ class InterviewSession:
 
     async def _respond(self, answer_id: str, text: str, topic: Topic | None, on_token: TokenSink | None) -> str:
         if topic is None:
-            return await self._end("completed", CLOSING, on_token)
+            return await self._end("settled", CLOSING, on_token)
         if is_silent(text):
             self._silent += 1
             if self._silent >= MAX_SILENT:
@@ -170,9 +215,13 @@ class InterviewSession:
         self.contradictions += found
         try:
             await self._assess(answer_id, topic, text, claimed)
+            if self.time_limit_s is not None and self.clock() - (self._started_at or 0.0) >= self.time_limit_s:
+                return await self._end("time_limit", TIME_END, on_token)
+            if sum(self._asked.values()) >= self.max_questions:
+                return await self._end("question_limit", CLOSING, on_token)
             directive = self._next_directive(topic, text, found)
             if directive.kind == "close":
-                return await self._end("completed", CLOSING, on_token)
+                return await self._end("settled", CLOSING, on_token)
             return await self._say(directive, text, on_token)
         except BudgetExceeded:
             return await self._end("budget", BUDGET_END, on_token)
@@ -181,25 +230,44 @@ class InterviewSession:
 
     def _next_directive(self, topic: Topic, text: str, found: list[Contradiction]) -> Directive:
         fresh = [c for c in found if c.explanation not in self._probed]
-        if fresh:
+        if fresh:  # a claim the code contradicts is put to the candidate at once, whatever the belief says
             self._probed.add(fresh[0].explanation)
+            self._count(topic)
             where = f"{fresh[0].path}:{fresh[0].line}" if fresh[0].line else fresh[0].path
             return Directive(
                 "contradiction", topic.question, claim=fresh[0].claim, location=where, explanation=fresh[0].explanation
             )
-        reason = follow_up_reason(measure(text))
-        allowed = self.plan.max_follow_ups.get(topic.dimension, self.max_follow_ups)
-        if reason and self._follow_ups < allowed and not measure(text).injection:
-            self._follow_ups += 1
-            probe = topic.probes[(self._follow_ups - 1) % len(topic.probes)] if topic.probes else ""
-            return Directive("follow_up", topic.question, reason=reason, probe=FOLLOW_UPS.get(reason, probe))
-        self._topic_index += 1
-        self._follow_ups = 0
-        following = self.topic
-        if following is None:
+        signals = measure(text)
+        reason = None
+        if not signals.injection:  # an answer that tried to instruct is not followed up: the interview moves on
+            reason = follow_up_reason(signals, off_question=off_question(topic.question, topic.dimension, text))
+        move = next_move(self.plan, self.beliefs(), self._asked, set(self._used), current=topic, follow_up=reason)
+        return self._take(move, injected=signals.injection)
+
+    def _take(self, move: Move, *, injected: bool) -> Directive:
+        """The directive for `move`, with the interview's position moved to it."""
+        topic = move.topic
+        if move.kind == "close" or topic is None:
             return Directive("close", CLOSING)
-        kind = "redirect" if measure(text).injection else "ask"
-        return Directive(kind, following.question, following.reason)  # type: ignore[arg-type]
+        self._count(topic)
+        if move.kind == "follow_up":
+            self._follow_ups += 1
+            probe = FOLLOW_UPS.get(move.reason, "")
+            if move.reason == "off_question":
+                probe = f"{probe} {topic.question}"
+            return Directive("follow_up", topic.question, reason=move.reason, probe=probe)
+        self._current, self._follow_ups = topic.id, 0
+        self._topic_index = self.plan.topics.index(topic)
+        if topic.id not in self._used:
+            self._used.append(topic.id)
+        kind: DirectiveKind = "redirect" if injected else "ask"
+        if move.kind == "revisit":
+            title = self.plan.dimension_titles.get(topic.dimension, topic.dimension.replace("_", " "))
+            return Directive(kind, f"Coming back to {title.lower()}: {move.reason}", f"revisiting: {topic.reason}")
+        return Directive(kind, topic.question, topic.reason)
+
+    def _count(self, topic: Topic) -> None:
+        self._asked[topic.dimension] = self._asked.get(topic.dimension, 0) + 1
 
     async def _assess(self, answer_id: str, topic: Topic, text: str, found: list[Contradiction]) -> None:
         prompt = f"Dimension: {topic.dimension}\nQuestion: {topic.question}\n" + fence(text, "candidate_answer")

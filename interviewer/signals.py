@@ -11,22 +11,25 @@ import re
 from interviewer.addressed import SENTENCE, read_answer
 from interviewer.model import Rating, Signals
 
-_NUMBER = re.compile(
-    r"\b\d+(?:[.,]\d+)?\s*(?:%|ms|s\b|sec|seconds|x\b|k\b|tokens?|usd|\$|cents?|req|rps|qps|mb|gb)?"
+_NUMBER = re.compile(  # not the digits of a name (GPT-4, llama-3): those measure nothing
+    r"(?<![A-Za-z]-)\b\d+(?:[.,]\d+)?\s*(?:%|ms|s\b|sec|seconds|x\b|k\b|tokens?|usd|\$|cents?|req|rps|qps|mb|gb)?"
     r"|\$\s?\d+",
     re.I,
 )
 _COSTS = re.compile(
     r"\b(but|however|trade-?offs?|downside|cost(s|ly)?|slower|expensive|at the expense|gave up|"
-    r"drawback|price|penalty|worse|instead of|rather than|whereas|limitation|accept(ed|ing)?|lost|lose|"
-    r"adds? (about |roughly |~)?\d+\s*(ms|s|%)|doubles?|halved|overhead|disliked|complain\w*)\b",
+    r"drawback|price|penalty|pay(ing)? for|worse|instead of|rather than|whereas|limitation|accept(ed|ing)?|lost|lose|"
+    r"adds? (about |roughly |~)?\d+\s*(ms|s|%)|doubles?|halved|overhead|disliked|complain\w*|"
+    r"(al)?though|weak (spot|point)|known (gap|limit\w*)|not (yet )?(measured|checked|tested)|"
+    r"ha(ve|s)(n't| not) (yet )?(measured|checked|tested)|only (have )?anecdot\w*)\b",
     re.I,
 )
+"""Costs, downsides and limits the candidate admits ("though we have not measured it", "our known gap")."""
 _FAILURES = re.compile(
     r"\b(fail(s|ed|ure|over)?|down|outage|time ?outs?|timed out|rate.?limit(ed|s)?|429|500|retr(y|ies|ied)|"
     r"backoff|fallback|circuit.?breaker|hallucinat\w*|degrad\w*|crash\w*|error|breaks?|leak(s|ed|ing)?|"
     r"miss(es|ed)?|false (positive|negative)s?|bypass(es|ed)?|regress\w*|drift\w*|stale|obeyed|complied|"
-    r"slipped|worst case)\b",
+    r"slipped|worst case|bottlenecks?|breakages?)\b",
     re.I,
 )
 _SPECIFIC = re.compile(
@@ -35,7 +38,8 @@ _SPECIFIC = re.compile(
     r"recall@\d+|ndcg|mrr|golden set|eval(uation)? suite|ci|pull request|regex|classifier|fence[sd]?|canary|"
     r"shingles?|hash(es|ed)?|allow-?list|least privilege|promptfoo|garak|llama guard|presidio|redact\w*|"
     r"hybrid search|chunk size|top-?k|quantis\w*|quantiz\w*|batch(ing|ed)?|stream(ing|ed)?|idempoten\w*|"
-    r"semaphore|asyncio|token budget|prompt cache|kv cache|cross-encoder|system prompt)\b",
+    r"semaphore|asyncio|token budget|prompt cache|kv cache|cross-encoder|system prompt|hnsw|ivf|ann index|"
+    r"indirect injection|red.?team\w*|threat model)\b",
     re.I,
 )
 _FRAMING = re.compile(
@@ -48,6 +52,18 @@ _FRAMING = re.compile(
 )
 """Who the users are, what success is measured by, and a value against a baseline: the substance of framing a
 problem, counted with the specifics."""
+_CHOICE = re.compile(
+    r"\b(chose|choose|picked|went with|decided|opted|settled on|switched|moved|split|use[sd]?|take|keep|"
+    r"instead( of)?|rather than|over|tried|considered|dropped|rejected|accepted)\b",
+    re.I,
+)
+_REASON = re.compile(
+    r"\b(because|since|so that|so we|to avoid|to keep|otherwise|which (kept|made|meant|gave|lost|cost)|"
+    r"as it|that way|the reason|which (\w+ ){0,2}(failed|broke|missed|lost|cost|kept|made|meant|gave))\b",
+    re.I,
+)
+"""A decision and its reason in one sentence ("paragraphs rather than windows, because citations stayed readable"):
+explaining a choice is substance even without a number."""
 _HEDGES = re.compile(
     r"\b(i think|maybe|probably|kind of|sort of|basically|stuff|things|somehow|i guess|not sure|"
     r"it depends|best practices?|industry standard|robust|seamless|scalable)\b",
@@ -58,7 +74,10 @@ FOLLOW_UPS = {
     "no_costs": "That covers the benefits. What did it cost you — in latency, money, complexity or quality?",
     "no_numbers": "Can you put a number on it — how many, how fast, how much?",
     "no_failure_mode": "And when does that approach fail? What would you see first?",
+    "hedged": "You sound unsure. What did you actually see or measure in this project?",
+    "off_question": "That answers a different question. To come back to mine:",
 }
+"""The probe for each shortcoming; `off_question`'s is followed by the question asked."""
 
 _SCORE = re.compile(
     r"\b(\d{1,3})\s*/\s*\1\b(?!\s*(?:runs?|cases?|tests?|times|queries|questions|requests|attempts|tries|checks))"
@@ -81,6 +100,7 @@ def measure(answer: str) -> Signals:
         or _COSTS.search(sentence)
         or _FAILURES.search(sentence)
         or _SPECIFIC.search(sentence)
+        or (_CHOICE.search(sentence) and _REASON.search(sentence))
     ]
     return Signals(
         words=len(text.split()),
@@ -90,6 +110,7 @@ def measure(answer: str) -> Signals:
         specifics=len(_SPECIFIC.findall(text)) + len(_FRAMING.findall(text)),
         hedges=len(_HEDGES.findall(text)),
         injection=reading.attempt,
+        reasons=sum(bool(_CHOICE.search(sentence) and _REASON.search(sentence)) for sentence in SENTENCE.findall(text)),
         substantive_words=sum(len(sentence.split()) for sentence in substantive),
     )
 
@@ -114,6 +135,7 @@ def evidence_points(signals: Signals) -> float:
         + min(signals.failures, 3) * 0.08
         + min(signals.specifics, 4) * 0.06
         + min(signals.substantive_words, 120) / 120 * 0.1
+        + min(signals.reasons, 2) * 0.08
         - min(signals.hedges, 4) * 0.06
     )
     return max(0.0, min(1.0, points))
@@ -122,15 +144,20 @@ def evidence_points(signals: Signals) -> float:
 def rating_from_points(points: float) -> Rating:
     if points >= 0.6:
         return "high"
-    if points >= 0.3:
+    if points >= 0.25:
         return "medium"
     return "low"
 
 
-def follow_up_reason(signals: Signals) -> str | None:
-    """Why an answer needs a follow-up, or None when it is specific enough."""
+def follow_up_reason(signals: Signals, *, off_question: bool = False) -> str | None:
+    """Why an answer needs a follow-up, or None when it is specific enough. `off_question`: the answer was about
+    another question than the one asked (interviewer.relevance)."""
     if signals.words < 8:
         return "too_short"
+    if off_question:
+        return "off_question"
+    if signals.hedges >= 2 and signals.numbers == 0:
+        return "hedged"
     if signals.costs == 0:
         return "no_costs"
     if signals.numbers == 0:

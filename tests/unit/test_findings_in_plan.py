@@ -48,7 +48,7 @@ def test_the_plan_keeps_slots_for_the_heaviest_findings(graded: tuple[Path, Grad
     weak = weak_leaves(report)
     assert len(weak) >= 2, "the middling fixture has weak leaves to ask about"
     plan = build_plan(build_profile(root), INTERVIEW, report)
-    assert len(plan.topics) <= 8
+    assert len(plan.topics) <= 14  # build_plan's pool: the interview picks from it as it goes (interviewer.steer)
     findings = [topic for topic in plan.topics if topic.id.startswith("finding-")]
     assert len(findings) >= FINDING_SLOTS
     heaviest = sorted(weak, key=lambda node: (-node.share, node.score))[:FINDING_SLOTS]
@@ -91,28 +91,41 @@ def rubric_with_follow_ups(framing: int, failures: int):  # type: ignore[no-unty
     return load_rubric_text(text)
 
 
+STRONG = (  # specific, with numbers, a cost and a failure mode, and no claim about the code to contradict
+    "Our users are 40 on-call engineers; success is a golden-set pass rate above 85%, today 78% against a 60% "
+    "baseline. The cost is about 2 s of extra latency per answer, and it fails when the notes are stale."
+)
+VAGUE = "It works well for our users, it is basically best practice stuff and it scales."
+
+
 @pytest.mark.parametrize(("framing", "failures"), [(0, 1), (2, 0)])
 def test_each_dimension_gets_the_follow_ups_its_rubric_allows(
     graded: tuple[Path, GradingReport], framing: int, failures: int
 ) -> None:
+    """A candidate who answers each dimension well, then vaguely, then well again never lets its belief settle:
+    the rubric's `max_follow_ups` is what ends each dimension, after exactly 1 + max_follow_ups questions."""
     root, _ = graded
     rubric = rubric_with_follow_ups(framing, failures)
     session = new_session(root, build_profile(root), rubric, book=BudgetBook())
-    vague = "It works well for our users, it is basically best practice stuff and it scales."
+    answered: dict[str, int] = {}
 
     async def go() -> None:
         await session.start()
-        for number in range(40):
+        for number in range(60):
             if session.finished:
                 break
-            await session.answer(f"a{number}", vague)
+            assert session.topic is not None
+            dimension = session.topic.dimension
+            answered[dimension] = answered.get(dimension, 0) + 1
+            await session.answer(f"a{number}", STRONG if answered[dimension] % 2 else VAGUE)
 
     asyncio.run(go())
-    turns: dict[str, int] = {}
     dimension = {topic.id: topic.dimension for topic in session.plan.topics}
+    asked: dict[str, int] = {}
     for turn in session.transcript:
         if turn.role == "interviewer" and turn.topic_id:
-            turns[turn.topic_id] = turns.get(turn.topic_id, 0) + 1
-    asked = {dimension[topic]: count - 1 for topic, count in turns.items() if topic in dimension}
-    assert asked["problem_framing"] == framing, asked
-    assert asked["failure_analysis"] == failures, asked
+            asked[dimension[turn.topic_id]] = asked.get(dimension[turn.topic_id], 0) + 1
+    assert asked["problem_framing"] == 1 + framing, asked
+    assert asked["failure_analysis"] == 1 + failures, asked
+    assert session.settlement()["failure_analysis"] == "follow-ups spent"
+    assert session.ended == "settled"
