@@ -4,9 +4,10 @@ assessed answer, with the confidence that decides when a dimension is settled an
 An assessed answer's score (interviewer.assess.gate, 0..1) is a noisy observation of the candidate's level: how
 often a candidate of each level gives an answer rated at each level is OBSERVED (a strong candidate sometimes gives
 a medium answer, rarely a poor one). A score between two levels' scores counts for both, in proportion. So one
-clear answer moves a flat belief to about 0.79 on its level and a second like it past SETTLE_AT, while answers that
-disagree keep the belief open: a strong answer and a poor one leave it near 0.4, not a confident "medium", so a
-mixed candidate is asked more than a consistent one.
+clear answer moves a flat belief to about 0.79 on its level, a second like it to 0.96 (past SETTLE_AT) for high or
+low; medium, which has a neighbour on each side, takes a third. Answers that disagree keep the belief open: a strong
+answer and a poor one leave it near 0.4, not a confident "medium", so a mixed candidate is asked more than a
+consistent one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ OBSERVED: tuple[tuple[float, float, float], ...] = (
     (0.15, 0.70, 0.15),  # a medium candidate's
     (0.05, 0.20, 0.75),  # a high candidate's
 )
-SETTLE_AT = 0.85
+SETTLE_AT = 0.9
 """A dimension is settled when its most likely level has at least this probability."""
 
 

@@ -59,7 +59,7 @@ _CHOICE = re.compile(
 )
 _REASON = re.compile(
     r"\b(because|since|so that|so we|to avoid|to keep|otherwise|which (kept|made|meant|gave|lost|cost)|"
-    r"as it|that way|the reason|which (\w+ ){0,2}(failed|broke|missed|lost|cost|kept|made|meant|gave))\b",
+    r"as it|that way|the reason|which (\w+ ){0,2}(failed|broke|missed|lost|cost|kept|made|meant|gave))\b|, which\b",
     re.I,
 )
 """A decision and its reason in one sentence ("paragraphs rather than windows, because citations stayed readable"):
