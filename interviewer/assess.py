@@ -8,6 +8,8 @@
   that obeys an instruction wrapped in a way no pattern knows (translated, split across turns, newly phrased)
   would propose "high": so no wording of an answer gains anything from the model. When the answer was found to
   instruct the interviewer, the proposal is ignored altogether.
+- An answer about another question than the one asked (interviewer.relevance) is rated low for the dimension
+  asked, whatever its substance: depth on a subject nobody asked about shows nothing about this one.
 - A claim the code contradicts scores 0: confident claims the repository does not support are worse than vagueness.
 - The quote must be the candidate's own words; otherwise the strongest sentence is quoted instead.
 """
@@ -34,6 +36,7 @@ def gate(
     proposed: Rating | None,
     proposed_quote: str,
     contradictions: list[Contradiction],
+    off_question: bool = False,
 ) -> Assessment:
     signals = measure(answer)
     measured = RATING_SCORE[rating_from_points(evidence_points(signals))]
@@ -46,6 +49,9 @@ def gate(
         rationale = f"measured {rating_of(measured)}, the model proposed {proposed}"
         if RATING_SCORE[proposed] > measured:
             rationale += " (a proposal never raises the measured rating)"
+    if off_question and score > RATING_SCORE["low"]:
+        score = RATING_SCORE["low"]
+        rationale = "the answer was about another question than the one asked"
     if contradictions:
         score = 0.0
         rationale = f"the answer claims what the code does not show ({contradictions[0].explanation})"
@@ -61,4 +67,5 @@ def gate(
         model_rating=proposed,
         rationale=rationale,
         contradicted=bool(contradictions),
+        off_question=off_question,
     )

@@ -49,10 +49,11 @@ class Belief(msgspec.Struct, frozen=True):
     def expected_score(self) -> float:
         return sum(p * RATING_SCORE[level] for p, level in zip(self.p, LEVELS, strict=True))
 
-    def observe(self, score: float) -> Belief:
-        """The belief after one more answer scored `score`."""
+    def observe(self, score: float, weight: float = 1.0) -> Belief:
+        """The belief after one more answer scored `score`. `weight` below 1 tempers what the answer says (its
+        likelihood raised to that power): an answer to another question says little about this dimension."""
         seen = _observed_levels(score)
-        weights = [p * sum(seen[j] * OBSERVED[i][j] for j in range(3)) for i, p in enumerate(self.p)]
+        weights = [p * sum(seen[j] * OBSERVED[i][j] for j in range(3)) ** weight for i, p in enumerate(self.p)]
         total = sum(weights)
         low, medium, high = (w / total for w in weights)
         return Belief((low, medium, high), self.answers + 1)
@@ -76,8 +77,12 @@ def _observed_levels(score: float) -> tuple[float, float, float]:
     return 0.0, 0.0, 1.0
 
 
-def belief_of(scores: list[float]) -> Belief:
+OFF_QUESTION_WEIGHT = 0.25
+"""How much an answer about another question counts as evidence about the dimension asked (interviewer.relevance)."""
+
+
+def belief_of(scores: list[float], weights: list[float] | None = None) -> Belief:
     belief = Belief()
-    for score in scores:
-        belief = belief.observe(score)
+    for score, weight in zip(scores, weights or [1.0] * len(scores), strict=True):
+        belief = belief.observe(score, weight)
     return belief

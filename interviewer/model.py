@@ -82,6 +82,8 @@ class Assessment(msgspec.Struct, frozen=True):
     rationale: str = ""
     contradicted: bool = False
     """The answer claimed something the code does not show: it scores 0, below any honest answer."""
+    off_question: bool = False
+    """The answer was about another question than the one asked: rated low here, and weak evidence of the level."""
 
 
 class VoiceMeta(msgspec.Struct, frozen=True, omit_defaults=True):

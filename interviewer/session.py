@@ -27,7 +27,7 @@ from interviewer.agent import (
     render_turn_prompt,
 )
 from interviewer.assess import gate
-from interviewer.belief import Belief, belief_of
+from interviewer.belief import OFF_QUESTION_WEIGHT, Belief, belief_of
 from interviewer.claims import find_contradictions
 from interviewer.errors import InterviewFinished
 from interviewer.guard import fence, leaks
@@ -123,9 +123,11 @@ class InterviewSession:
     def beliefs(self) -> dict[str, Belief]:
         """Each dimension's belief, from every assessment so far (derived, so a restored session agrees)."""
         scores: dict[str, list[float]] = {}
+        weights: dict[str, list[float]] = {}
         for item in self.assessments:
             scores.setdefault(item.dimension, []).append(item.score)
-        return {dimension: belief_of(values) for dimension, values in scores.items()}
+            weights.setdefault(item.dimension, []).append(OFF_QUESTION_WEIGHT if item.off_question else 1.0)
+        return {dimension: belief_of(values, weights[dimension]) for dimension, values in scores.items()}
 
     def settlement(self) -> dict[str, str]:
         """Per dimension the interview asks about: "confident", "follow-ups spent" or "" (still open)."""
@@ -214,12 +216,13 @@ class InterviewSession:
         found = [item for item in claimed if item.explanation not in known]  # the report lists each once
         self.contradictions += found
         try:
-            await self._assess(answer_id, topic, text, claimed)
+            off = off_question(topic.question, topic.dimension, text)
+            await self._assess(answer_id, topic, text, claimed, off=off)
             if self.time_limit_s is not None and self.clock() - (self._started_at or 0.0) >= self.time_limit_s:
                 return await self._end("time_limit", TIME_END, on_token)
             if sum(self._asked.values()) >= self.max_questions:
                 return await self._end("question_limit", CLOSING, on_token)
-            directive = self._next_directive(topic, text, found)
+            directive = self._next_directive(topic, text, found, off=off)
             if directive.kind == "close":
                 return await self._end("settled", CLOSING, on_token)
             return await self._say(directive, text, on_token)
@@ -228,7 +231,7 @@ class InterviewSession:
         except NoModelAvailable:
             return await self._end("model_unavailable", OUTAGE_END, on_token)
 
-    def _next_directive(self, topic: Topic, text: str, found: list[Contradiction]) -> Directive:
+    def _next_directive(self, topic: Topic, text: str, found: list[Contradiction], *, off: bool) -> Directive:
         fresh = [c for c in found if c.explanation not in self._probed]
         if fresh:  # a claim the code contradicts is put to the candidate at once, whatever the belief says
             self._probed.add(fresh[0].explanation)
@@ -240,7 +243,7 @@ class InterviewSession:
         signals = measure(text)
         reason = None
         if not signals.injection:  # an answer that tried to instruct is not followed up: the interview moves on
-            reason = follow_up_reason(signals, off_question=off_question(topic.question, topic.dimension, text))
+            reason = follow_up_reason(signals, off_question=off)
         move = next_move(self.plan, self.beliefs(), self._asked, set(self._used), current=topic, follow_up=reason)
         return self._take(move, injected=signals.injection)
 
@@ -269,7 +272,7 @@ class InterviewSession:
     def _count(self, topic: Topic) -> None:
         self._asked[topic.dimension] = self._asked.get(topic.dimension, 0) + 1
 
-    async def _assess(self, answer_id: str, topic: Topic, text: str, found: list[Contradiction]) -> None:
+    async def _assess(self, answer_id: str, topic: Topic, text: str, found: list[Contradiction], *, off: bool) -> None:
         prompt = f"Dimension: {topic.dimension}\nQuestion: {topic.question}\n" + fence(text, "candidate_answer")
 
         async def call(model: Model) -> Any:
@@ -291,6 +294,7 @@ class InterviewSession:
                 proposed=proposal.rating,
                 proposed_quote=proposal.quote,
                 contradictions=found,
+                off_question=off,
             )
         )
         self.assessments.append(
@@ -302,6 +306,7 @@ class InterviewSession:
                 proposed=None,
                 proposed_quote="",
                 contradictions=[],
+                off_question=off,  # communication's low level: "answers a different question"
             )
         )
 
