@@ -36,6 +36,7 @@ def new_session(
     index: RepoIndex | None = None,
     organisation: str | None = None,
     organisation_budget_usd: float | None = None,
+    time_limit_s: float | None = None,
 ) -> InterviewSession:
     """`override` replaces the (interviewer, assessor) models outright, for tests and benchmarks; `index` reuses
     a repository index already built; `organisation` adds the organisation's account as a second payer."""
@@ -70,4 +71,5 @@ def new_session(
         assessor=assessor,
         payers=payers,
         findings=findings,
+        time_limit_s=time_limit_s,
     )

@@ -67,6 +67,9 @@ async def _interview(args: argparse.Namespace, settings: Settings) -> int:
             report=report,
             organisation="local",
             organisation_budget_usd=settings.interview.organisation_budget_usd,
+            time_limit_s=None
+            if settings.interview.time_limit_minutes is None
+            else settings.interview.time_limit_minutes * 60,
         )
         await _converse(session, interactive=sys.stdin.isatty())
     result = build_report(session, rubric, book, "interview:interview", fetched.target)

@@ -57,6 +57,9 @@ class InterviewSettings(msgspec.Struct, frozen=True, kw_only=True):
     budget_usd: float = 0.50
     """Hard ceiling per interview; at the ceiling the interview ends gracefully and an alert is raised."""
     organisation_budget_usd: float | None = None
+    time_limit_minutes: float | None = 45.0
+    """The interview ends at the first answer after this long from its first question (None: no limit); most end
+    sooner, when every dimension is settled."""
     speech_to_text: str = "pocketsphinx"
     """Voice interviews: `pocketsphinx` (offline, no downloads) or `openai` (needs the OpenAI key)."""
     text_to_speech: str = "browser"

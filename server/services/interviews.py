@@ -124,6 +124,7 @@ class InterviewRooms:
             budget_usd=self.settings.interview.budget_usd,
             report=graded.report,
             index=graded.index,
+            time_limit_s=_seconds(self.settings.interview.time_limit_minutes),
         )
         session.restore(_state_of(row))
         return LiveInterview(session, book, row.revision)
@@ -251,3 +252,7 @@ async def _submission(db: AsyncSession, submission_id: int) -> Submission:
     if submission is None:
         raise NotFound("no such submission")
     return submission
+
+
+def _seconds(minutes: float | None) -> float | None:
+    return None if minutes is None else minutes * 60.0
