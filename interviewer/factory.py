@@ -13,7 +13,7 @@ from grader.scoring import walk
 from interviewer.offline import offline_assessor, offline_interviewer
 from interviewer.plan import build_plan
 from interviewer.session import InterviewSession
-from llm.budget import BudgetBook
+from llm.budget import BudgetBook, SharedAccounts
 from llm.metered import MeteredCaller
 from llm.select import ModelChoice, ProviderKeys, Router, build_chain
 from llm.spec import ModelSpec
@@ -37,9 +37,11 @@ def new_session(
     organisation: str | None = None,
     organisation_budget_usd: float | None = None,
     time_limit_s: float | None = None,
+    shared: SharedAccounts | None = None,
 ) -> InterviewSession:
     """`override` replaces the (interviewer, assessor) models outright, for tests and benchmarks; `index` reuses
-    a repository index already built; `organisation` adds the organisation's account as a second payer."""
+    a repository index already built; `organisation` adds the organisation's account as a second payer; `shared`
+    keeps accounts several processes spend from (the server's database), whose ceilings it enforces."""
     keys = keys or ProviderKeys()
     book = book or BudgetBook()
     account = f"interview:{interview_id}"
@@ -54,8 +56,8 @@ def new_session(
     else:
         interviewer_chain = build_chain(model, offline_interviewer, keys)
         assessor_chain = build_chain(assessor_model or model, offline_assessor, keys)
-    interviewer = MeteredCaller(Router(interviewer_chain), book)
-    assessor = MeteredCaller(Router(assessor_chain), book)
+    interviewer = MeteredCaller(Router(interviewer_chain), book, shared=shared)
+    assessor = MeteredCaller(Router(assessor_chain), book, shared=shared)
     findings = []
     if report is not None:
         findings = [

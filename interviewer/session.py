@@ -35,6 +35,7 @@ from interviewer.model import Assessment, Contradiction, InterviewPlan, Topic, T
 from interviewer.relevance import off_question
 from interviewer.signals import FOLLOW_UPS, follow_up_reason, is_silent, measure
 from interviewer.steer import Move, askable, next_move, settle_state
+from llm.budget import CallRecord
 from llm.errors import BudgetExceeded, NoModelAvailable
 from llm.metered import MeteredCaller
 
@@ -75,6 +76,8 @@ class SessionState(msgspec.Struct, forbid_unknown_fields=False):
     """Questions asked per dimension, follow-ups included: what `max_follow_ups` is spent against."""
     used: list[str] = msgspec.field(default_factory=list)
     started_at: float | None = None
+    calls: list[CallRecord] = msgspec.field(default_factory=list)
+    """The interview's model calls so far: its cost in the report, whichever processes made them."""
 
 
 @dataclass
@@ -153,6 +156,7 @@ class InterviewSession:
             dict(self._asked),
             list(self._used),
             self._started_at,
+            self.interviewer.book.records_for(self.payers[0]) if self.payers else [],
         )
 
     def note_voice(self, answer_id: str, voice: VoiceMeta) -> None:
@@ -170,6 +174,8 @@ class InterviewSession:
         self._probed = set(state.probed)
         self._current, self._asked, self._used = state.current, dict(state.asked), list(state.used)
         self._started_at = state.started_at
+        if self.payers and state.calls:
+            self.interviewer.book.restore(self.payers[0], state.calls)
         if not self._current and self.transcript and self._topic_index < len(self.plan.topics):
             # saved before topics were chosen adaptively: the plan's order was the interview's
             self._current = self.plan.topics[self._topic_index].id

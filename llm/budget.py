@@ -5,6 +5,11 @@ the organisation); only when all of them have room does it go out. Afterwards th
 at the real price. Reservations are taken under one lock, so two calls racing for the last cent cannot
 both get it. A refusal raises BudgetExceeded and raises an alert: a log line, a metric, and every hook a
 deployer registered (a webhook, say).
+
+The book's lock holds within one process. Accounts that several processes spend from (an organisation's, an
+interview that a reconnect may carry to another server process) live in SharedAccounts as well: the server's
+keeps them in its database and reserves with one conditional update per account, so two processes racing for the
+last cent cannot both get it either (server/services/spend.py).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -62,6 +67,26 @@ class Reservation:
     amount_usd: float
 
 
+class Refusal(msgspec.Struct, frozen=True):
+    """A shared account that had no room: its name, ceiling, and what was spent or reserved on it."""
+
+    account: str
+    ceiling_usd: float
+    committed_usd: float
+
+
+class SharedAccounts(Protocol):
+    """Accounts kept outside this process, reserved and settled like the book's own (llm.metered calls both)."""
+
+    async def reserve(self, payers: list[str], amount_usd: float) -> Refusal | None:
+        """Reserve on every payer it keeps, or on none; the refusal when one lacks room."""
+        ...
+
+    async def settle(self, payers: list[str], reserved_usd: float, cost_usd: float) -> None:
+        """Replace a reservation by the real cost on every payer it keeps."""
+        ...
+
+
 @dataclass
 class BudgetBook:
     """Accounts, reservations, the ledger and alert hooks. Thread-safe; usable from asyncio code."""
@@ -105,6 +130,29 @@ class BudgetBook:
                 account.spent_usd += record.cost_usd
             self.ledger.append(record)
             self.metrics["spend_usd_total"] += record.cost_usd
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back unused (a shared account refused the call)."""
+        with self._lock:
+            for name in reservation.payers:
+                account = self.accounts[name]
+                account.reserved_usd = max(0.0, account.reserved_usd - reservation.amount_usd)
+
+    def refuse(self, refusal: Refusal, amount_usd: float) -> BudgetExceeded:
+        """The error for a shared account's refusal, after raising its alert like the book's own."""
+        error = BudgetExceeded(refusal.account, refusal.ceiling_usd, refusal.committed_usd, amount_usd)
+        self._raise_alert(Alert(refusal.account, str(error), refusal.ceiling_usd, refusal.committed_usd, time.time()))
+        return error
+
+    def restore(self, account: str, records: list[CallRecord]) -> None:
+        """Put an account's earlier calls (saved with an interview) back in the ledger, once."""
+        with self._lock:
+            known = {msgspec.json.encode(record) for record in self.ledger}
+            found = self.accounts.setdefault(account, _Account(None))
+            for record in records:
+                if msgspec.json.encode(record) not in known:
+                    self.ledger.append(record)
+                    found.spent_usd += record.cost_usd
 
     def spent(self, account: str) -> float:
         with self._lock:

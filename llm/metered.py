@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from llm.budget import BudgetBook, CallRecord, Purpose
+from llm.budget import BudgetBook, CallRecord, Purpose, SharedAccounts
 from llm.pricing import per_token_prices, price_usd
 from llm.select import Router
 
@@ -34,6 +34,8 @@ class MeteredCaller:
     book: BudgetBook
     max_output_tokens: int = 800
     max_requests: int = 4
+    shared: SharedAccounts | None = None
+    """Accounts other processes spend from too (the server's database): reserved after the book's, settled with it."""
 
     def worst_case_usd(self, prompt_chars: int) -> float:
         input_tokens = prompt_chars // 2 + 2_000
@@ -44,7 +46,17 @@ class MeteredCaller:
     async def run(
         self, purpose: Purpose, payers: list[str], prompt_chars: int, call: Callable[[Model], Awaitable[_HasUsage]]
     ) -> Any:
-        reservation = self.book.reserve(payers, self.worst_case_usd(prompt_chars))
+        worst = self.worst_case_usd(prompt_chars)
+        reservation = self.book.reserve(payers, worst)
+        if self.shared is not None:
+            try:
+                refused = await self.shared.reserve(payers, worst)
+            except BaseException:
+                self.book.release(reservation)
+                raise
+            if refused is not None:
+                self.book.release(reservation)
+                raise self.book.refuse(refused, worst)
         started = time.perf_counter()
         try:
             result, spec = await self.router.run(call)
@@ -53,6 +65,8 @@ class MeteredCaller:
                 reservation,
                 CallRecord("none", purpose, payers, 0, 0, 0.0, time.perf_counter() - started, False, str(error)[:200]),
             )
+            if self.shared is not None:
+                await self.shared.settle(payers, worst, 0.0)
             raise
         usage = result.usage
         cost = price_usd(spec.provider, spec.model, usage.input_tokens, usage.output_tokens)
@@ -69,4 +83,6 @@ class MeteredCaller:
                 True,
             ),
         )
+        if self.shared is not None:
+            await self.shared.settle(payers, worst, cost)
         return result

@@ -273,7 +273,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: 
         mailer=Mailer(settings.mail),
         worker=Worker(settings, factory, queue, hub),
         limiter=RateLimiter(),
-        interviews=InterviewRooms(settings),
+        interviews=InterviewRooms(settings, factory),
     )
     worker_on = settings.server.worker if run_worker is None else run_worker
 

@@ -75,6 +75,12 @@ class NewRubric(msgspec.Struct, forbid_unknown_fields=True):
 class NewPosition(msgspec.Struct, forbid_unknown_fields=True):
     title: Name
     rubric_version_id: BodyId
+    interview_rubric_version_id: BodyId | None = None
+    """The interview rubric and version its candidates are interviewed with; None: the server's default."""
+
+
+class InterviewRubricChoice(msgspec.Struct, forbid_unknown_fields=True):
+    interview_rubric_version_id: BodyId | None
 
 
 class JoinPosition(msgspec.Struct, forbid_unknown_fields=True):
@@ -158,6 +164,7 @@ class PositionOut(msgspec.Struct):
     open: bool
     invite_code: str | None = None
     """Managers see it (to share the link); candidates do not need it."""
+    interview_rubric_version_id: int | None = None
 
     @classmethod
     def of(cls, row: Position, *, manager: bool) -> PositionOut:
@@ -169,6 +176,7 @@ class PositionOut(msgspec.Struct):
             row.rubric_version_id,
             row.open,
             row.invite_code if manager else None,
+            row.interview_rubric_version_id,
         )
 
 

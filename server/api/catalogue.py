@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get, post
+from litestar import Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from sqlalchemy import or_
@@ -15,6 +15,7 @@ from rubrics.errors import RubricError
 from rubrics.loader import load_rubric_text
 from server.db.models import Candidacy, Position, RubricVersion, User
 from server.schemas import (
+    InterviewRubricChoice,
     JoinPosition,
     Limit,
     NewPosition,
@@ -83,7 +84,22 @@ async def save_rubric(
 async def create_position(
     db: NamedDependency[AsyncSession], user: NamedDependency[User], data: JSONBody[NewPosition]
 ) -> PositionOut:
-    return PositionOut.of(await catalogue.create_position(db, user, data.title, data.rubric_version_id), manager=True)
+    position = await catalogue.create_position(
+        db, user, data.title, data.rubric_version_id, data.interview_rubric_version_id
+    )
+    return PositionOut.of(position, manager=True)
+
+
+@put("/api/positions/{position_id:int}/interview-rubric", opt=MANAGER)
+async def choose_interview_rubric(
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    position_id: PathId,
+    data: JSONBody[InterviewRubricChoice],
+) -> PositionOut:
+    """The interview rubric and version the position's candidates are interviewed with (null: the default)."""
+    position = await catalogue.set_interview_rubric(db, user, position_id, data.interview_rubric_version_id)
+    return PositionOut.of(position, manager=True)
 
 
 @get("/api/positions", opt=USER)
@@ -150,6 +166,7 @@ ROUTES = [
     validate_rubric,
     save_rubric,
     create_position,
+    choose_interview_rubric,
     list_positions,
     get_position,
     join,

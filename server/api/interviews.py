@@ -317,7 +317,7 @@ async def _first_question(state: Any, interview_id: int, live: Any, sink: Any) -
 async def _save(state: Any, interview_id: int, live: Any) -> None:
     async with state.factory() as db:
         interview = state.settings.interview
-        await interviews.save(db, interview_id, live, interview.rubric, low_confidence=interview.low_confidence)
+        await interviews.save(db, interview_id, live, low_confidence=interview.low_confidence)
 
 
 class _Sender:

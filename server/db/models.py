@@ -27,6 +27,15 @@ class Organisation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class OrganisationSpend(SQLModel, table=True):
+    """What an organisation's interviews have spent on models, and what calls in flight have reserved: the one place
+    every server process checks the organisation's ceiling against (server/services/spend.py)."""
+
+    organisation_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+
+
 class User(SQLModel, table=True):
     """A person. Managers belong to one organisation; candidates to none (they join positions); admins run the
     deployment."""
@@ -137,6 +146,8 @@ class Position(SQLModel, table=True):
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     title: str = Field(max_length=200)
     rubric_version_id: int = Field(foreign_key="rubricversion.id")
+    interview_rubric_version_id: int | None = Field(default=None, foreign_key="rubricversion.id")
+    """The interview rubric (and its version) this position's candidates are interviewed with; None: the default."""
     invite_code: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=True)
     open: bool = True
     created_at: datetime = Field(default_factory=utcnow)
@@ -207,6 +218,10 @@ class Interview(SQLModel, table=True):
     """Bumped by every save, which only succeeds on the revision it read: two server processes (a reconnect that
     lands on another one) can never both record an answer."""
     report: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    spent_usd: float = 0.0
+    """Model spend of this interview, across every process that ran it (server/services/spend.py)."""
+    reserved_usd: float = 0.0
+    """Worst-case cost of its calls in flight."""
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
 

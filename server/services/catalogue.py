@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubrics.catalogue import spec_for
 from rubrics.errors import RubricError, RubricInvalid, RubricSyntaxError
-from rubrics.loader import LoadedRubric, load_rubric_text
+from rubrics.loader import LoadedRubric, leaf_paths, load_rubric_text
 from rubrics.registry import BUILTIN_DIR
 from server.db.models import Candidacy, Position, RubricVersion, User
 from server.errors import Forbidden, InvalidInput, NotFound
@@ -79,17 +79,51 @@ async def save_rubric(db: AsyncSession, manager: User, text: str) -> RubricVersi
     return row
 
 
-async def create_position(db: AsyncSession, manager: User, title: str, rubric_version_id: int) -> Position:
+def is_interview_rubric(row: RubricVersion) -> bool:
+    """Every dimension is an interview check (a rubric is all interview or all grading: rubrics.validate)."""
+    return all(node.check is not None and node.check.kind == "interview" for _, node in leaf_paths(loaded(row).rubric))
+
+
+async def interview_rubric_version(db: AsyncSession, manager: User, version_id: int) -> RubricVersion:
+    """A version the manager may interview with: theirs or built-in, and an interview rubric."""
+    row = await rubric_version(db, manager, version_id)
+    if not is_interview_rubric(row):
+        raise InvalidInput(
+            f"rubric {row.key} v{row.version} grades repositories; an interview needs an interview rubric",
+            {"field": "interview_rubric_version_id"},
+        )
+    return row
+
+
+async def set_interview_rubric(db: AsyncSession, manager: User, position_id: int, version_id: int | None) -> Position:
+    """Choose the interview rubric and version a position's candidates are interviewed with (None: the default).
+    Interviews already started keep the rubric they started with only if they are finished; a live one picks the
+    new choice up when it is next rebuilt, so change it between interviews."""
+    position = await managed_position(db, manager, position_id)
+    if version_id is not None:
+        await interview_rubric_version(db, manager, version_id)
+    position.interview_rubric_version_id = version_id
+    db.add(position)
+    await db.flush()
+    return position
+
+
+async def create_position(
+    db: AsyncSession, manager: User, title: str, rubric_version_id: int, interview_rubric_version_id: int | None = None
+) -> Position:
     if manager.organisation_id is None:
         raise Forbidden("only a member of an organisation can open positions")
     title = title.strip()
     if not title or len(title) > 200:
         raise InvalidInput("a position needs a title of at most 200 characters", {"field": "title"})
     await rubric_version(db, manager, rubric_version_id)
+    if interview_rubric_version_id is not None:
+        await interview_rubric_version(db, manager, interview_rubric_version_id)
     position = Position(
         organisation_id=manager.organisation_id,
         title=title,
         rubric_version_id=rubric_version_id,
+        interview_rubric_version_id=interview_rubric_version_id,
         invite_code=new_token(),
     )
     db.add(position)

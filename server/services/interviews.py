@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,13 +33,15 @@ from interviewer.report import build_report, render_json
 from interviewer.session import InterviewSession, SessionState
 from llm.budget import BudgetBook
 from llm.select import chosen_model_string
+from rubrics.loader import LoadedRubric, load_rubric_text
 from rubrics.registry import resolve_rubric
 from server.alerts import budget_book
-from server.db.models import Interview, Submission, User, utcnow
+from server.db.models import Interview, Position, RubricVersion, Submission, User, utcnow
 from server.errors import Conflict, Forbidden, NotFound
 from server.jobs.worker import snapshot_path
 from server.metrics import METRICS
 from server.services.paging import paged
+from server.services.spend import DatabaseAccounts
 from server.settings import Settings
 
 INDEXES_KEPT = 32
@@ -61,6 +64,7 @@ class LiveInterview:
     book: BudgetBook
     revision: int
     """The row's revision the session reflects."""
+    rubric: LoadedRubric
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reported_usd: float = 0.0
     """Spend already added to the model-spend metric."""
@@ -69,8 +73,14 @@ class LiveInterview:
 class InterviewRooms:
     """The sessions this process is running, by interview id (rebuilt from the record after a restart)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
         self.settings = settings
+        self.accounts = (
+            DatabaseAccounts(sessions, settings.interview.budget_usd, settings.interview.organisation_budget_usd)
+            if sessions is not None
+            else None
+        )
+        """The interview's and the organisation's spend, reserved in the database (None: this process's book)."""
         self._live: dict[int, LiveInterview] = {}
         self._graded_cache: OrderedDict[int, _Graded] = OrderedDict()
         self._index_lock = threading.Lock()
@@ -79,7 +89,8 @@ class InterviewRooms:
         assert row.id is not None
         live = self._live.get(row.id)
         if live is None:
-            live = await asyncio.to_thread(self._build, await _submission(db, row.submission_id), row)
+            submission = await _submission(db, row.submission_id)
+            live = await asyncio.to_thread(self._build, submission, row, await self._rubric(db, submission))
             self._live[row.id] = live
         elif live.revision != row.revision:
             await self.refresh(db, live, row)
@@ -95,8 +106,9 @@ class InterviewRooms:
                 await self.refresh(db, live, row)
 
     async def refresh(self, db: AsyncSession, live: LiveInterview, row: Interview) -> None:
-        fresh = await asyncio.to_thread(self._build, await _submission(db, row.submission_id), row)
-        live.session, live.book, live.revision = fresh.session, fresh.book, fresh.revision
+        submission = await _submission(db, row.submission_id)
+        fresh = await asyncio.to_thread(self._build, submission, row, await self._rubric(db, submission))
+        live.session, live.book, live.revision, live.rubric = fresh.session, fresh.book, fresh.revision, fresh.rubric
         live.reported_usd = 0.0  # a fresh book: what this process spends from here on
 
     def running(self, interview_id: int) -> LiveInterview | None:
@@ -106,28 +118,42 @@ class InterviewRooms:
     def forget(self, interview_id: int) -> None:
         self._live.pop(interview_id, None)
 
-    def _build(self, submission: Submission, row: Interview) -> LiveInterview:
+    async def _rubric(self, db: AsyncSession, submission: Submission) -> LoadedRubric:
+        """The interview rubric of the submission's position (the version its manager chose), else the default."""
+        if submission.position_id is not None:
+            position = await db.get(Position, submission.position_id)
+            if position is not None and position.interview_rubric_version_id is not None:
+                version = await db.get(RubricVersion, position.interview_rubric_version_id)
+                if version is not None:
+                    return load_rubric_text(version.source)
+        return resolve_rubric(self.settings.interview.rubric)
+
+    def _build(self, submission: Submission, row: Interview, rubric: LoadedRubric) -> LiveInterview:
         assert submission.report is not None and row.id is not None
         root = snapshot_path(self.settings, submission.id or 0)
         if not root.is_dir():
             raise Conflict("the graded code is no longer kept; grade the repository again to be interviewed on it")
         graded = self._graded(submission, root)
         book = budget_book(self.settings.alerts.webhook_url)
+        kept = self.accounts is not None  # then the database holds the ceilings, for every process at once
         session = new_session(
             root,
             graded.profile,
-            resolve_rubric(self.settings.interview.rubric),
+            rubric,
             model=chosen_model_string(self.settings.interview.model, self.settings.llm),
             keys=self.settings.llm,
             book=book,
             interview_id=str(row.id),
-            budget_usd=self.settings.interview.budget_usd,
+            budget_usd=None if kept else self.settings.interview.budget_usd,
             report=graded.report,
             index=graded.index,
+            organisation=str(submission.organisation_id) if submission.organisation_id is not None else None,
+            organisation_budget_usd=None if kept else self.settings.interview.organisation_budget_usd,
             time_limit_s=_seconds(self.settings.interview.time_limit_minutes),
+            shared=self.accounts,
         )
         session.restore(_state_of(row))
-        return LiveInterview(session, book, row.revision)
+        return LiveInterview(session, book, row.revision, rubric)
 
     def _graded(self, submission: Submission, root: Path) -> _Graded:
         """The decoded report and the search index of one graded snapshot, shared by its interviews (neither
@@ -189,9 +215,7 @@ async def visible_interview(db: AsyncSession, user: User, interview_id: int) -> 
     raise NotFound("no such interview")
 
 
-async def save(
-    db: AsyncSession, interview_id: int, live: LiveInterview, rubric_id: str, *, low_confidence: float = 0.6
-) -> None:
+async def save(db: AsyncSession, interview_id: int, live: LiveInterview, *, low_confidence: float = 0.6) -> None:
     """Write the session's state on the revision it was read at; StaleInterview if another process got there first
     (nothing is written then, and the caller catches up and answers from the saved state)."""
     session = live.session
@@ -205,10 +229,9 @@ async def save(
     if session.finished:  # (re)built on every save once finished: a spoken last answer's timings arrive after it
         row = await db.get(Interview, interview_id)
         if row is not None:
-            rubric = resolve_rubric(rubric_id)
             report = build_report(
                 session,
-                rubric,
+                live.rubric,
                 live.book,
                 f"interview:{interview_id}",
                 f"submission {row.submission_id}",
