@@ -16,6 +16,18 @@ _NUMBER = re.compile(  # not the digits of a name (GPT-4, llama-3): those measur
     r"|\$\s?\d+",
     re.I,
 )
+_UNITS = r"(?:percent|per ?cent|milliseconds?|seconds?|minutes?|hours?|dollars?|cents?|tokens?|requests?|queries)"
+_NUMBER_WORD = (
+    r"(?:seventeen|thirteen|fourteen|eighteen|nineteen|thousand|fifteen|sixteen|billion|million|hundred|seventy|"
+    r"twelve|eleven|eighty|ninety|twenty|thirty|forty|fifty|sixty|three|seven|eight|zero|four|five|nine|two|six|ten)\b"
+)
+_SPOKEN_NUMBER = re.compile(
+    rf"\b(?:{_NUMBER_WORD}|one(?=[\s-]+(?:hundred|thousand|million|point|{_UNITS[3:-1]})\b))"
+    rf"(?:[\s-]+(?:and[\s-]+)?(?:{_NUMBER_WORD}|one\b|point\b))*(?:\s+{_UNITS}\b)?",
+    re.I,
+)
+"""A number said in words ("eighty five percent", "two hundred milliseconds"), as a spoken answer's transcript has
+it: one number however many words it takes. A bare "one" is not counted ("the one that"), "one hundred" is."""
 _COSTS = re.compile(
     r"\b(but|however|trade-?offs?|downside|cost(s|ly)?|slower|expensive|at the expense|gave up|"
     r"drawback|price|penalty|pay(ing)? for|worse|instead of|rather than|whereas|limitation|accept(ed|ing)?|lost|lose|"
@@ -97,6 +109,7 @@ def measure(answer: str) -> Signals:
         sentence
         for sentence in SENTENCE.findall(text)
         if _NUMBER.search(sentence)
+        or _SPOKEN_NUMBER.search(sentence)
         or _COSTS.search(sentence)
         or _FAILURES.search(sentence)
         or _SPECIFIC.search(sentence)
@@ -104,7 +117,7 @@ def measure(answer: str) -> Signals:
     ]
     return Signals(
         words=len(text.split()),
-        numbers=len(_NUMBER.findall(text)),
+        numbers=len(_NUMBER.findall(text)) + len(_SPOKEN_NUMBER.findall(text)),
         costs=len(_COSTS.findall(text)),
         failures=len(_FAILURES.findall(text)),
         specifics=len(_SPECIFIC.findall(text)) + len(_FRAMING.findall(text)),

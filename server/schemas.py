@@ -80,7 +80,8 @@ class NewPosition(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class InterviewRubricChoice(msgspec.Struct, forbid_unknown_fields=True):
-    interview_rubric_version_id: BodyId | None
+    interview_rubric_version_id: BodyId | None = None
+    """None (or left out): the server's default interview rubric."""
 
 
 class JoinPosition(msgspec.Struct, forbid_unknown_fields=True):
