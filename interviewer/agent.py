@@ -62,8 +62,12 @@ def parse_directive(prompt: str) -> Directive | None:
 
 @dataclass
 class InterviewDeps:
-    index: RepoIndex
+    index: RepoIndex | None
+    """None in a role interview: there is no repository to search."""
     findings: list[str]
+
+
+NO_REPOSITORY = "this interview is not about a repository: there is nothing to search or read"
 
 
 class ProposedAssessment(BaseModel):
@@ -85,12 +89,16 @@ assessor_agent: Agent[None, ProposedAssessment] = Agent(
 @interviewer_agent.tool
 async def search_repo(ctx: RunContext[InterviewDeps], query: str) -> str:
     """Search the candidate's repository (BM25) and return the best matching passages with file and line."""
+    if ctx.deps.index is None:
+        return NO_REPOSITORY
     return as_data(ctx.deps.index.search(query, k=3))
 
 
 @interviewer_agent.tool
 async def read_file(ctx: RunContext[InterviewDeps], path: str, start_line: int, end_line: int) -> str:
     """Read lines start_line..end_line of a file in the candidate's repository."""
+    if ctx.deps.index is None:
+        return NO_REPOSITORY
     hit = ctx.deps.index.read(path, start_line, end_line)
     return as_data([hit] if hit else [])
 

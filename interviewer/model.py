@@ -22,7 +22,10 @@ class Topic(msgspec.Struct, frozen=True):
     reason: str
     evidence: list[Evidence]
     probes: list[str] = msgspec.field(default_factory=list)
-    """Follow-up angles for this topic, used when an answer is vague or one-sided."""
+    """Other angles on this topic, asked when the interview comes back to it."""
+    expected_follow_ups: list[str] = msgspec.field(default_factory=list)
+    """The follow-ups this question expects (a role interview's bank question): asked, in order, when an answer
+    leaves out a cost, a number or a failure mode, or hedges."""
 
 
 class InterviewPlan(msgspec.Struct, frozen=True):

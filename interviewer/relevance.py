@@ -24,9 +24,18 @@ DIMENSION_TERMS: dict[str, re.Pattern[str]] = {
         r"seconds?|cach\w*|budget|spend\w*",
         "security": r"inject\w*|jailbreak\w*|attack\w*|guard\w*|system prompt|leak\w*|pii|redact\w*|"
         r"exfiltrat\w*|malicious|sanitis\w*|sanitiz\w*|permission\w*",
+        "agents": r"agents?\b|tools?\b|loop\w*|retr(y|ies)|timeouts?|idempoten\w*|steps?\b|approv\w*|side.?effects?|"
+        r"refund\w*|state machine",
+        "scale": r"scal\w*|100x|bottleneck\w*|traffic|load\b|capacity|quota\w*|concurren\w*|shard\w*|queue\w*|"
+        r"throughput|users\b|requests? (a|per) second|rps|qps",
+        "models": r"models?\b|open.?weight\w*|api\b|hosted|self.?host\w*|gpus?\b|quantis\w*|quantiz\w*|4.?bit|"
+        r"fine.?tun\w*|llama|mistral|inference|vram|memory",
     }.items()
 }
 """Each interview dimension's vocabulary: what an answer on that subject can hardly avoid saying."""
+# The role interview's dimensions (rubrics/builtin/ai-engineer-role-*.yaml) that share a project dimension's subject.
+DIMENSION_TERMS["rag_design"] = DIMENSION_TERMS["retrieval_design"]
+DIMENSION_TERMS["evaluation"] = DIMENSION_TERMS["evaluation_design"]
 
 _WORD = re.compile(r"[a-z][a-z'-]{4,}")
 _STOP = frozenset(

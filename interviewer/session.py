@@ -49,6 +49,8 @@ OUTAGE_END = "I can't reach the interviewing model right now, so I'll stop here.
 TIME_END = "We are at the end of our time, so I'll stop here. Thank you — your report covers everything so far."
 WITHHELD = "I can't share how I'm set up. Let's get back to your project."
 MAX_SILENT = 2
+CONTENT_GAPS = frozenset({"no_costs", "no_numbers", "no_failure_mode", "hedged"})
+"""Shortcomings of what an answer says (not of its length or aim): a question's own expected follow-ups fit them."""
 MAX_QUESTIONS = 30
 """A backstop: the stop rule ends a real interview long before (every dimension settles within its follow-ups)."""
 
@@ -83,8 +85,9 @@ class SessionState(msgspec.Struct, forbid_unknown_fields=False):
 @dataclass
 class InterviewSession:
     plan: InterviewPlan
-    profile: RepoProfile
-    index: RepoIndex
+    profile: RepoProfile | None
+    """None in a role interview (no repository): then no claim is checked against code."""
+    index: RepoIndex | None
     interviewer: MeteredCaller
     assessor: MeteredCaller
     payers: list[str]
@@ -111,7 +114,7 @@ class InterviewSession:
 
     def _code_text(self) -> str:
         if self._code is None:
-            self._code = self.index.code_text()
+            self._code = self.index.code_text() if self.index is not None else ""
         return self._code
 
     @property
@@ -215,9 +218,8 @@ class InterviewSession:
         signals = measure(text)
         if signals.injection:
             self.injection_attempts.append(text[:300])
-        claimed = find_contradictions(
-            text, self.profile, self._code_text()
-        )  # every unsupported claim in this answer counts against it
+        # every unsupported claim in this answer counts against it (a role interview has no code to check against)
+        claimed = find_contradictions(text, self.profile, self._code_text()) if self.profile is not None else []
         known = {item.explanation for item in self.contradictions}
         found = [item for item in claimed if item.explanation not in known]  # the report lists each once
         self.contradictions += found
@@ -260,10 +262,12 @@ class InterviewSession:
             return Directive("close", CLOSING)
         self._count(topic)
         if move.kind == "follow_up":
-            self._follow_ups += 1
             probe = FOLLOW_UPS.get(move.reason, "")
             if move.reason == "off_question":
                 probe = f"{probe} {topic.question}"
+            elif move.reason in CONTENT_GAPS and self._follow_ups < len(topic.expected_follow_ups):
+                probe = topic.expected_follow_ups[self._follow_ups]  # what this question expects to be asked next
+            self._follow_ups += 1
             return Directive("follow_up", topic.question, reason=move.reason, probe=probe)
         self._current, self._follow_ups = topic.id, 0
         self._topic_index = self.plan.topics.index(topic)

@@ -125,6 +125,9 @@ class JudgeParams(Params, frozen=True):
 class InterviewDimensionParams(Params, frozen=True):
     topics: list[str] = msgspec.field(default_factory=list)
     max_follow_ups: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
+    level: Literal["junior", "intermediate", "senior"] | None = None
+    """For a role interview (no repository): the level of the question bank's questions this dimension asks
+    (interviewer/role_bank.py); None for a project interview."""
 
 
 class CheckSpec(msgspec.Struct, frozen=True):
