@@ -18,7 +18,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, WebSocket, get, post, websocket
@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from interviewer.errors import InterviewFinished
 from server.db.models import Interview, User
-from server.errors import DomainError, NotFound
+from server.errors import DomainError, InvalidInput, NotFound
 from server.schemas import BodyId, Limit, Offset, OptionalQueryId, Page, PathId
 from server.services import interviews, retention
 from server.services.voice import VoiceChannel
@@ -43,12 +43,19 @@ VOICE_MESSAGES = {"voice", "talk", "barge_in", "first_audio"}
 
 
 class NewInterview(msgspec.Struct, forbid_unknown_fields=True):
-    submission_id: BodyId
+    """About a graded submission (`submission_id`), or a role interview without a repository (`level`, and
+    `topics` or one `topic`; "all" or nothing for every topic), optionally for a position the candidate joined."""
+
+    submission_id: BodyId | None = None
+    level: Literal["junior", "intermediate", "senior"] | None = None
+    topics: Annotated[list[Annotated[str, msgspec.Meta(max_length=40)]], msgspec.Meta(max_length=10)] | None = None
+    topic: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    position_id: BodyId | None = None
 
 
 class InterviewOut(msgspec.Struct):
     id: int
-    submission_id: int
+    submission_id: int | None
     status: str
     transcript: list[dict[str, Any]]
     created_at: datetime
@@ -57,7 +64,7 @@ class InterviewOut(msgspec.Struct):
 
 class InterviewSummary(msgspec.Struct):
     id: int
-    submission_id: int
+    submission_id: int | None
     candidate_id: int
     status: str
     created_at: datetime
@@ -103,7 +110,20 @@ async def start_interview(
 ) -> InterviewOut:
     state = state_of(request)
     state.limiter.hit("interview", client_address(request), state.settings.limits.interview_starts_per_minute)
-    return _out(await interviews.start(db, user, data.submission_id))
+    if data.submission_id is not None:
+        if data.level or data.topics or data.topic:
+            raise InvalidInput("an interview is about a submission or a role, not both", {"field": "submission_id"})
+        return _out(await interviews.start(db, user, data.submission_id))
+    if data.level is None:
+        raise InvalidInput(
+            "name the submission to be interviewed on, or a level for a role interview", {"field": "level"}
+        )
+    wanted = data.topics if data.topics is not None else ([data.topic] if data.topic else [])
+    topics = [topic for topic in wanted if topic != "all"] or None
+    row = await interviews.start_role(
+        db, user, state.settings, level=data.level, topics=topics, position_id=data.position_id
+    )
+    return _out(row)
 
 
 @get("/api/interviews/{interview_id:int}", opt=USER)

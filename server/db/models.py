@@ -208,7 +208,16 @@ class Interview(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     candidate_id: int = Field(foreign_key="user.id", index=True)
-    submission_id: int = Field(foreign_key="submission.id", index=True)
+    submission_id: int | None = Field(default=None, foreign_key="submission.id", index=True)
+    """The graded submission it is about; None for a role interview (no repository: interviewer/role.py)."""
+    position_id: int | None = Field(default=None, foreign_key="position.id", index=True)
+    """A role interview taken for a position: its organisation's managers see it, and the organisation pays."""
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    """The position's organisation (role interviews; a project interview's is its submission's)."""
+    rubric_version_id: int | None = Field(default=None, foreign_key="rubricversion.id")
+    """A role interview's rubric (its level per dimension)."""
+    topics: str = Field(default="", max_length=400)
+    """A role interview's topics, comma-separated; empty: every topic of its rubric."""
     status: str = Field(default="active", max_length=20)
     transcript: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
     replies: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, server_default="{}"))

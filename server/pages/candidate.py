@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from interviewer.role_bank import TOPICS
 from server.api.accounts import AI_NOTICE
 from server.db.models import Candidacy, Interview, Position, Submission, User
 from server.pages.render import page_opt, render
@@ -51,6 +52,7 @@ async def home_page(
         positions=positions,
         notice=AI_NOTICE,
         retention=retention,
+        role_topics=list(TOPICS.items()),
     )
 
 

@@ -131,12 +131,13 @@ async def interview_page(
     row = await db.get(Interview, interview_id)
     if row is None or row.candidate_id != user.id:
         raise NotFound("no such interview")
-    submission = await db.get(Submission, row.submission_id)
+    submission = await db.get(Submission, row.submission_id) if row.submission_id is not None else None
     return render(
         request,
         "work/interview.html.j2",
         interview=row,
         submission=submission,
+        role=row.topics.replace(",", ", ") or "all topics" if row.submission_id is None else None,
         recordings_days=state_of(request).settings.retention.recordings_days,
     )
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
@@ -27,19 +27,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from grader.profile import RepoProfile
 from grader.repo_index import RepoIndex
 from grader.report.model import GradingReport
-from interviewer.factory import new_session
+from interviewer.factory import new_role_session, new_session
 from interviewer.model import Turn
 from interviewer.report import build_report, render_json
+from interviewer.role import UnknownTopic, build_role_plan, role_topics
 from interviewer.session import InterviewSession, SessionState
 from llm.budget import BudgetBook
 from llm.select import chosen_model_string
 from rubrics.loader import LoadedRubric, load_rubric_text
 from rubrics.registry import resolve_rubric
 from server.alerts import budget_book
-from server.db.models import Interview, Position, RubricVersion, Submission, User, utcnow
-from server.errors import Conflict, Forbidden, NotFound
+from server.db.models import Candidacy, Interview, Position, RubricVersion, Submission, User, utcnow
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.jobs.worker import snapshot_path
 from server.metrics import METRICS
+from server.services.catalogue import default_rubric
 from server.services.paging import paged
 from server.services.spend import DatabaseAccounts
 from server.settings import Settings
@@ -89,8 +91,7 @@ class InterviewRooms:
         assert row.id is not None
         live = self._live.get(row.id)
         if live is None:
-            submission = await _submission(db, row.submission_id)
-            live = await asyncio.to_thread(self._build, submission, row, await self._rubric(db, submission))
+            live = await self._rebuild(db, row)
             self._live[row.id] = live
         elif live.revision != row.revision:
             await self.refresh(db, live, row)
@@ -106,8 +107,7 @@ class InterviewRooms:
                 await self.refresh(db, live, row)
 
     async def refresh(self, db: AsyncSession, live: LiveInterview, row: Interview) -> None:
-        submission = await _submission(db, row.submission_id)
-        fresh = await asyncio.to_thread(self._build, submission, row, await self._rubric(db, submission))
+        fresh = await self._rebuild(db, row)
         live.session, live.book, live.revision, live.rubric = fresh.session, fresh.book, fresh.revision, fresh.rubric
         live.reported_usd = 0.0  # a fresh book: what this process spends from here on
 
@@ -117,6 +117,37 @@ class InterviewRooms:
 
     def forget(self, interview_id: int) -> None:
         self._live.pop(interview_id, None)
+
+    async def _rebuild(self, db: AsyncSession, row: Interview) -> LiveInterview:
+        """The session of `row` at its saved state: about its submission, or a role interview."""
+        if row.submission_id is None:
+            rubric = await _role_rubric(db, row.rubric_version_id)
+            return self._build_role(row, rubric)
+        submission = await _submission(db, row.submission_id)
+        return await asyncio.to_thread(self._build, submission, row, await self._rubric(db, submission))
+
+    def _build_role(self, row: Interview, rubric: LoadedRubric) -> LiveInterview:
+        assert row.id is not None
+        book = budget_book(self.settings.alerts.webhook_url)
+        kept = self.accounts is not None
+        organisation = None
+        if row.position_id is not None and row.organisation_id is not None:
+            organisation = str(row.organisation_id)
+        session = new_role_session(
+            rubric,
+            topics_of(row),
+            model=chosen_model_string(self.settings.interview.model, self.settings.llm),
+            keys=self.settings.llm,
+            book=book,
+            interview_id=str(row.id),
+            budget_usd=None if kept else self.settings.interview.budget_usd,
+            organisation=organisation,
+            organisation_budget_usd=None if kept else self.settings.interview.organisation_budget_usd,
+            time_limit_s=_seconds(self.settings.interview.time_limit_minutes),
+            shared=self.accounts,
+        )
+        session.restore(_state_of(row))
+        return LiveInterview(session, book, row.revision, rubric)
 
     async def _rubric(self, db: AsyncSession, submission: Submission) -> LoadedRubric:
         """The interview rubric of the submission's position (the version its manager chose), else the default."""
@@ -187,6 +218,57 @@ async def start(db: AsyncSession, candidate: User, submission_id: int) -> Interv
     return row
 
 
+async def start_role(
+    db: AsyncSession,
+    candidate: User,
+    settings: Settings,
+    *,
+    level: str,
+    topics: list[str] | None,
+    position_id: int | None,
+) -> Interview:
+    """A role interview, without a repository: the position's interview rubric when its manager chose a role rubric,
+    else the built-in one of `level` (rubrics/builtin/ai-engineer-role-<level>.yaml), on `topics` (None: all)."""
+    if candidate.ai_notice_accepted_at is None:
+        raise Forbidden("read and accept how Viva uses AI before the interview (POST /api/me/ai-notice)")
+    version: RubricVersion | None = None
+    organisation_id = None
+    if position_id is not None:
+        joined = (
+            await db.exec(
+                select(Candidacy).where(Candidacy.position_id == position_id, Candidacy.candidate_id == candidate.id)
+            )
+        ).first()
+        position = await db.get(Position, position_id)
+        if joined is None or position is None:
+            raise NotFound("no such position")
+        organisation_id = position.organisation_id
+        if position.interview_rubric_version_id is not None:
+            chosen = await db.get(RubricVersion, position.interview_rubric_version_id)
+            if chosen is not None and role_topics(load_rubric_text(chosen.source)):
+                version = chosen
+    if version is None:
+        version = await default_rubric(db, f"ai-engineer-role-{level}")
+    try:
+        build_role_plan(load_rubric_text(version.source), topics)
+    except UnknownTopic as problem:
+        raise InvalidInput(str(problem), {"field": "topics"}) from None
+    row = Interview(
+        candidate_id=candidate.id or 0,
+        position_id=position_id,
+        organisation_id=organisation_id,
+        rubric_version_id=version.id,
+        topics=",".join(topics or []),
+    )
+    db.add(row)
+    await db.flush()
+    return row
+
+
+def topics_of(row: Interview) -> list[str] | None:
+    return [topic for topic in row.topics.split(",") if topic] or None
+
+
 async def list_interviews(
     db: AsyncSession, user: User, *, submission_id: int | None, limit: int, offset: int
 ) -> tuple[list[Interview], int]:
@@ -194,8 +276,11 @@ async def list_interviews(
     if user.role == "candidate":
         query = query.where(Interview.candidate_id == user.id)
     elif user.role == "manager":
-        query = query.join(Submission, col(Submission.id) == col(Interview.submission_id)).where(
-            Submission.organisation_id == user.organisation_id
+        query = query.outerjoin(Submission, col(Submission.id) == col(Interview.submission_id)).where(
+            or_(
+                col(Submission.organisation_id) == user.organisation_id,
+                col(Interview.organisation_id) == user.organisation_id,
+            )
         )
     if submission_id is not None:
         query = query.where(Interview.submission_id == submission_id)
@@ -209,7 +294,9 @@ async def visible_interview(db: AsyncSession, user: User, interview_id: int) -> 
         raise NotFound("no such interview")
     if user.role == "admin" or row.candidate_id == user.id:
         return row
-    submission = await db.get(Submission, row.submission_id)
+    if user.role == "manager" and row.organisation_id is not None and row.organisation_id == user.organisation_id:
+        return row  # a role interview taken for one of the organisation's positions
+    submission = await db.get(Submission, row.submission_id) if row.submission_id is not None else None
     if user.role == "manager" and submission is not None and submission.organisation_id == user.organisation_id:
         return row
     raise NotFound("no such interview")
@@ -234,7 +321,7 @@ async def save(db: AsyncSession, interview_id: int, live: LiveInterview, *, low_
                 live.rubric,
                 live.book,
                 f"interview:{interview_id}",
-                f"submission {row.submission_id}",
+                f"submission {row.submission_id}" if row.submission_id is not None else role_label(row, live.rubric),
                 low_confidence=low_confidence,
             )
             values["report"] = render_json(report)
@@ -254,6 +341,17 @@ async def save(db: AsyncSession, interview_id: int, live: LiveInterview, *, low_
     if spent > live.reported_usd:
         METRICS.add_spend("interview", spent - live.reported_usd)
         live.reported_usd = spent
+
+
+def role_label(row: Interview, rubric: LoadedRubric) -> str:
+    return f"role interview ({rubric.rubric.title}): {row.topics.replace(',', ', ') or 'all topics'}"
+
+
+async def _role_rubric(db: AsyncSession, version_id: int | None) -> LoadedRubric:
+    version = await db.get(RubricVersion, version_id) if version_id is not None else None
+    if version is None:
+        raise Conflict("this role interview's rubric is gone")
+    return load_rubric_text(version.source, source=f"{version.key} v{version.version}")
 
 
 def acknowledged(session: InterviewSession) -> list[str]:
