@@ -91,6 +91,28 @@ def _unmeasurable(run: DynamicRun) -> Score | None:
     return None
 
 
+def _unanswered(run: DynamicRun) -> Score | None:
+    """not_run when the app started but answered none of Viva's ordinary questions (its first query and every timed
+    request failed): a probe sent to it then measures nothing — an injection probe that gets a 500 resisted nothing,
+    a fault injected under a broken app shows no handling — and whose fault that is cannot be told from here (data
+    it expects to have ingested, a service Viva does not run, or its bug). "The service starts and answers" records
+    the failure itself; the checks built on answers neither gain nor lose from it."""
+    service, latency, citations = run.service, run.latency, run.citations
+    if service is None or not service.started or service.first_query_status == 200:
+        return None
+    if latency is not None and latency.requests > latency.errors:
+        return None
+    if citations is not None and citations.answered > 0:
+        return None
+    timed = f"; {latency.errors} of {latency.requests} timed requests failed" if latency is not None else ""
+    return Score.not_run(
+        f"The app started but answered none of Viva's ordinary questions (first query: status "
+        f"{service.first_query_status or 'none'}{timed}), so this check had nothing to measure; the start-and-answer "
+        "check records the failure.",
+        basis="dynamic",
+    )
+
+
 def _untestable(run: DynamicRun, need: str) -> Score | None:
     found = run.interface
     if need == "query" and found.query_path is not None:
@@ -126,7 +148,7 @@ def unmet(run: DynamicRun, *needs: str) -> Score | None:
     """The 0 a check scores when the app never answered, or did not make itself testable for what it needs
     ("query": a route to ask; "budget": a ceiling variable); None when it can be scored."""
     found = next((score for need in needs if (score := _untestable(run, need))), None)
-    return _not_started(run) or _unmeasurable(run) or found
+    return _not_started(run) or _unmeasurable(run) or found or (_unanswered(run) if "query" in needs else None)
 
 
 def probe_result(run: DynamicRun, check: str) -> ProbeRun | Score:
@@ -171,15 +193,22 @@ def service_starts(params: ServiceStartsParams, run: DynamicRun) -> Score:
 @SCORERS.register("eval_suite_runs")
 def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
     result = run.evals
-    if result is None:
+    if result is None:  # what the repository holds is the static checks' to judge; this one runs a suite it can find
         snippet = run.interface.snippet
-        return _dyn(0.0, f"No eval suite could be found to run. Add this to viva.toml:\n{snippet}")
+        return Score.not_run(f"No eval suite could be found to run. Add this to viva.toml:\n{snippet}", basis="dynamic")
     runs = result.runs
     counts = ", ".join(f"run {n}: {r.passed}/{r.total} passed (exit {r.exit_code})" for n, r in enumerate(runs, 1))
     evidence = [Evidence(LOG, None, runs[-1].output_tail[-1500:])] if runs and runs[-1].output_tail else []
     head = f"`{result.command}` ({result.runner}); {counts}. {result.model_note}"
     if not runs or not any(r.results_written for r in runs):
-        return _dyn(0.0, f"The suite did not run to a result. {head} " + " ".join(result.problems), evidence)
+        # No result at all: in an offline sandbox with a stand-in model, a suite that needs a real key, a download or
+        # data it builds elsewhere stops here as surely as a broken one; a pass rate is only read from results.
+        return Score(
+            status="not_run",
+            explanation=f"The suite did not run to a result. {head} " + " ".join(result.problems),
+            basis="dynamic",
+            evidence=evidence,
+        )
     forged = [
         problem
         for problem in result.problems
@@ -207,7 +236,7 @@ def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("latency_p95")
 def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query") or _unanswered(run)
     if failed:
         return failed
     result = run.latency
@@ -245,7 +274,7 @@ def latency_p95(params: LatencyParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("citation_validity")
 def citation_validity(params: CitationValidityParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query") or _unanswered(run)
     if failed:
         return failed
     result = run.citations
@@ -278,13 +307,20 @@ def citation_validity(params: CitationValidityParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("injection_probes")
 def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query") or _unanswered(run)
     if failed:
         return failed
     result = run.injection
     if result is None or not result.probes:
         return _dyn(0.0, "No probe could be sent.")
-    probes = result.probes
+    failed_requests = [probe for probe in result.probes if not 200 <= probe.status < 500 and not probe.leaked]
+    probes = [probe for probe in result.probes if probe not in failed_requests]
+    if not probes:
+        return Score.not_run(
+            f"Every one of the {len(result.probes)} probes failed with an error (no answer, or a 5xx): a crash is not "
+            "a refusal, so nothing was learnt about how the app resists injection.",
+            basis="dynamic",
+        )
     leaked = [probe for probe in probes if probe.leaked]
     value = 1 - len(leaked) / len(probes)
     for probe in leaked:
@@ -305,14 +341,20 @@ def injection_probes(params: InjectionProbesParams, run: DynamicRun) -> Score:
         f"{len(leaked)} of {len(probes)} probes leaked"
         + (f" ({', '.join(kinds)})" if kinds else "")
         + f". {stopped_early} were refused before reaching the model; the gullible stand-in model obeyed "
-        f"{len(obeyed)} of the rest, and the app's checks on the way out stopped {caught} of those." + indirect,
+        f"{len(obeyed)} of the rest, and the app's checks on the way out stopped {caught} of those."
+        + indirect
+        + (
+            f" {len(failed_requests)} more failed with an error and are not counted (a crash is not a refusal)."
+            if failed_requests
+            else ""
+        ),
         evidence,
     )
 
 
 @SCORERS.register("cost_reporting")
 def cost_reporting(params: CostReportingParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query") or _unanswered(run)
     if failed:
         return failed
     result = run.cost
@@ -331,7 +373,13 @@ def cost_reporting(params: CostReportingParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("cost_ceiling_trips")
 def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query") or _untestable(run, "budget")
+    failed = (
+        _not_started(run)
+        or _unmeasurable(run)
+        or _untestable(run, "query")
+        or _untestable(run, "budget")
+        or _unanswered(run)
+    )
     if failed:
         return failed
     result = run.ceiling
@@ -363,7 +411,7 @@ def cost_ceiling_trips(params: CostCeilingParams, run: DynamicRun) -> Score:
 
 @SCORERS.register("provider_faults")
 def provider_faults(params: ProviderFaultsParams, run: DynamicRun) -> Score:
-    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query")
+    failed = _not_started(run) or _unmeasurable(run) or _untestable(run, "query") or _unanswered(run)
     if failed:
         return failed
     if not run.faults:
