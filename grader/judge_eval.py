@@ -40,6 +40,7 @@ from grader.agreement import (
 from grader.errors import FetchError
 from grader.pipeline import GradeOptions, grade
 from grader.report.model import GradingReport
+from grader.rescore import rescore
 from grader.scoring import ScoredCriterion, score_level, walk
 from rubrics.loader import LoadedRubric
 from rubrics.model import Criterion
@@ -221,9 +222,10 @@ def grade_statically(labels: LabelSet, base: Path, rubric: LoadedRubric, options
     return Graded(reports, missing)
 
 
-def load_reports(labels: LabelSet, directory: Path, rubric: LoadedRubric) -> Graded:
+def load_reports(labels: LabelSet, directory: Path, rubric: LoadedRubric, *, rescored: bool = False) -> Graded:
     """Each labelled repository's cached report: `<directory>/<owner>+<name>/report.json` (what the corpus bench
-    writes) or `<directory>/<owner>+<name>.json`. Nothing is graded."""
+    writes) or `<directory>/<owner>+<name>.json`. Nothing is graded; `rescored` scores each report's recorded
+    measurements again with this version's dynamic scorers (grader.rescore)."""
     reports: Reports = {}
     missing: list[MissingReport] = []
     for repo in labels.repos:
@@ -245,7 +247,7 @@ def load_reports(labels: LabelSet, directory: Path, rubric: LoadedRubric) -> Gra
         if absent := sorted(set(repo.labels) - paths):
             missing.append(MissingReport(repo.name, f"its report has no criterion {', '.join(absent)}"))
             continue
-        reports[repo.name] = report
+        reports[repo.name] = rescore(report, rubric) if rescored else report
     return Graded(reports, missing)
 
 
@@ -412,6 +414,7 @@ def evaluate(
     options: GradeOptions | None,
     *,
     reports: Path | None = None,
+    rescored: bool = False,
     split: Split | None = None,
     second: LabelSet | None = None,
     resamples: int = DEFAULT_RESAMPLES,
@@ -428,7 +431,7 @@ def evaluate(
         graded = grade_statically(labels, base, rubric, options)
         modes.append(measure_mode("static", labels, graded, rubric, split, resamples=resamples, seed=seed))
     if reports is not None:
-        cached = load_reports(labels, reports, rubric)
+        cached = load_reports(labels, reports, rubric, rescored=rescored)
         modes.append(measure_mode("full", labels, cached, rubric, split, resamples=resamples, seed=seed))
     human = measure_humans(labels, second, modes, resamples=resamples, seed=seed) if second else None
     return JudgeEvalResult(

@@ -44,6 +44,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="DIR",
         help="read full reports from DIR/<owner>+<name>/report.json (e.g. .corpus/results/<key>) instead of grading",
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="with --reports: score each report's recorded measurements again with this version's dynamic scorers",
+    )
     parser.add_argument("--split", type=Path, default=None, help="split.json: report development and test apart")
     parser.add_argument("--second", type=Path, default=None, help="a second labeller's LABELS.json")
     parser.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default 2000)")
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             resolve_rubric(labels.rubric),
             options if static else None,
             reports=args.reports,
+            rescored=args.rescore,
             split=split,
             second=second,
             resamples=DEFAULT_RESAMPLES if args.resamples is None else args.resamples,
