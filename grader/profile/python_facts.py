@@ -516,7 +516,8 @@ class _Visitor(ast.NodeVisitor):
     def _asks_and_asserts(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """A test that puts a question to the system and asserts on what comes back (`assert "30 days" in
         answer`, an LLM judge's verdict): an eval case, whatever the file is called."""
-        questions = [text for text in _strings_in(node) if text.rstrip().endswith("?") and len(text.split()) >= 3]
+        # a question, however it ends: "…? (Answer with the number only)", "…? Reply yes or no."
+        questions = [text for text in _strings_in(node) if "?" in text and len(text.rsplit("?", 1)[0].split()) >= 3]
         if not questions or _MOCKED.search(" ".join(_names_in(node))):
             return False  # a test against a fake model checks plumbing, not answers
         for check in (child for child in ast.walk(node) if isinstance(child, ast.Assert)):

@@ -526,3 +526,77 @@ def test_a_red_team_configuration_counts_as_attack_tests(tmp_path: Path) -> None
     config = "description: support bot\ntargets: [http://localhost:8000/ask]\nredteam:\n  plugins: [prompt-injection]\n"
     value = score(tmp_path, "injection_tests", {"promptfooconfig.yaml": config}, InjectionTestsParams(minimum_cases=5))
     assert value == 1.0
+
+
+QUESTION_WITH_AN_INSTRUCTION = """\
+from app.rag import ask
+
+JUDGE = "Expected: {expected}\\nActual: {actual}\\n(Answer 'true' or 'false') Do they match?"
+
+
+def test_return_window():
+    assert ask_and_judge(
+        question="How many days do customers have to return a parcel? (Answer with the number only)",
+        expected_response="30",
+    )
+
+
+def test_warranty():
+    assert ask_and_judge(
+        question="Is the battery covered by the two-year warranty? Reply yes or no.",
+        expected_response="yes",
+    )
+
+
+def ask_and_judge(question, expected_response):
+    verdict = llm.invoke(JUDGE.format(expected=expected_response, actual=ask(question)))
+    return "true" in verdict.lower()
+"""
+
+
+def test_a_question_followed_by_an_answering_instruction_is_still_a_question(tmp_path: Path) -> None:
+    """Candidates append how to answer after the question mark ("? (Answer with the number only)"): each such test
+    still asks a question and checks the answer, so two of them are a handful of eval cases (level 1)."""
+    params = EvalCaseCountParams(minimum=50)
+    found = score(tmp_path, "eval_case_count", {"test_rag.py": QUESTION_WITH_AN_INSTRUCTION}, params)
+    assert found == pytest.approx(0.34)
+
+
+GROUND_TRUTH_QUESTIONS = [
+    "What is the starting position for a push-up?",
+    "Which muscles do lunges work?",
+    "How long should a beginner hold a plank?",
+    "Can squats hurt my knees?",
+    "What equipment do I need for deadlifts?",
+    "How do I breathe during a bench press?",
+    "Are burpees good for cardio?",
+    "What is a safe number of reps for dips?",
+    "How far apart should my feet be in a sumo squat?",
+    "Should my back be straight during rows?",
+    "What is the difference between a crunch and a sit-up?",
+    "How often should I stretch my hamstrings?",
+    "Is it better to do pull-ups with a wide grip?",
+    "What does a glute bridge strengthen?",
+    "Which warm-up suits a leg day?",
+    "How slow should the lowering phase of a curl be?",
+    "When should I rest between sets of kettlebell swings?",
+    "Why do my wrists ache during push-ups?",
+    "What mistake do people make in mountain climbers?",
+    "Which exercise targets the lower abs?",
+]
+
+
+def retrieval_ground_truth() -> str:
+    """Rows of (the id of the document that answers, a question about it), as a candidate's notebook writes them."""
+    lines = ["id,question"] + [f"{number // 2},{question}" for number, question in enumerate(GROUND_TRUTH_QUESTIONS)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_retrieval_ground_truth_file_is_a_golden_set(tmp_path: Path) -> None:
+    """A candidate evaluates retrieval against `data/ground-truth-retrieval.csv`: each row a question and the id of
+    the document that answers it. That is a golden set (a real suite short of the bar, level 2 without CI), whatever the folder."""
+    params = EvalCaseCountParams(minimum=50)
+    found = score(tmp_path, "eval_case_count", {"data/ground-truth-retrieval.csv": retrieval_ground_truth()}, params)
+    assert found >= 0.6  # 20 cases against a bar of 50: a real suite, short of the bar
+    plain = score(tmp_path / "b", "eval_case_count", {"data/exercises.csv": retrieval_ground_truth()}, params)
+    assert plain == 0.0  # the same columns in a file that does not say it is ground truth are data, not cases
