@@ -152,6 +152,9 @@ FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an enco
 flagged as such already)."""
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
 _EVAL_PATH = re.compile(r"eval|golden", re.I)
+_TOOLING_PATH = re.compile(r"(^|/)(scripts?|tools|notebooks?|examples?|migrations|benchmarks?|docs)/", re.I)
+"""Folders of one-off tooling beside the application (data exports, migrations, demos): what a function there
+screens is not what the app's requests pass through."""
 # Two RE2 patterns (linear time, over bytes) decide which files deserve a closer look. A file that matches
 # neither is counted and sized but not decoded or parsed — which keeps profiling a large tree near the cost of
 # reading it. FACT_SCREEN holds what the detailed analyses key on (imports of AI and web libraries, AI-app
@@ -361,9 +364,10 @@ class _Collector:
                 self.usages[library].append(evidence(line))
         if is_test:
             self._tests(path, facts, evidence)
+        if not _TOOLING_PATH.search(path):  # a guard protects the app's own path, not a data-export script's
+            for key in ("input_guards", "output_guards"):
+                self.facts[key] += [evidence(line) for line in dict.fromkeys(getattr(facts, key))]
         for key in (
-            "input_guards",
-            "output_guards",
             "citation_fields",
             "citation_prompts",
             "citation_validation",

@@ -488,7 +488,8 @@ class _Visitor(ast.NodeVisitor):
 
     def _test_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         cases = 1
-        attack = bool(re.search(r"inject|jailbreak|leak|attack|adversar", node.name, re.I))
+        # "injection", "inject_…", not "injected": `test_uses_injected_llm` tests dependency injection
+        attack = bool(re.search(r"injection|inject(_|$)|jailbreak|leak|attack|adversar", node.name, re.I))
         for decorator in node.decorator_list:
             if not (isinstance(decorator, ast.Call) and dotted_name(decorator.func).endswith("parametrize")):
                 continue

@@ -600,3 +600,45 @@ def test_a_retrieval_ground_truth_file_is_a_golden_set(tmp_path: Path) -> None:
     assert found >= 0.6  # 20 cases against a bar of 50: a real suite, short of the bar
     plain = score(tmp_path / "b", "eval_case_count", {"data/exercises.csv": retrieval_ground_truth()}, params)
     assert plain == 0.0  # the same columns in a file that does not say it is ground truth are data, not cases
+
+
+DEPENDENCY_INJECTION_TESTS = """\
+class FakeLLM:
+    def __init__(self, reply):
+        self.reply = reply
+
+
+def test_ask_uses_injected_llm_and_retriever():
+    service = RagService(llm=FakeLLM("Use WAL settings [1]."), retriever=FakeRetriever([]))
+    assert service.ask("How do I tune WAL?").answer
+
+
+def test_ingest_uses_injected_vector_store(tmp_path):
+    store = FakeStore()
+    ingest(tmp_path, store=store)
+    assert store.added
+"""
+
+EXPORT_SCRIPT = """\
+import re
+
+import requests
+
+TOKEN = re.compile(r"(api[_-]?key|token)=\\\\S+", re.I)
+
+
+def redact_secrets(text: str) -> str:
+    \"\"\"Mask credentials in exported ticket comments before they are written to the corpus.\"\"\"
+    return TOKEN.sub("[REDACTED]", text)
+"""
+
+
+def test_dependency_injection_is_not_prompt_injection_and_an_export_script_guards_nothing(tmp_path: Path) -> None:
+    """Tests of a service built with injected fakes ("uses_injected_llm") are not attack tests, and a script that
+    masks secrets in exported data is not a guard on the app's answers."""
+    params = InjectionTestsParams(minimum_cases=5)
+    assert score(tmp_path / "a", "injection_tests", {"tests/test_service.py": DEPENDENCY_INJECTION_TESTS}, params) == 0
+    guarded = profile(tmp_path / "b", {"scripts/jira/export_tickets.py": EXPORT_SCRIPT})
+    assert not guarded.injection.input_guards and not guarded.injection.output_guards
+    in_the_app = profile(tmp_path / "c", {"app/export_tickets.py": EXPORT_SCRIPT})
+    assert in_the_app.injection.output_guards or in_the_app.injection.input_guards
