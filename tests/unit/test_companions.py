@@ -171,14 +171,17 @@ def test_an_app_on_a_provider_viva_does_not_serve_is_not_run_naming_it() -> None
     starts = dynamic_score("service_starts", ServiceStartsParams(), run)
     assert starts.status == "scored" and starts.value == 1.0, starts.explanation
     assert dynamic_score("service_starts", ServiceStartsParams(), _run()).value == 0.5  # a 502 of its own
-    assert dynamic_score("eval_suite_runs", EvalSuiteRunsParams(), run).status != "not_run"
+    evals = dynamic_score("eval_suite_runs", EvalSuiteRunsParams(), run)
+    assert "Google Gemini" not in evals.explanation  # not_run here only because no suite was found
 
 
 def test_a_served_provider_alongside_a_refused_one_is_still_measured() -> None:
     traffic = ProviderTraffic(
         uses=[ProviderUse("openai-python", "openai.chat", 50)], unserved=["Cohere"], refused=["api.cohere.com:443"]
     )
-    assert dynamic_score("latency_p95", LatencyParams(), _run(providers=traffic)).status == "scored"
+    timing = Percentiles(p50=0.1, p95=0.2, p99=0.3)
+    answered = LatencyResult(requests=50, errors=0, concurrency=4, end_to_end=timing)
+    assert dynamic_score("latency_p95", LatencyParams(), _run(providers=traffic, latency=answered)).status == "scored"
 
 
 def test_a_companion_that_stopped_under_the_app_makes_its_measurements_not_run() -> None:
