@@ -36,7 +36,7 @@ from grader.profile.model import (
     Usage,
     Workflow,
 )
-from grader.profile.python_facts import PythonFacts, RawRoute, analyse_python
+from grader.profile.python_facts import PythonFacts, RawRoute, analyse_python, read_prompt
 from grader.profile.starts.detect import declared_start, detect_starts
 from grader.profile.walk import RawFile, Skipped, walk_files
 
@@ -152,6 +152,10 @@ FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an enco
 flagged as such already)."""
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
 _EVAL_PATH = re.compile(r"eval|golden", re.I)
+_PROMPT_CITE_LINE = re.compile(r"\bcit(e|ation)", re.I)
+_PROMPT_GESTURE_LINE = re.compile(r"ignore|instructions? (in|inside|within|from)|<\w+>|---|```", re.I)
+_PROMPT_ANY_LINE = re.compile(r"\bsources?\b|\[|context", re.I)
+"""Where in a prompt file its citation rule or its injection gesture is, to cite that line."""
 _TOOLING_PATH = re.compile(r"(^|/)(scripts?|tools|notebooks?|examples?|migrations|benchmarks?|docs)/", re.I)
 """Folders of one-off tooling beside the application (data exports, migrations, demos): what a function there
 screens is not what the app's requests pass through."""
@@ -310,7 +314,24 @@ class _Collector:
             self._manifest(path, text, lines)
         if docs.is_prompt_file(path, text):
             self.prompts.append(Evidence(path, 1, lines[0].strip()[:200] if lines else ""))
+            self._prompt_file(path, text, lines)
         self._configuration(path, name, lines)
+
+    def _prompt_file(self, path: str, text: str, lines: list[str]) -> None:
+        """A prompt kept in its own file (prompts/system.txt, a .j2 template) is read like one in code."""
+        reading = read_prompt(text)
+
+        def at(pattern: re.Pattern[str], note: str) -> Evidence:
+            number = next((n for n, line in enumerate(lines, start=1) if pattern.search(line)), 0)
+            number = number or next((n for n, line in enumerate(lines, start=1) if _PROMPT_ANY_LINE.search(line)), 1)
+            return Evidence(path, number, lines[number - 1].strip()[:200] if lines else "", note)
+
+        if reading.gesture:
+            self.facts["prompt_gestures"].append(at(_PROMPT_GESTURE_LINE, "the prompt file"))
+        if reading.cites:
+            self.facts["citation_prompts"].append(at(_PROMPT_CITE_LINE, "the prompt file"))
+        elif reading.asks_for_sources:
+            self.facts["citation_asks"].append(at(_PROMPT_CITE_LINE, "the prompt file"))
 
     def _configuration(self, path: str, name: str, lines: list[str]) -> None:
         """Configuration read as data: a spending limit set in YAML/TOML/env files, a red-team configuration,

@@ -135,8 +135,10 @@ def is_prompt_file(path: str, text: str) -> bool:
     lower = path.lower()
     if lower.endswith(PROMPT_EXTENSIONS):
         return True
+    name = lower.rsplit("/", 1)[-1]
+    named = "prompt" in name and not name.startswith("readme")  # system_prompt.txt, qa-prompt.md
     in_prompt_dir = "prompts/" in lower or lower.startswith("prompts") or "/prompt" in lower
-    return in_prompt_dir and lower.endswith((".txt", ".md", ".yaml", ".yml"))
+    return (in_prompt_dir or named) and lower.endswith((".txt", ".md", ".yaml", ".yml", ".j2", ".jinja", ".jinja2"))
 
 
 def grader_addressed(path: str, text: str, limit: int) -> list[Evidence]:

@@ -21,7 +21,7 @@ _GUARD_NAME = re.compile(r"inject|jailbreak|guard|sanitiz|moderat|screen|leak|re
 _OUTPUT_GUARD_NAME = re.compile(r"leak|output|redact|answer|response|post", re.I)
 _CITE_FIELD = re.compile(r"^(citations?|sources?|references?|cited_\w+|chunk_ids?|source_ids?|evidence)$", re.I)
 _CITE_PROMPT = re.compile(r"\bcit(e|ation)|\bsource|\bfootnote|\breferences?\b", re.I)
-_RETURNED_SOURCES = re.compile(r"^(documents?|docs|passages?|chunks|context_docs|retrieved(_\w+)?)$", re.I)
+_RETURNED_SOURCES = re.compile(r"^(documents?|docs|passages?|chunks|contexts?|context_docs|retrieved(_\w+)?)$", re.I)
 """Keys beside an answer key in a returned dict that carry what was retrieved: `{"reply": …, "documents": […]}`."""
 _CITE_FORMAT = re.compile(
     r"\[\^?\d+\]"  # [1], footnotes [^1]
@@ -272,6 +272,26 @@ def _is_token_arithmetic(value: ast.AST) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class PromptReading:
+    gesture: bool
+    """Something against injection: a rule to ignore instructions in the context, or the context fenced."""
+    cites: bool
+    """Asks for citations in a format (`[n]`, `[source#N]`, footnotes) that can be mapped back to sources."""
+    asks_for_sources: bool
+    """Asks for sources more loosely."""
+
+
+def read_prompt(text: str) -> PromptReading:
+    """What a prompt's text asks of the model, wherever the prompt lives (a string in code, a prompts/*.txt file)."""
+    # A fence is a delimiter on both sides of the context (`-----` above and below, ``` … ```, <context> tags),
+    # not one separator between chunks; "answer only from the context" is grounding, not a defence.
+    fenced = len(_FENCE.findall(text)) >= 2 or bool(_FENCE_TAG.search(text))
+    gesture = bool(_GESTURE.search(text)) or (fenced and bool(re.search(r"context|documents?", text, re.I)))
+    cites = bool(_CITE_PROMPT.search(text) and _CITE_FORMAT.search(text))
+    return PromptReading(gesture, cites, not cites and bool(_CITE_ASK.search(text)))
+
+
 def _manual_backoff(function: ast.AST) -> bool:
     """A loop that sleeps for a growing delay (2 ** attempt, delay *= 2) — a hand-written retry with backoff."""
     for loop in ast.walk(function):
@@ -386,14 +406,12 @@ class _Visitor(ast.NodeVisitor):
         text = node.value
         if not _PROMPT_WORDS.search(text):
             return
-        # A fence is a delimiter on both sides of the context (`-----` above and below, ``` … ```, <context> tags),
-        # not one separator between chunks; "answer only from the context" is grounding, not a defence.
-        fenced = len(_FENCE.findall(text)) >= 2 or bool(_FENCE_TAG.search(text))
-        if _GESTURE.search(text) or (fenced and re.search(r"context|documents?", text, re.I)):
+        reading = read_prompt(text)
+        if reading.gesture:
             self.facts.prompt_gestures.append(node.lineno)
-        if _CITE_PROMPT.search(text) and _CITE_FORMAT.search(text):
+        if reading.cites:
             self.facts.citation_prompts.append(node.lineno)
-        elif _CITE_ASK.search(text):
+        elif reading.asks_for_sources:
             self.facts.citation_asks.append(node.lineno)
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
