@@ -152,10 +152,6 @@ FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an enco
 flagged as such already)."""
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
 _EVAL_PATH = re.compile(r"eval|golden", re.I)
-_PROMPT_CITE_LINE = re.compile(r"\bcit(e|ation)", re.I)
-_PROMPT_GESTURE_LINE = re.compile(r"ignore|instructions? (in|inside|within|from)|<\w+>|---|```", re.I)
-_PROMPT_ANY_LINE = re.compile(r"\bsources?\b|\[|context", re.I)
-"""Where in a prompt file its citation rule or its injection gesture is, to cite that line."""
 _TOOLING_PATH = re.compile(r"(^|/)(scripts?|tools|notebooks?|examples?|migrations|benchmarks?|docs)/", re.I)
 """Folders of one-off tooling beside the application (data exports, migrations, demos): what a function there
 screens is not what the app's requests pass through."""
@@ -321,17 +317,16 @@ class _Collector:
         """A prompt kept in its own file (prompts/system.txt, a .j2 template) is read like one in code."""
         reading = read_prompt(text)
 
-        def at(pattern: re.Pattern[str], note: str) -> Evidence:
-            number = next((n for n, line in enumerate(lines, start=1) if pattern.search(line)), 0)
-            number = number or next((n for n, line in enumerate(lines, start=1) if _PROMPT_ANY_LINE.search(line)), 1)
-            return Evidence(path, number, lines[number - 1].strip()[:200] if lines else "", note)
+        def at(number: int) -> Evidence:
+            excerpt = lines[number - 1].strip()[:200] if 0 < number <= len(lines) else ""
+            return Evidence(path, number, excerpt, "the prompt file")
 
         if reading.gesture:
-            self.facts["prompt_gestures"].append(at(_PROMPT_GESTURE_LINE, "the prompt file"))
+            self.facts["prompt_gestures"].append(at(reading.gesture_line))
         if reading.cites:
-            self.facts["citation_prompts"].append(at(_PROMPT_CITE_LINE, "the prompt file"))
+            self.facts["citation_prompts"].append(at(reading.cite_line))
         elif reading.asks_for_sources:
-            self.facts["citation_asks"].append(at(_PROMPT_CITE_LINE, "the prompt file"))
+            self.facts["citation_asks"].append(at(reading.cite_line))
 
     def _configuration(self, path: str, name: str, lines: list[str]) -> None:
         """Configuration read as data: a spending limit set in YAML/TOML/env files, a red-team configuration,

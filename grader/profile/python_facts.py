@@ -65,10 +65,11 @@ _USAGE_ATTRS = {
 _LOOSE_SOURCES = re.compile(r"^(source_documents|sourceDocuments|source_nodes|retrieved_docs|retrieved_documents)$")
 _WITH_SOURCES = re.compile(r"WithSources|with_sources|qa_with_sources")
 _CITE_ASK = re.compile(r"\bcite\b|\bcitations?\b|\bsources?\b.{0,40}\b(answer|respon|include|list|mention)", re.I)
+_QUESTION_SENTENCE = re.compile(r"(?:^|[.!?\n]\s*)(?:[^.!?\n\s]+\s+){2,}[^.!?\n\s]+\?")
 _GESTURE = re.compile(
     r"(do not|don't|never)\s+(follow|obey|execute)\b.{0,40}\binstructions?|"
     r"ignore\b.{0,30}\binstructions?\b.{0,40}\b(context|documents?|retrieved)|"
-    r"(do not|don't|never)\s+(reveal|disclose|share)\b.{0,30}\b(system|prompt|instructions)",
+    r"(do not|don't|never|no)\s+(reveal\w*|disclos\w*|shar(e|ing))\b(\s+of)?.{0,30}\b(system|prompt|instructions)",
     re.I,
 )
 _FENCE = re.compile(r"-{3,}|={3,}|`{3}|\"{3}")
@@ -280,6 +281,9 @@ class PromptReading:
     """Asks for citations in a format (`[n]`, `[source#N]`, footnotes) that can be mapped back to sources."""
     asks_for_sources: bool
     """Asks for sources more loosely."""
+    gesture_line: int = 1
+    cite_line: int = 1
+    """Where in the text (1-based) the rule against injection and the citation rule are, for evidence."""
 
 
 def read_prompt(text: str) -> PromptReading:
@@ -287,9 +291,18 @@ def read_prompt(text: str) -> PromptReading:
     # A fence is a delimiter on both sides of the context (`-----` above and below, ``` … ```, <context> tags),
     # not one separator between chunks; "answer only from the context" is grounding, not a defence.
     fenced = len(_FENCE.findall(text)) >= 2 or bool(_FENCE_TAG.search(text))
-    gesture = bool(_GESTURE.search(text)) or (fenced and bool(re.search(r"context|documents?", text, re.I)))
+    ruled = _GESTURE.search(text)
+    gesture = bool(ruled) or (fenced and bool(re.search(r"context|documents?", text, re.I)))
     cites = bool(_CITE_PROMPT.search(text) and _CITE_FORMAT.search(text))
-    return PromptReading(gesture, cites, not cites and bool(_CITE_ASK.search(text)))
+    where = ruled or _FENCE_TAG.search(text) or _FENCE.search(text)
+    cited = re.search(r"\bcit(e|ation)", text, re.I) or _CITE_FORMAT.search(text) or _CITE_ASK.search(text)
+    return PromptReading(
+        gesture,
+        cites,
+        not cites and bool(_CITE_ASK.search(text)),
+        text.count("\n", 0, where.start()) + 1 if where else 1,
+        text.count("\n", 0, cited.start()) + 1 if cited else 1,
+    )
 
 
 def _manual_backoff(function: ast.AST) -> bool:
@@ -535,8 +548,9 @@ class _Visitor(ast.NodeVisitor):
     def _asks_and_asserts(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """A test that puts a question to the system and asserts on what comes back (`assert "30 days" in
         answer`, an LLM judge's verdict): an eval case, whatever the file is called."""
-        # a question, however it ends: "…? (Answer with the number only)", "…? Reply yes or no."
-        questions = [text for text in _strings_in(node) if "?" in text and len(text.rsplit("?", 1)[0].split()) >= 3]
+        # a question, however it ends ("…? (Answer with the number only)"): a sentence of 3 words or more that ends
+        # in a question mark — not "Three?" in a splitter's test input
+        questions = [text for text in _strings_in(node) if _QUESTION_SENTENCE.search(text)]
         if not questions or _MOCKED.search(" ".join(_names_in(node))):
             return False  # a test against a fake model checks plumbing, not answers
         for check in (child for child in ast.walk(node) if isinstance(child, ast.Assert)):
