@@ -16,13 +16,14 @@ _NUMBER = re.compile(  # not the digits of a name (GPT-4, llama-3): those measur
     r"|\$\s?\d+",
     re.I,
 )
-_UNITS = r"(?:percent|per ?cent|milliseconds?|seconds?|minutes?|hours?|dollars?|cents?|tokens?|requests?|queries)"
+_UNIT_WORDS = r"percent|per ?cent|milliseconds?|seconds?|minutes?|hours?|dollars?|cents?|tokens?|requests?|queries"
+_UNITS = rf"(?:{_UNIT_WORDS})"
 _NUMBER_WORD = (
     r"(?:seventeen|thirteen|fourteen|eighteen|nineteen|thousand|fifteen|sixteen|billion|million|hundred|seventy|"
     r"twelve|eleven|eighty|ninety|twenty|thirty|forty|fifty|sixty|three|seven|eight|zero|four|five|nine|two|six|ten)\b"
 )
 _SPOKEN_NUMBER = re.compile(
-    rf"\b(?:{_NUMBER_WORD}|one(?=[\s-]+(?:hundred|thousand|million|point|{_UNITS[3:-1]})\b))"
+    rf"\b(?:{_NUMBER_WORD}|one(?=[\s-]+(?:hundred|thousand|million|point|{_UNIT_WORDS})\b))"
     rf"(?:[\s-]+(?:and[\s-]+)?(?:{_NUMBER_WORD}|one\b|point\b))*(?:\s+{_UNITS}\b)?",
     re.I,
 )

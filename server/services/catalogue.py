@@ -257,3 +257,16 @@ def preview(rubric: LoadedRubric) -> list[dict[str, Any]]:
         return built
 
     return nodes(rubric.rubric.criteria, "", 1.0)
+
+
+async def joined_position(db: AsyncSession, candidate: User, position_id: int) -> Position:
+    """The position, if the candidate joined it through its invite link."""
+    joined = (
+        await db.exec(
+            select(Candidacy).where(Candidacy.position_id == position_id, Candidacy.candidate_id == candidate.id)
+        )
+    ).first()
+    position = await db.get(Position, position_id)
+    if joined is None or position is None:
+        raise NotFound("you have not joined that position (follow its invite link)")
+    return position

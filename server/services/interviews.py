@@ -37,11 +37,11 @@ from llm.select import chosen_model_string
 from rubrics.loader import LoadedRubric, load_rubric_text
 from rubrics.registry import resolve_rubric
 from server.alerts import budget_book
-from server.db.models import Candidacy, Interview, Position, RubricVersion, Submission, User, utcnow
+from server.db.models import Interview, Position, RubricVersion, Submission, User, utcnow
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.jobs.worker import snapshot_path
 from server.metrics import METRICS
-from server.services.catalogue import default_rubric
+from server.services.catalogue import default_rubric, joined_position
 from server.services.paging import paged
 from server.services.spend import DatabaseAccounts
 from server.settings import Settings
@@ -234,14 +234,7 @@ async def start_role(
     version: RubricVersion | None = None
     organisation_id = None
     if position_id is not None:
-        joined = (
-            await db.exec(
-                select(Candidacy).where(Candidacy.position_id == position_id, Candidacy.candidate_id == candidate.id)
-            )
-        ).first()
-        position = await db.get(Position, position_id)
-        if joined is None or position is None:
-            raise NotFound("no such position")
+        position = await joined_position(db, candidate, position_id)
         organisation_id = position.organisation_id
         if position.interview_rubric_version_id is not None:
             chosen = await db.get(RubricVersion, position.interview_rubric_version_id)

@@ -17,7 +17,7 @@ keep (the CLI's `org:local`) are left to the in-process book.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,14 +40,17 @@ class DatabaseAccounts:
     sessions: async_sessionmaker[AsyncSession]
     interview_ceiling_usd: float | None
     organisation_ceiling_usd: float | None
+    _known_organisations: set[int] = field(default_factory=set)
+    """Organisations whose spend row this process has seen exist (rows are never deleted)."""
 
     async def reserve(self, payers: list[str], amount_usd: float) -> Refusal | None:
         kept = [(kind, number) for kind, number in map(_parse, payers) if kind]
         if not kept:
             return None
         for kind, number in kept:
-            if kind == "org":
+            if kind == "org" and number not in self._known_organisations:
                 await self._ensure_organisation_row(number)
+                self._known_organisations.add(number)
         async with self.sessions() as db:
             for kind, number in kept:
                 table, key, ceiling = self._account(kind)

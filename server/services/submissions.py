@@ -12,11 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from server.db.models import (
-    Candidacy,
     Interview,
     Job,
     Organisation,
-    Position,
     ReviewRequest,
     ScoreOverride,
     Submission,
@@ -25,7 +23,7 @@ from server.db.models import (
 )
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, TooMany
 from server.jobs.queue import JobQueue
-from server.services.catalogue import default_rubric, rubric_version
+from server.services.catalogue import default_rubric, joined_position, rubric_version
 from server.services.paging import paged
 from server.settings import Settings
 
@@ -72,7 +70,7 @@ async def submit(
     if candidate.ai_notice_accepted_at is None:
         raise Forbidden("read and accept how Viva uses AI before you submit (POST /api/me/ai-notice)")
     target = check_target(target, settings, uploaded=uploaded)
-    position = await _joined_position(db, candidate, position_id) if position_id is not None else None
+    position = await joined_position(db, candidate, position_id) if position_id is not None else None
     rubric_id = (
         position.rubric_version_id if position else (await default_rubric(db, settings.grading.default_rubric)).id
     )
@@ -165,18 +163,6 @@ async def delete(db: AsyncSession, candidate: User, submission_id: int) -> list[
     await db.flush()
     await db.delete(submission)
     return interview_ids
-
-
-async def _joined_position(db: AsyncSession, candidate: User, position_id: int) -> Position:
-    joined = (
-        await db.exec(
-            select(Candidacy).where(Candidacy.position_id == position_id, Candidacy.candidate_id == candidate.id)
-        )
-    ).first()
-    position = await db.get(Position, position_id)
-    if joined is None or position is None:
-        raise NotFound("you have not joined that position (follow its invite link)")
-    return position
 
 
 async def _admit(

@@ -13,6 +13,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
+from grader.profile import build_profile
 from interviewer.agent import interviewer_agent
 from interviewer.factory import new_session
 from llm.budget import BudgetBook
@@ -20,11 +21,13 @@ from llm.errors import BudgetExceeded
 from llm.metered import MeteredCaller
 from llm.select import ModelChoice, Router
 from llm.spec import ModelSpec
+from rubrics.registry import resolve_rubric
 from server.db.engine import database_url as database_url_of
 from server.db.engine import upgrade
 from server.db.models import Interview, Organisation, OrganisationSpend
 from server.metrics import METRICS
 from server.settings import Settings
+from tests.fixtures import repos
 from tests.server.conftest import database
 from tests.server.spend_racer import last_cent, race
 from tests.server.test_interviews import SCRAPER_TOKEN, _open_interview
@@ -180,10 +183,6 @@ def test_a_refused_interview_call_is_counted_in_the_budget_alert_metric(settings
 
 def test_the_saved_interview_carries_its_calls_to_another_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The report's cost counts every call, whichever process made it: the calls travel in the saved state."""
-    from grader.profile import build_profile  # noqa: PLC0415
-    from rubrics.registry import resolve_rubric  # noqa: PLC0415
-    from tests.fixtures import repos  # noqa: PLC0415
-
     root = repos.make_excellent_repo(tmp_path / "repo", git=False)
     profile, rubric = build_profile(root), resolve_rubric("ai-engineer-interview")
     first = new_session(root, profile, rubric, book=BudgetBook(), interview_id="7")
