@@ -183,7 +183,9 @@ def test_the_middling_app_lands_between_and_each_of_its_gaps_is_named(reports: d
     assert node(middling, "cost.trips").score == 0.5
     assert {fault.outcome for fault in run.faults} == {"clean_error"}
     assert node(middling, "engineering.faults").score == pytest.approx(0.7)
-    assert "evals" in run.interface.missing and node(middling, "evals.runs").score == 0
+    # no runnable suite found: not a 0 (the static leaves judge what the repository holds), with the snippet to add
+    runs = node(middling, "evals.runs")
+    assert "evals" in run.interface.missing and runs.status == "not_run" and "[evals]" in runs.explanation
 
 
 def test_the_app_that_never_starts_scores_0_on_every_dynamic_check_with_its_log(
