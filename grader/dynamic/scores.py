@@ -193,6 +193,17 @@ def service_starts(params: ServiceStartsParams, run: DynamicRun) -> Score:
 @SCORERS.register("eval_suite_runs")
 def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
     result = run.evals
+    no_result = result is None or not any(r.results_written for r in result.runs)
+    if no_result and not run.sandbox.install_ok and run.sandbox.missing_wheels:
+        # Its requirements could not be installed from a package index Viva could reach (an unreachable one leaves
+        # no run at all): the project does not build, and that is its own failure.
+        wheels = ", ".join(run.sandbox.missing_wheels[:5])
+        tail = run.sandbox.install_log_tail[-1500:]
+        return _dyn(
+            0.0,
+            f"The project's requirements do not install ({wheels} could not be had), so its suite cannot run.",
+            [Evidence(LOG, None, tail)] if tail else [],
+        )
     if result is None:  # what the repository holds is the static checks' to judge; this one runs a suite it can find
         snippet = run.interface.snippet
         return Score.not_run(f"No eval suite could be found to run. Add this to viva.toml:\n{snippet}", basis="dynamic")
@@ -200,9 +211,11 @@ def eval_suite_runs(params: EvalSuiteRunsParams, run: DynamicRun) -> Score:
     counts = ", ".join(f"run {n}: {r.passed}/{r.total} passed (exit {r.exit_code})" for n, r in enumerate(runs, 1))
     evidence = [Evidence(LOG, None, runs[-1].output_tail[-1500:])] if runs and runs[-1].output_tail else []
     head = f"`{result.command}` ({result.runner}); {counts}. {result.model_note}"
+    if runs and not any(r.results_written for r in runs) and all(r.exit_code != 0 for r in runs):
+        return _dyn(0.0, f"The suite crashed before it wrote a result. {head} " + " ".join(result.problems), evidence)
     if not runs or not any(r.results_written for r in runs):
-        # No result at all: in an offline sandbox with a stand-in model, a suite that needs a real key, a download or
-        # data it builds elsewhere stops here as surely as a broken one; a pass rate is only read from results.
+        # It exited cleanly and left nothing to read (a runner that only prints, an empty script): no pass rate can be
+        # read, and whether it checked anything cannot be told; a pass rate is only read from results.
         return Score(
             status="not_run",
             explanation=f"The suite did not run to a result. {head} " + " ".join(result.problems),

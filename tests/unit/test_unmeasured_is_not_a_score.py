@@ -8,6 +8,7 @@ reason, and the start-and-answer check alone records the failure. A crash is nev
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from grader.dynamic.model import (
@@ -156,3 +157,18 @@ def test_an_eval_suite_viva_could_not_find_or_run_is_not_a_zero() -> None:
     )
     half = dynamic_score("eval_suite_runs", EvalSuiteRunsParams(), eval_run(ran))
     assert half.status == "scored" and half.value == pytest.approx(0.5)
+
+
+def test_a_suite_that_crashes_or_a_project_that_does_not_install_earns_its_zero() -> None:
+    """What the candidate's own files cause is still theirs: a suite that exits with an error before writing any
+    result, and requirements that cannot be installed from a reachable index."""
+    crashed = EvalsResult(command="python evals/run.py", runner="command", runs=[EvalRun(exit_code=1, seconds=0.4)] * 2)
+    score = dynamic_score("eval_suite_runs", EvalSuiteRunsParams(), eval_run(crashed))
+    assert score.status == "scored" and score.value == 0 and "crashed" in score.explanation
+    run = eval_run(None)
+    run = msgspec.structs.replace(
+        run,
+        sandbox=msgspec.structs.replace(run.sandbox, install_ok=False, missing_wheels=["no-such-pkg==0.0.1"]),
+    )
+    unbuilt = dynamic_score("eval_suite_runs", EvalSuiteRunsParams(), run)
+    assert unbuilt.status == "scored" and unbuilt.value == 0 and "no-such-pkg" in unbuilt.explanation
