@@ -222,10 +222,18 @@ def grade_statically(labels: LabelSet, base: Path, rubric: LoadedRubric, options
     return Graded(reports, missing)
 
 
-def load_reports(labels: LabelSet, directory: Path, rubric: LoadedRubric, *, rescored: bool = False) -> Graded:
+def load_reports(
+    labels: LabelSet,
+    directory: Path,
+    rubric: LoadedRubric,
+    *,
+    rescored: bool = False,
+    static: Reports | None = None,
+) -> Graded:
     """Each labelled repository's cached report: `<directory>/<owner>+<name>/report.json` (what the corpus bench
     writes) or `<directory>/<owner>+<name>.json`. Nothing is graded; `rescored` scores each report's recorded
-    measurements again with this version's dynamic scorers (grader.rescore)."""
+    measurements again with this version's dynamic scorers (grader.rescore), and takes the static and judge leaves
+    from `static` (this version's static-only reports, by name) where it has the repository."""
     reports: Reports = {}
     missing: list[MissingReport] = []
     for repo in labels.repos:
@@ -247,7 +255,7 @@ def load_reports(labels: LabelSet, directory: Path, rubric: LoadedRubric, *, res
         if absent := sorted(set(repo.labels) - paths):
             missing.append(MissingReport(repo.name, f"its report has no criterion {', '.join(absent)}"))
             continue
-        reports[repo.name] = rescore(report, rubric) if rescored else report
+        reports[repo.name] = rescore(report, rubric, (static or {}).get(repo.name)) if rescored else report
     return Graded(reports, missing)
 
 
@@ -427,11 +435,13 @@ def evaluate(
     for labelled in [labels, second] if second else [labels]:
         check_criteria(labelled, rubric)
     modes: list[ModeResult] = []
+    static: Reports | None = None
     if options is not None:
         graded = grade_statically(labels, base, rubric, options)
+        static = graded.reports
         modes.append(measure_mode("static", labels, graded, rubric, split, resamples=resamples, seed=seed))
     if reports is not None:
-        cached = load_reports(labels, reports, rubric, rescored=rescored)
+        cached = load_reports(labels, reports, rubric, rescored=rescored, static=static)
         modes.append(measure_mode("full", labels, cached, rubric, split, resamples=resamples, seed=seed))
     human = measure_humans(labels, second, modes, resamples=resamples, seed=seed) if second else None
     return JudgeEvalResult(

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from grader.checks.collection import in_main_project, in_project, most_projects, sampled
 from grader.checks.static import run_static_check
 from grader.dynamic.model import DynamicRun
 from grader.dynamic.options import STEPS as DYNAMIC_STEPS
@@ -26,8 +27,9 @@ from grader.dynamic.options import DynamicOptions
 from grader.fetch import FetchedRepo, FetchLimits, fetch
 from grader.judge.offline import offline_judge
 from grader.judge.run import run_judge_check
-from grader.model import Score
+from grader.model import Evidence, Score
 from grader.profile import ProfileLimits, RepoProfile, build_profile
+from grader.profile.projects import Layout, find_layout
 from grader.report.model import (
     REPORT_SCHEMA_VERSION,
     Flag,
@@ -102,9 +104,12 @@ def grade(
     root = Path(fetched.root)
     with stages.stage("profile"):
         profile = build_profile(root, options.profile_limits)
+        projects = _Projects.read(root, options.profile_limits)
     leaves = leaf_paths(rubric.rubric)
     with stages.stage("checks", len(leaves), announce=False):
-        leaf_scores, dynamic_leaves = _run_checks(leaves, rubric, profile, root, options, notify=stages.notify)
+        leaf_scores, dynamic_leaves = _run_checks(
+            leaves, rubric, profile, root, options, projects=projects, notify=stages.notify
+        )
     dynamic: DynamicRun | None = None
     if dynamic_leaves:
         with stages.stage("sandbox", len(DYNAMIC_STEPS)):
@@ -137,7 +142,7 @@ def grade(
             static_only=options.static_only,
         ),
         not_run=not_run_items(scored.criteria),
-        flags=_flags(fetched, profile),
+        flags=_flags(fetched, profile, projects.layout),
         timings=stages.timings,
         profile=msgspec.to_builtins(profile),
         dynamic=dynamic,
@@ -167,6 +172,52 @@ Leaf = tuple[str, str, Any]
 """(path, check name, validated params) of one rubric leaf."""
 
 
+@dataclass(frozen=True)
+class _Projects:
+    """A repository of several projects, as the static and judge checks read it (grader.profile.projects): the
+    main project's profile when the README runs one, else a profile per (sampled) project; nothing for one project."""
+
+    layout: Layout
+    profiles: dict[str, RepoProfile]
+
+    @classmethod
+    def read(cls, root: Path, limits: ProfileLimits) -> _Projects:
+        from grader.profile.build import build_profile_from  # noqa: PLC0415 - loads with build_profile
+        from grader.profile.projects import main_project_files, project_files  # noqa: PLC0415 - as above
+
+        layout = find_layout(root)
+        if not layout.collection:
+            return cls(layout, {})
+        if layout.main is not None:
+            files = main_project_files(root, layout, limits.max_file_bytes)
+            return cls(layout, {layout.main: build_profile_from(root, files, limits)})
+        return cls(
+            layout,
+            {
+                project: build_profile_from(root / project, project_files(root, project, limits.max_file_bytes), limits)
+                for project in sampled(layout.projects)
+            },
+        )
+
+    def static(self, name: str, params: Any, whole: RepoProfile) -> Score:
+        if not self.profiles:
+            return run_static_check(name, whole, params)
+        if self.layout.main is not None:
+            return in_main_project(self.layout, run_static_check(name, self.profiles[self.layout.main], params))
+        return most_projects(
+            self.layout,
+            {
+                project: in_project(project, run_static_check(name, profile, params))
+                for project, profile in self.profiles.items()
+            },
+        )
+
+    @property
+    def judged_apart(self) -> bool:
+        """Whether the judge reads each project apart (no main one); otherwise it reads the whole repository."""
+        return bool(self.profiles) and self.layout.main is None
+
+
 def _run_checks(
     leaves: list[tuple[str, Criterion]],
     rubric: LoadedRubric,
@@ -174,6 +225,7 @@ def _run_checks(
     root: Path,
     options: GradeOptions,
     *,
+    projects: _Projects,
     notify: ProgressCallback,
 ) -> tuple[dict[str, Score], list[Leaf]]:
     """Scores for every leaf but the dynamic ones this run will perform in the sandbox, which are returned."""
@@ -189,10 +241,20 @@ def _run_checks(
         if kind == "dynamic" and name not in options.disabled_checks and not options.static_only:
             dynamic_leaves.append((path, name, rubric.params[path]))
             continue
-        leaf_scores[path] = _score_leaf(kind, name, rubric.params[path], profile, options)
+        leaf_scores[path] = _score_leaf(kind, name, rubric.params[path], profile, projects=projects, options=options)
         notify("checks", done, len(leaves))
-    if judge_leaves:
-        leaf_scores |= _run_judge(judge_leaves, root, options)
+    if judge_leaves and projects.judged_apart:
+        by_project = _run_judge(judge_leaves, [root / project for project in projects.profiles], options)
+        for path, _, _ in judge_leaves:
+            leaf_scores[path] = most_projects(
+                projects.layout,
+                {
+                    project: in_project(project, scores[path])
+                    for project, scores in zip(projects.profiles, by_project, strict=True)
+                },
+            )
+    elif judge_leaves:
+        leaf_scores |= _run_judge(judge_leaves, [root], options)[0]
     return leaf_scores, dynamic_leaves
 
 
@@ -219,11 +281,13 @@ def _run_sandbox(
     )
 
 
-def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options: GradeOptions) -> Score:
+def _score_leaf(
+    kind: str, name: str, params: Any, profile: RepoProfile, *, projects: _Projects, options: GradeOptions
+) -> Score:
     if name in options.disabled_checks:
         return Score.not_run(f"The check {name!r} is switched off in this deployment (VIVA_GRADING_DISABLED_CHECKS).")
     if kind == "static":
-        return run_static_check(name, profile, params)
+        return projects.static(name, params, profile)
     if kind == "dynamic":
         return Score.not_run("Dynamic checks were skipped for this run (--static-only).", basis="dynamic")
     if kind == "judge":
@@ -231,8 +295,9 @@ def _score_leaf(kind: str, name: str, params: Any, profile: RepoProfile, options
     return Score.not_run("Interview dimensions are rated in an interview, not by grading.", basis="interview")
 
 
-def _run_judge(leaves: list[Leaf], root: Path, options: GradeOptions) -> dict[str, Score]:
-    """Judge leaves run on the judge voters (offline by default), metered against the grading run's budget."""
+def _run_judge(leaves: list[Leaf], roots: Sequence[Path], options: GradeOptions) -> list[dict[str, Score]]:
+    """Judge leaves run on the judge voters (offline by default) for each of `roots` (the repository, or each
+    project of a collection), metered against the grading run's one budget."""
     book = options.budget_book or BudgetBook()
     account = JUDGE_ACCOUNT
     book.open_account(account, options.judge_budget_usd)
@@ -242,12 +307,14 @@ def _run_judge(leaves: list[Leaf], root: Path, options: GradeOptions) -> dict[st
             for text in options.judge_models
         ]
     except LLMError as error:
-        return {
-            path: Score.not_run(f"The judge model is not configured: {error}", basis="judge") for path, _, _ in leaves
-        }
+        unconfigured = Score.not_run(f"The judge model is not configured: {error}", basis="judge")
+        return [{path: unconfigured for path, _, _ in leaves} for _ in roots]
 
-    async def judge_all() -> dict[str, Score]:
-        return {path: await run_judge_check(name, params, root, voters, [account]) for path, name, params in leaves}
+    async def judge_all() -> list[dict[str, Score]]:
+        return [
+            {path: await run_judge_check(name, params, root, voters, [account]) for path, name, params in leaves}
+            for root in roots
+        ]
 
     return asyncio.run(judge_all())
 
@@ -267,8 +334,21 @@ def _repo_ref(fetched: FetchedRepo) -> RepoRef:
     )
 
 
-def _flags(fetched: FetchedRepo, profile: RepoProfile) -> list[Flag]:
+def _flags(fetched: FetchedRepo, profile: RepoProfile, layout: Layout) -> list[Flag]:
     flags: list[Flag] = []
+    if layout.collection:
+        reading = (
+            f"the static and judge checks read {layout.main}, the main one, with the root's own files"
+            if layout.main
+            else "each static and judge check keeps the score most of them reach"
+        )
+        flags.append(
+            Flag(
+                kind="project_layout",
+                message=f"A repository of {len(layout.projects)} projects ({layout.reason}): {reading}.",
+                evidence=[Evidence(project) for project in layout.projects],
+            )
+        )
     if profile.grader_addressed:
         flags.append(
             Flag(

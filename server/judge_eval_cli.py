@@ -47,7 +47,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--rescore",
         action="store_true",
-        help="with --reports: score each report's recorded measurements again with this version's dynamic scorers",
+        help="with --reports: score each report's recorded measurements again with this version's dynamic scorers; "
+        "with --static-only too, its static and judge leaves are this version's, graded from the checkouts",
     )
     parser.add_argument("--split", type=Path, default=None, help="split.json: report development and test apart")
     parser.add_argument("--second", type=Path, default=None, help="a second labeller's LABELS.json")

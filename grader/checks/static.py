@@ -59,8 +59,12 @@ def eval_case_count(profile: RepoProfile, params: EvalCaseCountParams) -> Score:
         ]
     value = case_level(hand_written, params.minimum)
     if evals.harness and value < HANDFUL:
-        # An eval framework is driven from code but its cases are not in the repository (a hosted dataset).
-        parts.append("an eval framework is run from code, with its cases kept outside the repository")
+        # An eval is driven from code (a framework, or retrieval metrics computed by hand) but its cases are not
+        # counted here: a hosted dataset, or questions generated on the fly.
+        parts.append(
+            "an eval is run from code (an eval framework, or retrieval metrics such as hit rate and MRR), over cases "
+            "not counted here"
+        )
         evidence += evals.harness
         value = HANDFUL
     return Score.scored(value, "; ".join(parts) + ".", evidence[:MAX_EVIDENCE])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
@@ -36,6 +36,7 @@ from grader.profile.model import (
     Usage,
     Workflow,
 )
+from grader.profile.notebooks import notebook_code
 from grader.profile.python_facts import PythonFacts, RawRoute, analyse_python, read_prompt
 from grader.profile.starts.detect import declared_start, detect_starts
 from grader.profile.walk import RawFile, Skipped, walk_files
@@ -152,6 +153,9 @@ FLAGGED_HIDDEN = frozenset({"invisible characters", "invisible markup", "an enco
 flagged as such already)."""
 _TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$|(^|/)conftest\.py$")
 _EVAL_PATH = re.compile(r"eval|golden", re.I)
+_DOCS_PATH = re.compile(r"(^|/)(docs?|documentation)/", re.I)
+"""Documentation: a notebook there is a tutorial of the library, not the project's code (and docs are never
+evidence of behaviour)."""
 _TOOLING_PATH = re.compile(r"(^|/)(scripts?|tools|notebooks?|examples?|migrations|benchmarks?|docs)/", re.I)
 """Folders of one-off tooling beside the application (data exports, migrations, demos): what a function there
 screens is not what the app's requests pass through."""
@@ -256,6 +260,8 @@ class _Collector:
             ]
         if is_python and facts_wanted:
             self._python(item.path, text, lines)
+        elif facts_wanted and item.path.lower().endswith(".ipynb") and not _DOCS_PATH.search(item.path):
+            self._notebook(item.path, text)
         self._by_name(item.path, name, text, lines)
 
     @staticmethod
@@ -363,8 +369,8 @@ class _Collector:
             if threshold or any(_RULE_BOUND.search(text) or _BOUND_LINE.match(text) for text in after):
                 self.facts["latency_targets"].append(Evidence(path, number, excerpt, "a percentile with a bound"))
 
-    def _python(self, path: str, text: str, lines: list[str]) -> None:
-        is_test = bool(_TEST_PATH.search(path))
+    def _python(self, path: str, text: str, lines: list[str], *, notebook: bool = False) -> None:
+        is_test = not notebook and bool(_TEST_PATH.search(path))
         facts = analyse_python(text, is_test=is_test)
         if facts is None:
             self.notes.append(Note(path, "Python that does not parse: facts from it are missing"))
@@ -412,10 +418,21 @@ class _Collector:
         self.prompts += [evidence(line) for line in facts.prompts]
         self.written_names |= facts.written_names
         self.classes.update(facts.classes)
+        if notebook:
+            return
         self.raw_routes += [(route, evidence(route.line)) for route in facts.routes]
         module = path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
         self.apps += [(module, variable, framework, evidence(line)) for variable, framework, line in facts.apps]
         self.run_calls += [(target, evidence(line)) for target, line in facts.run_calls]
+
+    def _notebook(self, path: str, text: str) -> None:
+        """A notebook's code read like a module's, on the notebook's own line numbers (grader.profile.notebooks);
+        never as a test file, and never as the service Viva starts (a notebook is run by hand)."""
+        code = notebook_code(text)
+        if code is None:
+            self.notes.append(Note(path, "a notebook that is not valid JSON: its code was not read"))
+            return
+        self._python(path, code, code.splitlines(), notebook=True)
 
     def _tests(self, path: str, facts: PythonFacts, evidence: Callable[[int, str], Evidence]) -> None:
         if facts.test_functions:
@@ -619,7 +636,13 @@ def build_profile(root: Path, limits: ProfileLimits | None = None) -> RepoProfil
     """Profile the snapshot at `root`. Reads each file at most once; never follows symlinks; never raises on
     what a file contains (bad files become notes)."""
     limits = limits or ProfileLimits()
+    return build_profile_from(root, walk_files(root, limits.max_file_bytes), limits)
+
+
+def build_profile_from(root: Path, items: Iterable[RawFile | Skipped], limits: ProfileLimits) -> RepoProfile:
+    """Profile the files `items` (paths relative to `root`): one project of a repository of several
+    (grader.profile.projects), or the whole snapshot."""
     collector = _Collector(root, limits)
-    for item in walk_files(root, limits.max_file_bytes):
+    for item in items:
         collector.add(item)
     return collector.finish()

@@ -82,8 +82,15 @@ _TEXT_ARG = re.compile(
 )
 _EVAL_HARNESS = re.compile(
     r"^(ragas|deepeval|promptfoo|inspect_ai|trulens|trulens_eval|giskard|phoenix\.evals|langsmith\.evaluation|"
-    r"azure\.ai\.evaluation|mlflow)\b"
+    r"azure\.ai\.evaluation|mlflow|llama_index(?:\.core)?\.evaluation)\b"
 )
+_RETRIEVAL_METRIC = re.compile(
+    r"(?:compute_|calc(?:ulate)?_|eval(?:uate)?_)?(?:hit_?rate|mrr|mean_reciprocal_rank|recall_at_k|precision_at_k|"
+    r"ndcg(?:_at_k)?)(?:_score)?",
+    re.I,
+)
+"""A retrieval metric computed by hand (`def hit_rate(relevance)`, `def mrr(...)`): an eval run over a question
+set, the way course projects evaluate retrieval."""
 _BUDGET_NAME = re.compile(r"budget|spend(ing)?_?limit|max_?(cost|spend)|cost_?(limit|cap|ceiling)", re.I)
 _MOCKED = re.compile(r"fake|mock|stub|monkeypatch|dummy", re.I)
 _JUDGED = re.compile(r"judge|evaluat|grade|validat|score|similar|correct", re.I)
@@ -164,7 +171,8 @@ class PythonFacts:
     parametrized_files: list[tuple[Line, str]] = field(default_factory=list)
     """Tests parametrized over a data file (`parametrize("case", load("evals/golden.jsonl"))`): (line, base name)."""
     eval_harness: list[Line] = field(default_factory=list)
-    """An eval framework driven from code (ragas/DeepEval evaluate, a Weave Evaluation, an Inspect task)."""
+    """An eval driven from code: an eval framework (ragas/DeepEval evaluate, a Weave Evaluation, an Inspect task,
+    LlamaIndex's evaluation module) or retrieval metrics computed by hand (hit rate, MRR)."""
 
 
 @dataclass(frozen=True)
@@ -507,6 +515,8 @@ class _Visitor(ast.NodeVisitor):
             self._route(node)
             if "fallback" in node.name.lower():
                 self.facts.fallbacks.append(node.lineno)
+            if _RETRIEVAL_METRIC.fullmatch(node.name):
+                self.facts.eval_harness.append(node.lineno)
             if self.words.citations and self._mentions_citations(node) and self._validates_against_retrieval(node):
                 self.facts.citation_validation.append(node.lineno)
             if self.words.sleep and _manual_backoff(node):

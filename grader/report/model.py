@@ -17,7 +17,7 @@ from rubrics.schema import tidy_descriptions
 
 REPORT_SCHEMA_VERSION = 1
 
-FlagKind = Literal["grader_addressed_text", "skipped_file", "fetch_note", "profile_note"]
+FlagKind = Literal["grader_addressed_text", "skipped_file", "fetch_note", "profile_note", "project_layout"]
 
 
 class RubricRef(msgspec.Struct, frozen=True):

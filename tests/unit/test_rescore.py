@@ -1,5 +1,5 @@
 """`viva judge-eval --reports DIR --rescore`: a cached report's recorded measurements scored again by this version's
-dynamic scorers, static leaves kept as recorded."""
+dynamic scorers, static leaves kept as recorded or, given today's static-only grading, taken from it."""
 
 from __future__ import annotations
 
@@ -66,3 +66,34 @@ def test_rescoring_twice_changes_nothing_more() -> None:
 def test_a_report_without_measurements_is_left_alone() -> None:
     report = msgspec.structs.replace(recorded_report(), dynamic=None)
     assert rescore(report, RUBRIC) is report
+
+
+def static_only_report(value: float) -> GradingReport:
+    """Today's static-only grading of the same repository: every static and judge leaf at `value`, dynamic not_run."""
+    scores = {
+        path: Score.not_run("Dynamic checks were skipped for this run (--static-only).", basis="dynamic")
+        if node.check is not None and node.check.kind == "dynamic"
+        else Score.scored(value, "as today's static reading finds")
+        for path, node in leaf_paths(RUBRIC.rubric)
+    }
+    scored = score_rubric(RUBRIC.rubric, scores)
+    return msgspec.structs.replace(recorded_report(), criteria=scored.criteria, dynamic=None)
+
+
+def test_static_leaves_come_from_todays_static_grading_when_given() -> None:
+    after = rescore(recorded_report(), RUBRIC, static=static_only_report(0.25))
+    kinds = {path: node.check.kind for path, node in leaf_paths(RUBRIC.rubric) if node.check is not None}
+    assert all(leaves(after)[path] == ("scored", 0.25) for path, kind in kinds.items() if kind != "dynamic")
+    # The dynamic leaves are still the cached report's measurements, rescored, not the static run's "skipped".
+    rescored = leaves(rescore(recorded_report(), RUBRIC))
+    assert {path: leaves(after)[path] for path, kind in kinds.items() if kind == "dynamic"} == {
+        path: rescored[path] for path, kind in kinds.items() if kind == "dynamic"
+    }
+    assert any(state == "scored" for path, (state, _) in rescored.items() if kinds.get(path) == "dynamic")
+
+
+def test_a_report_without_measurements_takes_todays_static_leaves_and_keeps_its_dynamic_ones() -> None:
+    cached = msgspec.structs.replace(recorded_report(), dynamic=None)
+    after = rescore(cached, RUBRIC, static=static_only_report(0.25))
+    assert leaves(after)["evals.cases"] == ("scored", 0.25)
+    assert leaves(after)["injection.probes"] == leaves(cached)["injection.probes"]
