@@ -38,6 +38,7 @@ from grader.profile.model import (
 )
 from grader.profile.notebooks import notebook_code
 from grader.profile.python_facts import PythonFacts, RawRoute, analyse_python, read_prompt
+from grader.profile.script_prompts import SCRIPT_SUFFIXES, template_literals
 from grader.profile.starts.detect import declared_start, detect_starts
 from grader.profile.walk import RawFile, Skipped, walk_files
 
@@ -243,7 +244,8 @@ class _Collector:
         is_python = item.path.endswith(".py")
         if is_python and not facts_wanted and _TEST_PATH.search(item.path):
             self._count_tests_cheaply(item.data)
-        if not screened and not self._needs_text(item.path, name):
+        is_script = item.path.lower().endswith(SCRIPT_SUFFIXES)
+        if not screened and not self._needs_text(item.path, name) and not (is_script and b"`" in item.data):
             return
         text, replaced = item.decode()
         if replaced:
@@ -262,6 +264,8 @@ class _Collector:
             self._python(item.path, text, lines)
         elif facts_wanted and item.path.lower().endswith(".ipynb") and not _DOCS_PATH.search(item.path):
             self._notebook(item.path, text)
+        elif is_script and not _DOCS_PATH.search(item.path):
+            self._script_prompts(item.path, text, lines)
         self._by_name(item.path, name, text, lines)
 
     @staticmethod
@@ -319,13 +323,23 @@ class _Collector:
             self._prompt_file(path, text, lines)
         self._configuration(path, name, lines)
 
-    def _prompt_file(self, path: str, text: str, lines: list[str]) -> None:
-        """A prompt kept in its own file (prompts/system.txt, a .j2 template) is read like one in code."""
+    def _script_prompts(self, path: str, text: str, lines: list[str]) -> None:
+        """Prompts in JavaScript/TypeScript template literals, read like prompt files (profile/script_prompts.py)."""
+        for first, literal in template_literals(text):
+            self.prompts.append(Evidence(path, first, lines[first - 1].strip()[:200] if first <= len(lines) else ""))
+            self._prompt_file(path, literal, lines, offset=first - 1, note="a prompt in a template literal")
+
+    def _prompt_file(
+        self, path: str, text: str, lines: list[str], *, offset: int = 0, note: str = "the prompt file"
+    ) -> None:
+        """A prompt kept in its own file (prompts/system.txt, a .j2 template) is read like one in code; `offset`
+        places a prompt found inside a larger file (a template literal) on that file's lines."""
         reading = read_prompt(text)
 
         def at(number: int) -> Evidence:
+            number += offset
             excerpt = lines[number - 1].strip()[:200] if 0 < number <= len(lines) else ""
-            return Evidence(path, number, excerpt, "the prompt file")
+            return Evidence(path, number, excerpt, note)
 
         if reading.gesture:
             self.facts["prompt_gestures"].append(at(reading.gesture_line))
