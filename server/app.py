@@ -36,7 +36,8 @@ from server.db.engine import database_url, make_engine, session_factory, upgrade
 from server.db.models import AuthSession, User
 from server.demo import ensure_demo
 from server.errors import AuthRequired, DomainError, Forbidden, UnsupportedMediaType
-from server.jobs.queue import DatabaseQueue
+from server.jobs.engine import engine_kind, prepare_engine_schema, report_host
+from server.jobs.engine import make_engine as make_job_engine
 from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
 from server.metrics import METRICS
@@ -239,6 +240,8 @@ async def prepare_database(settings: Settings) -> None:
     by `viva serve`'s parent before it starts several (concurrent migrations would race)."""
     url = database_url(settings)
     await asyncio.to_thread(upgrade, url)  # Alembic runs its own loop: keep it off ours
+    if engine_kind(settings, url) == "procrastinate":
+        await prepare_engine_schema(url)  # the job engine's own tables, beside Viva's
     engine = make_engine(url)
     try:
         factory = session_factory(engine)
@@ -262,16 +265,16 @@ def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: 
     url = database_url(settings)
     engine = make_engine(url)
     factory = session_factory(engine)
-    queue = DatabaseQueue(settings.server.job_lease_seconds, settings.server.job_max_attempts)
+    jobs = make_job_engine(settings, url, factory)
     hub = ProgressHub()
     state = ServerState(
         settings=settings,
         engine=engine,
         factory=factory,
-        queue=queue,
+        queue=jobs,
         hub=hub,
         mailer=Mailer(settings.mail),
-        worker=Worker(settings, factory, queue, hub),
+        worker=Worker(settings, factory, jobs, hub),
         limiter=RateLimiter(),
         interviews=InterviewRooms(settings, factory),
     )
@@ -282,14 +285,18 @@ def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: 
             await prepare_database(settings)
         if worker_on:
             if not settings.submissions.static_only:
-                await asyncio.to_thread(_reap_sandboxes)  # containers a killed server left behind
+                await asyncio.to_thread(reap_sandboxes)  # containers a killed server left behind
             state.tasks += state.worker.start(settings.server.worker_slots)
-            state.tasks.append(asyncio.create_task(_retention_loop(state)))
+            state.tasks.append(asyncio.create_task(_report_worker(state)))
+        else:
+            state.tasks += jobs.start(None, 0)  # a web-only process still hands its queued rows to the engine
+        state.tasks.append(asyncio.create_task(_retention_loop(state)))
         state.ready = True
 
     async def shutdown(app: Litestar) -> None:
         state.ready = False
         state.worker.stop()
+        await jobs.close()
         for task in state.tasks:
             task.cancel()
         await asyncio.gather(*state.tasks, return_exceptions=True)
@@ -313,6 +320,21 @@ def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: 
     return app
 
 
+async def _report_worker(state: ServerState) -> None:
+    """The in-process worker on the worker hosts page, like any `viva worker`."""
+    worker, server = state.worker, state.settings.server
+    await report_host(
+        state.factory,
+        worker.name,
+        engine=await asyncio.to_thread(docker_engine_name, state.settings),
+        slots=server.worker_slots,
+        busy=lambda: worker.busy,
+        done=lambda: worker.done,
+        every_seconds=server.worker_heartbeat_seconds,
+        stopping=worker.stopping,
+    )
+
+
 async def _retention_loop(state: ServerState) -> None:
     """Apply the retention settings at start and then hourly."""
     while True:
@@ -327,7 +349,20 @@ async def _retention_loop(state: ServerState) -> None:
         await asyncio.sleep(RETENTION_EVERY_S)
 
 
-def _reap_sandboxes() -> None:
+def docker_engine_name(settings: Settings) -> str:
+    """The Docker engine this process's sandboxes run on, for the worker hosts page; or why there is none."""
+    if settings.submissions.static_only:
+        return "none (static-only grading)"
+    try:
+        info = docker_client().info()
+    except SandboxUnavailable as error:
+        return f"none: {error}"[:200]
+    except Exception as error:  # an engine that answers oddly is still worth naming on the page
+        return f"unreadable: {type(error).__name__}"
+    return f"{info.get('Name', '?')} {str(info.get('ID', ''))[:12]} (Docker {info.get('ServerVersion', '?')})"
+
+
+def reap_sandboxes() -> None:
     try:
         removed = reap(docker_client())
     except SandboxUnavailable:

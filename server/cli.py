@@ -20,7 +20,7 @@ from grader.errors import GraderError
 from llm.errors import LLMError
 from rubrics.errors import RubricError
 from sandboxes.errors import SandboxError
-from server import interview_cli, judge_eval_cli, logs, sandbox_cli
+from server import interview_cli, judge_eval_cli, logs, sandbox_cli, worker_cli
 from server.errors import ServerError
 from server.settings import Settings, load_settings
 
@@ -97,12 +97,18 @@ def _parser() -> argparse.ArgumentParser:
     interview_cli.add_parser(commands)
     judge_eval_cli.add_parser(commands)
     sandbox_cli.add_parser(commands)
+    worker_cli.add_parser(commands)
 
     serve_cmd = commands.add_parser("serve", help="run the web server (API, worker) on VIVA_SERVER_HOST:PORT")
     serve_cmd.add_argument("--host", default=None, help="override VIVA_SERVER_HOST")
     serve_cmd.add_argument("--port", type=int, default=None, help="override VIVA_SERVER_PORT")
     serve_cmd.add_argument(
         "--processes", type=int, default=None, help="server processes sharing the port (VIVA_SERVER_PROCESSES)"
+    )
+    serve_cmd.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve the web and API only; gradings run on `viva worker` processes (VIVA_SERVER_WORKER=0)",
     )
     serve_cmd.set_defaults(handler=_cmd_serve)
 
@@ -153,6 +159,9 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     processes = args.processes or settings.server.processes
     if processes < 1:
         raise CommandFailed("--processes must be at least 1")
+    if args.no_worker:
+        settings = msgspec.structs.replace(settings, server=msgspec.structs.replace(settings.server, worker=False))
+        os.environ["VIVA_SERVER_WORKER"] = "0"  # the processes --processes starts read their settings afresh
     log_config = logs.configure(settings.general.log_level)
     public = settings.server.public_url.rstrip("/")
     print(f"Viva will serve {public} (listening on {host}:{port}); sign in at {public}/login", flush=True)

@@ -31,6 +31,11 @@ class GeneralSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where Viva keeps its data and how loudly it logs."""
 
     data_dir: str = "~/.local/share/viva"
+    """This process's own files: scratch space of gradings, caches."""
+    shared_dir: str | None = None
+    """Files every process reads, web and workers alike: graded snapshots (interviews and the source pages read
+    them) and uploaded archives (the worker grading one reads it). A directory every machine mounts (NFS, a
+    shared volume); unset, `data_dir` (one machine)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -99,10 +104,18 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     worker: bool = True
     """Run the grading worker inside the server process."""
     worker_slots: int = 1
-    """Gradings the in-process worker runs at once."""
+    """Gradings the in-process worker (and each `viva worker`, unless --slots says otherwise) runs at once."""
+    job_engine: Literal["auto", "database", "procrastinate"] = "auto"
+    """What carries the gradings: `database`, Viva's own jobs table with leases (one machine, SQLite); `procrastinate`,
+    the Procrastinate job engine in the PostgreSQL database (workers on many machines). `auto`: Procrastinate on
+    PostgreSQL, the jobs table on SQLite."""
     job_lease_seconds: float = 60.0
     """A running job's lease, renewed while it runs; a job whose lease lapsed (its server died) is taken again."""
     job_max_attempts: int = 3
+    worker_heartbeat_seconds: float = 10.0
+    """How often a worker says it is alive (Procrastinate's heartbeat, and the worker hosts page)."""
+    worker_stalled_seconds: float = 30.0
+    """A worker silent this long is taken for dead: its running jobs are retried on another."""
     demo: bool = False
     """Create a demo organisation, manager and candidate on first start and print their credentials once."""
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
@@ -122,6 +135,9 @@ class SubmissionSettings(msgspec.Struct, frozen=True, kw_only=True):
     per_candidate: int = 1
     """Gradings one candidate may have queued or running at once."""
     per_organisation: int = 10
+    """Gradings one organisation may have queued or running at once (admission)."""
+    running_per_organisation: int = 0
+    """Gradings one organisation may have running at once, over every worker; the rest wait queued (0: no limit)."""
     static_only: bool = False
     """Grade without running projects (no sandbox on this host)."""
 
@@ -201,6 +217,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def data_path(self) -> Path:
         return Path(self.general.data_dir).expanduser()
+
+    @property
+    def shared_path(self) -> Path:
+        return Path(self.general.shared_dir).expanduser() if self.general.shared_dir else self.data_path
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.errors import SettingsError, TooMany
-from server.jobs.queue import JobQueue
+from server.jobs.engine import JobEngine
 from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
 from server.services.interviews import InterviewRooms
@@ -31,7 +31,8 @@ class ServerState:
     settings: Settings
     engine: AsyncEngine
     factory: async_sessionmaker[AsyncSession]
-    queue: JobQueue
+    queue: JobEngine
+    """The job engine: gradings enter it here (server/jobs/engine.py)."""
     hub: ProgressHub
     mailer: Mailer
     worker: Worker

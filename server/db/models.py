@@ -198,8 +198,29 @@ class Job(SQLModel, table=True):
     while it is queued. Its lease lapsing (the process died) frees the job, and the retry says the token is gone."""
     progress: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, server_default="{}"))
     """{"stage": ..., "done": n, "total": n} as JSON."""
+    priority: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    """Higher first: a candidate's own grading before a manager's batch (server.jobs.engine.PRIORITIES)."""
+    organisation_id: int | None = Field(default=None, index=True)
+    """The submission's organisation, copied here so that the running limit counts jobs without a join."""
+    engine_ref: int | None = None
+    """The job engine's own id for this job (Procrastinate's job id), when an engine carries it."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkerHost(SQLModel, table=True):
+    """A grading worker process and the Docker engine beside it, as it last reported itself (its heartbeat)."""
+
+    name: str = Field(primary_key=True, max_length=200)
+    """`host:pid`, unique per process."""
+    host: str = Field(max_length=200)
+    engine: str = Field(default="", max_length=200)
+    """The Docker engine's id and name, or why there is none."""
+    slots: int = 1
+    busy: int = 0
+    jobs_done: int = 0
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Interview(SQLModel, table=True):

@@ -11,9 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
-import socket
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -32,7 +30,7 @@ from llm.select import default_model_string
 from rubrics.loader import LoadedRubric
 from server.alerts import budget_book
 from server.db.models import Job, RubricVersion, Submission, utcnow
-from server.jobs.queue import JobQueue
+from server.jobs.engine import JobEngine, process_name
 from server.metrics import METRICS
 from server.services.catalogue import loaded
 from server.settings import Settings
@@ -66,61 +64,62 @@ class ProgressHub:
 
 
 class Worker:
+    """Runs gradings in this process, taken by the job engine (server/jobs/engine.py): `viva serve`'s in-process
+    worker, or `viva worker` on a machine of its own."""
+
     def __init__(
         self,
         settings: Settings,
         factory: async_sessionmaker[AsyncSession],
-        queue: JobQueue,
+        engine: JobEngine,
         hub: ProgressHub,
     ) -> None:
-        self.settings, self.factory, self.queue, self.hub = settings, factory, queue, hub
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.settings, self.factory, self.engine, self.hub = settings, factory, engine, hub
+        self.queue = engine.queue
+        self.name = process_name()
         self.tokens: dict[int, str] = {}
         """Private-repository tokens by submission id: memory only, used for the clone, never stored. Their jobs
         are pinned to this process (see JobQueue)."""
         self.running = False
         """Set once the worker's tasks run: only then may this process accept a token."""
-        self._stopping = asyncio.Event()
+        self.busy = 0
+        """Gradings running in this process now."""
+        self.done = 0
+        self.stopping = asyncio.Event()
 
     def start(self, slots: int) -> list[asyncio.Task[None]]:
         self.running = True
-        return [asyncio.create_task(self.run(slot)) for slot in range(slots)] + [asyncio.create_task(self.keep_pins())]
+        return [*self.engine.start(self, slots), asyncio.create_task(self.keep_pins())]
 
     async def keep_pins(self) -> None:
         """Keep the pins on the queued jobs whose tokens this process holds (a dead process's pins lapse)."""
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             try:
                 async with self.factory() as db:
                     await self.queue.renew_pins(db, self.name)
             except Exception:
                 log.exception("renewing the pins on queued private-repository jobs failed; trying again")
-            await _sleep_or_stop(self._stopping, self.settings.server.job_lease_seconds / 3)
-
-    async def run(self, slot: int) -> None:
-        name = f"{self.name}/{slot}"
-        while not self._stopping.is_set():
-            try:
-                async with self.factory() as db:
-                    job = await self.queue.claim(db, name)
-                if job is None:
-                    await _sleep_or_stop(self._stopping, 0.5)
-                    continue
-                await self.process(job, name)
-            except Exception:  # the worker must outlive any one job's failure, and say what happened
-                log.exception("the grading worker hit an error; continuing")
-                await _sleep_or_stop(self._stopping, 1.0)
+            await _sleep_or_stop(self.stopping, self.settings.server.job_lease_seconds / 3)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self.stopping.set()
 
     async def process(self, job: Job, worker: str) -> None:
+        self.busy += 1
+        try:
+            await self._process(job, worker)
+        finally:
+            self.busy -= 1
+            self.done += 1
+
+    async def _process(self, job: Job, worker: str) -> None:
         assert job.id is not None
         async with self.factory() as db:
             submission = await db.get(Submission, job.submission_id)
             rubric_row = await db.get(RubricVersion, submission.rubric_version_id) if submission else None
         if submission is None or submission.id is None or rubric_row is None:
             return  # the submission was deleted while queued
-        run = _JobRun(self, job.id, submission.id, worker)
+        run = _JobRun(self, job.id, submission.id, worker, job.attempts)
         book = budget_book(self.settings.alerts.webhook_url)  # the judge's spend, for the metrics and alerts
         if job.pinned_to is not None and submission.id not in self.tokens:
             await self._finish(
@@ -131,21 +130,20 @@ class Worker:
                 "before grading it (tokens are never stored); submit the repository again with its token",
             )
             return
-        scratch = self.settings.data_path / "jobs" / str(job.id)
-        shutil.rmtree(scratch, ignore_errors=True)  # a retried job starts clean
+        # Each attempt its own scratch: an attempt given up on (its worker frozen) may still be writing to its own.
+        scratch = self.settings.data_path / "jobs" / f"{job.id}-{job.attempts}"
+        shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         started = time.monotonic()
         try:
             target, options = self._target_and_options(submission, book)
             state, report, error = await run.execute(target, loaded(rubric_row), scratch, options)
-            if state == "done":
-                keep_snapshot(self.settings, submission.id, scratch / "repo")
+            METRICS.add_spend("grading", book.spent(JUDGE_ACCOUNT))
+            METRICS.observe_job(state, time.monotonic() - started)
+            await self._finish(run, state, report, error, scratch / "repo")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             self.tokens.pop(submission.id, None)
-        METRICS.add_spend("grading", book.spent(JUDGE_ACCOUNT))
-        METRICS.observe_job(state, time.monotonic() - started)
-        await self._finish(run, state, report, error)
 
     def _target_and_options(self, submission: Submission, book: BudgetBook) -> tuple[str, GradeOptions]:
         """An https URL is cloned within the submission host allow-list; an uploaded archive (unpacked at upload)
@@ -172,12 +170,21 @@ class Worker:
             budget_book=book,
         )
 
-    async def _finish(self, run: _JobRun, state: str, report: GradingReport | None, error: str) -> None:
+    async def _finish(
+        self, run: _JobRun, state: str, report: GradingReport | None, error: str, fetched: Path | None = None
+    ) -> bool:
+        """Write the attempt's outcome, once: False (nothing written, not even the snapshot) when the attempt was
+        given up on and another took the job over; its outcome counts."""
         submission_id = run.submission_id
         async with self.factory() as db:
-            if not await self.queue.finish(db, run.job_id, run.worker, state):
+            if not await self.queue.finish(db, run.job_id, run.worker, state, run.attempt):
                 await db.rollback()
-                return  # another worker took the job over; its outcome counts
+                log.warning(
+                    "job %s attempt %s was taken over; its outcome (%s) is dropped", run.job_id, run.attempt, state
+                )
+                return False
+            if state == "done" and fetched is not None:
+                keep_snapshot(self.settings, submission_id, fetched)  # under the job's row lock: one writer
             submission = await db.get(Submission, submission_id)
             if submission is not None:
                 submission.status, submission.finished_at, submission.error = state, utcnow(), error[:2000]
@@ -189,13 +196,16 @@ class Worker:
                         rubric.used = True  # from now on this version is immutable
             await db.commit()
         self.hub.publish(submission_id, {"status": state, "error": error})
+        return True
 
 
 class _JobRun:
     """One attempt at one job: the grading thread, its lease, its progress, and the cancel flag between them."""
 
-    def __init__(self, owner: Worker, job_id: int, submission_id: int, worker: str) -> None:
+    def __init__(self, owner: Worker, job_id: int, submission_id: int, worker: str, attempt: int) -> None:
         self.owner, self.job_id, self.submission_id, self.worker = owner, job_id, submission_id, worker
+        self.attempt = attempt
+        """This attempt's number (the job's `attempts` when it was taken): every write of it is fenced by it."""
         self.cancelled = False
         self.loop = asyncio.get_running_loop()
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -231,7 +241,7 @@ class _JobRun:
         while True:
             await asyncio.sleep(owner.settings.server.job_lease_seconds / 3)
             async with owner.factory() as db:
-                if not await owner.queue.renew(db, self.job_id, self.worker):
+                if not await owner.queue.renew(db, self.job_id, self.worker, self.attempt):
                     self.cancelled = True  # cancelled by a user, or taken over after a lapse: stop at the next step
                     return
 
@@ -241,16 +251,16 @@ class _JobRun:
             latest = {**(await self.events.get()), "status": "running"}
             owner.hub.publish(self.submission_id, latest)
             async with owner.factory() as db:
-                await owner.queue.record_progress(db, self.job_id, latest)
+                await owner.queue.record_progress(db, self.job_id, self.attempt, latest)
 
 
 def uploads_path(settings: Settings) -> Path:
-    return settings.data_path / "uploads"
+    return settings.shared_path / "uploads"
 
 
 def snapshot_path(settings: Settings, submission_id: int) -> Path:
     """The graded code, kept: the interview reads it, and a re-grade could see the same code after a force-push."""
-    return settings.data_path / "snapshots" / str(submission_id)
+    return settings.shared_path / "snapshots" / str(submission_id)
 
 
 def keep_snapshot(settings: Settings, submission_id: int, fetched: Path) -> None:

@@ -22,7 +22,7 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, TooMany
-from server.jobs.queue import JobQueue
+from server.jobs.engine import PRIORITIES, JobEngine
 from server.services.catalogue import default_rubric, joined_position, rubric_version
 from server.services.paging import paged
 from server.settings import Settings
@@ -56,7 +56,7 @@ def check_target(target: str, settings: Settings, *, uploaded: bool = False) -> 
 
 async def submit(
     db: AsyncSession,
-    queue: JobQueue,
+    queue: JobEngine,
     settings: Settings,
     candidate: User,
     *,
@@ -82,11 +82,11 @@ async def submit(
         target=target,
         rubric_version_id=rubric_id,
     )
-    return await _admit(db, queue, settings, submission, pinned_to)
+    return await _admit(db, queue, settings, submission, pinned_to, priority=PRIORITIES["interactive"])
 
 
 async def regrade(
-    db: AsyncSession, queue: JobQueue, settings: Settings, manager: User, submission_id: int, *, rubric_version_id: int
+    db: AsyncSession, queue: JobEngine, settings: Settings, manager: User, submission_id: int, *, rubric_version_id: int
 ) -> Submission:
     """Grade the same repository again with another rubric version: a new submission, the old one kept. It counts
     against the same in-flight limits as the candidate's own submissions."""
@@ -99,7 +99,7 @@ async def regrade(
         target=original.target,
         rubric_version_id=rubric_version_id,
     )
-    return await _admit(db, queue, settings, copy)
+    return await _admit(db, queue, settings, copy, priority=PRIORITIES["regrade"])
 
 
 async def visible_submission(db: AsyncSession, user: User, submission_id: int) -> Submission:
@@ -166,14 +166,20 @@ async def delete(db: AsyncSession, candidate: User, submission_id: int) -> list[
 
 
 async def _admit(
-    db: AsyncSession, queue: JobQueue, settings: Settings, submission: Submission, pinned_to: str | None = None
+    db: AsyncSession,
+    queue: JobEngine,
+    settings: Settings,
+    submission: Submission,
+    pinned_to: str | None = None,
+    *,
+    priority: int,
 ) -> Submission:
     """The one way a grading enters the queue, a new submission or a re-grade: refused (429) while its candidate or
     its organisation has as many gradings queued or running as the settings allow."""
     await _check_limits(db, settings, submission.candidate_id, submission.organisation_id)
     db.add(submission)
     await db.flush()
-    await queue.enqueue(db, _id(submission), pinned_to)
+    await queue.enqueue(db, _id(submission), pinned_to, priority=priority, organisation_id=submission.organisation_id)
     return submission
 
 

@@ -1,0 +1,371 @@
+"""What carries the gradings: on one machine Viva's own jobs table, on many an established engine (docs/SCALING.md).
+
+Both implement `JobEngine`: the web process enqueues a grading (a Job row, in the request's transaction, so a
+grading is never admitted without its job or queued without its submission) and every process that runs gradings
+starts the engine's worker tasks. The Job row stays the one record of a grading's state for both — running,
+attempt, progress, a cancel request, the outcome (server/jobs/queue.py) — so the pages, the SSE stream and the
+limits read one table whichever engine runs the work.
+
+- `DatabaseEngine` (SQLite, one machine): the in-process worker claims rows with leases (DatabaseQueue).
+- `ProcrastinateEngine` (PostgreSQL): each Job row is handed to Procrastinate, whose own tables
+  (`procrastinate_jobs`, `procrastinate_workers`) carry dispatch, priorities, worker heartbeats and retries. A
+  dispatcher defers the rows the web wrote (an outbox: the row commits with the submission, the engine's job follows
+  it; the queueing lock makes two dispatchers harmless) and each worker retries the jobs of workers whose heartbeat
+  stopped. Any process can cancel: the flag is on the row, and the running attempt sees it at its next renewal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import event, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.db.models import Job, WorkerHost, utcnow
+from server.jobs.queue import DatabaseQueue
+from server.settings import Settings
+
+log = logging.getLogger("viva.engine")
+
+PRIORITIES = {"interactive": 10, "regrade": 5, "batch": 0}
+"""Higher runs first: a candidate waiting on their own grading before a manager's re-grade, both before a batch."""
+
+GRADING_QUEUE = "grading"
+TASK_NAME = "viva.grade"
+
+
+class JobEngine(Protocol):
+    name: str
+    queue: DatabaseQueue
+    """The Job rows' bookkeeping, shared by every engine."""
+
+    async def enqueue(
+        self, db: AsyncSession, submission_id: int, pinned_to: str | None, *, priority: int, organisation_id: int | None
+    ) -> Job:
+        """Add the grading's job in the caller's transaction; it runs once that commits."""
+
+    def start(self, run: RunJob | None, slots: int) -> list[asyncio.Task[None]]:
+        """Start this process's part: with `run`, `slots` gradings at a time; without (a web-only process), what the
+        engine needs of every process that enqueues."""
+
+    async def close(self) -> None: ...
+
+
+class RunJob(Protocol):
+    """What runs one taken job (server.jobs.worker.Worker.process)."""
+
+    name: str
+
+    async def process(self, job: Job, worker: str) -> None: ...
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def engine_kind(settings: Settings, database_url: str) -> str:
+    """ "procrastinate" or "database", as `VIVA_SERVER_JOB_ENGINE` asks (auto: Procrastinate on PostgreSQL)."""
+    kind = settings.server.job_engine
+    postgres = database_url.startswith("postgresql")
+    if kind == "auto":
+        return "procrastinate" if postgres else "database"
+    if kind == "procrastinate" and not postgres:
+        raise ValueError("VIVA_SERVER_JOB_ENGINE=procrastinate needs a PostgreSQL VIVA_DATABASE_URL")
+    return kind
+
+
+def make_engine(settings: Settings, database_url: str, factory: async_sessionmaker[AsyncSession]) -> JobEngine:
+    """The engine the settings ask for (`VIVA_SERVER_JOB_ENGINE`)."""
+    server = settings.server
+    queue = DatabaseQueue(
+        server.job_lease_seconds, server.job_max_attempts, settings.submissions.running_per_organisation
+    )
+    if engine_kind(settings, database_url) == "procrastinate":
+        return ProcrastinateEngine(settings, database_url, factory, queue)
+    return DatabaseEngine(settings, factory, queue)
+
+
+SCHEMA_LOCK = "viva: procrastinate schema"
+
+
+async def prepare_engine_schema(database_url: str) -> bool:
+    """Create Procrastinate's tables in the database if they are not there yet; True when it created them. Under an
+    advisory lock, so processes starting at once create them once. (Upgrading Procrastinate across versions that
+    change its schema is its own migrations' job: docs/SCALING.md.)"""
+    import procrastinate  # noqa: PLC0415 - only a PostgreSQL deployment loads the engine
+    import psycopg  # noqa: PLC0415 - as above
+
+    conninfo = libpq_url(database_url)
+    schema = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo)).schema_manager.get_schema()
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+        await connection.execute("SELECT pg_advisory_lock(hashtext(%s))", (SCHEMA_LOCK,))
+        try:
+            cursor = await connection.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                return False
+            async with connection.transaction():
+                await connection.execute(schema)  # SQL shipped with the library, no parameters
+            return True
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (SCHEMA_LOCK,))
+
+
+class DatabaseEngine:
+    name = "database"
+
+    def __init__(self, settings: Settings, factory: async_sessionmaker[AsyncSession], queue: DatabaseQueue) -> None:
+        self.settings, self.factory, self.queue = settings, factory, queue
+        self._stopping = asyncio.Event()
+
+    async def enqueue(
+        self, db: AsyncSession, submission_id: int, pinned_to: str | None, *, priority: int, organisation_id: int | None
+    ) -> Job:
+        return await self.queue.enqueue(
+            db, submission_id, pinned_to, priority=priority, organisation_id=organisation_id
+        )
+
+    def start(self, run: RunJob | None, slots: int) -> list[asyncio.Task[None]]:
+        if run is None:
+            return []
+        return [asyncio.create_task(self.slot(run, f"{run.name}/{slot}")) for slot in range(slots)]
+
+    async def slot(self, run: RunJob, name: str, *, pinned_only: bool = False) -> None:
+        """One grading at a time, claimed from the rows (`pinned_only`: private repositories' jobs only)."""
+        while not self._stopping.is_set():
+            try:
+                async with self.factory() as db:
+                    job = await self.queue.claim(db, name, pinned_only=pinned_only)
+                if job is None:
+                    await _sleep_or_stop(self._stopping, 0.5)
+                    continue
+                await run.process(job, name)
+            except Exception:  # the worker must outlive any one job's failure, and say what happened
+                log.exception("the grading worker hit an error; continuing")
+                await _sleep_or_stop(self._stopping, 1.0)
+
+    async def close(self) -> None:
+        self._stopping.set()
+
+
+def libpq_url(database_url: str) -> str:
+    """`postgresql+asyncpg://…` (SQLAlchemy's) as the `postgresql://…` libpq and psycopg take."""
+    parts = urlsplit(database_url)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+class ProcrastinateEngine:
+    name = "procrastinate"
+
+    def __init__(
+        self, settings: Settings, database_url: str, factory: async_sessionmaker[AsyncSession], queue: DatabaseQueue
+    ) -> None:
+        import procrastinate  # noqa: PLC0415 - only a PostgreSQL deployment loads the engine
+
+        self.settings, self.factory, self.queue = settings, factory, queue
+        self.app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=8)
+        )
+        self.task = self.app.task(name=TASK_NAME, queue=GRADING_QUEUE, pass_context=True)(self._grade)
+        self._run: RunJob | None = None
+        self._pinned = DatabaseEngine(settings, factory, queue)
+        self._nudge = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._opened = False
+
+    async def _open(self) -> None:
+        if not self._opened:
+            await self.app.open_async()
+            self._opened = True
+
+    async def enqueue(
+        self, db: AsyncSession, submission_id: int, pinned_to: str | None, *, priority: int, organisation_id: int | None
+    ) -> Job:
+        job = await self.queue.enqueue(db, submission_id, pinned_to, priority=priority, organisation_id=organisation_id)
+        nudge = self._nudge
+        loop = asyncio.get_running_loop()
+        # Hand the row to the engine as soon as it is committed (the dispatcher also finds it on its next round).
+        event.listen(db.sync_session, "after_commit", lambda session: loop.call_soon_threadsafe(nudge.set), once=True)
+        return job
+
+    def start(self, run: RunJob | None, slots: int) -> list[asyncio.Task[None]]:
+        self._run = run
+        tasks = [asyncio.create_task(self._dispatch_loop())]
+        if run is not None:
+            tasks += [asyncio.create_task(self._work(run, slots)), asyncio.create_task(self._recover_loop())]
+            # A private repository's job stays with the process holding its token (memory only, never in the
+            # database), so Procrastinate cannot hand it to any worker: this process's rows lease takes it.
+            tasks.append(asyncio.create_task(self._pinned.slot(run, f"{run.name}/pinned", pinned_only=True)))
+        return tasks
+
+    async def close(self) -> None:
+        self._stopping.set()
+        self._nudge.set()
+        await self._pinned.close()
+        if self._opened:
+            with contextlib.suppress(Exception):
+                await self.app.close_async()
+            self._opened = False
+
+    # --- the outbox: Job rows the web wrote, deferred to Procrastinate ------------------------------------------
+
+    async def dispatch(self) -> int:
+        """Defer every queued row the engine has not been given yet; the number deferred."""
+        from procrastinate.exceptions import AlreadyEnqueued  # noqa: PLC0415 - see __init__
+
+        await self._open()
+        async with self.factory() as db:
+            rows = (
+                await db.exec(
+                    select(Job)
+                    .where(col(Job.state) == "queued", col(Job.engine_ref).is_(None), col(Job.pinned_to).is_(None))
+                    .order_by(col(Job.priority).desc(), col(Job.id))
+                    .limit(100)
+                )
+            ).all()
+        deferred = 0
+        for row in rows:
+            try:
+                engine_id = await self.task.configure(
+                    priority=row.priority, queueing_lock=f"viva-job-{row.id}"
+                ).defer_async(job_id=row.id)
+            except AlreadyEnqueued:
+                continue  # another process deferred it a moment ago
+            async with self.factory() as db:
+                await db.exec(
+                    update(Job).where(col(Job.id) == row.id, col(Job.engine_ref).is_(None)).values(engine_ref=engine_id)
+                )
+                await db.commit()
+            deferred += 1
+        return deferred
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.dispatch()
+            except Exception:
+                log.exception("handing queued gradings to Procrastinate failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), self._poll_seconds())
+            self._nudge.clear()
+
+    def _poll_seconds(self) -> float:
+        return max(0.05, min(2.0, self.settings.server.worker_heartbeat_seconds / 5))
+
+    # --- the worker --------------------------------------------------------------------------------------------
+
+    async def _work(self, run: RunJob, slots: int) -> None:
+        await self._open()
+        server = self.settings.server
+        await self.app.run_worker_async(
+            queues=[GRADING_QUEUE],
+            name=run.name,
+            concurrency=slots,
+            wait=True,
+            install_signal_handlers=False,
+            update_heartbeat_interval=server.worker_heartbeat_seconds,
+            stalled_worker_timeout=server.worker_stalled_seconds,
+            fetch_job_polling_interval=self._poll_seconds(),
+            abort_job_polling_interval=self._poll_seconds(),
+            shutdown_graceful_timeout=server.job_lease_seconds,
+        )
+
+    async def _grade(self, context: Any, job_id: int) -> None:
+        """The Procrastinate task: take the row as this attempt, grade, write the outcome (fenced by the attempt).
+        A job whose organisation is at its running limit goes back to wait its turn."""
+        run = self._run
+        if run is None:
+            raise RuntimeError("this process runs no gradings")
+        engine_id = int(context.job.id)
+        worker = f"{run.name}/{engine_id}"
+        async with self.factory() as db:
+            taken = await self.queue.take(db, job_id, worker, engine_id)
+        if taken == "busy":
+            await self._requeue(job_id)
+            return
+        if taken is None:
+            return
+        await run.process(taken, worker)
+
+    async def _requeue(self, job_id: int) -> None:
+        """The job waits for a running slot of its organisation: a new engine job a moment later, the row kept."""
+        async with self.factory() as db:
+            row = await db.get(Job, job_id)
+            if row is None or row.state != "queued":
+                return
+            priority = row.priority
+        wait = max(0.2, self._poll_seconds())
+        later = utcnow() + timedelta(seconds=wait)
+        engine_id = await self.task.configure(priority=priority, schedule_at=later).defer_async(job_id=job_id)
+        async with self.factory() as db:
+            await db.exec(update(Job).where(col(Job.id) == job_id).values(engine_ref=engine_id))
+            await db.commit()
+
+    async def recover_stalled(self) -> int:
+        """Retry the jobs of workers whose heartbeat stopped (killed, frozen, their machine gone); the number."""
+        await self._open()
+        seconds = self.settings.server.worker_stalled_seconds
+        stalled = list(await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds))
+        for job in stalled:
+            log.warning("retrying grading job %s: its worker %s stopped answering", job.id, job.worker_id)
+            await self.app.job_manager.retry_job(job)
+        return len(stalled)
+
+    async def _recover_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.recover_stalled()
+            except Exception:
+                log.exception("recovering stalled gradings failed; trying again")
+            await _sleep_or_stop(self._stopping, max(0.2, self.settings.server.worker_stalled_seconds / 3))
+
+
+# --- worker hosts -----------------------------------------------------------------------------------------------
+
+
+async def report_host(
+    factory: async_sessionmaker[AsyncSession],
+    name: str,
+    *,
+    engine: str,
+    slots: int,
+    busy: Callable[[], int],
+    done: Callable[[], int],
+    every_seconds: float,
+    stopping: asyncio.Event,
+) -> None:
+    """Keep this worker's row in the worker hosts table current: its engine, free capacity, heartbeat."""
+    while not stopping.is_set():
+        try:
+            async with factory() as db:
+                row = await db.get(WorkerHost, name)
+                if row is None:
+                    row = WorkerHost(name=name, host=name.rsplit(":", 1)[0], engine=engine[:200], slots=slots)
+                    db.add(row)
+                row.busy, row.jobs_done, row.heartbeat_at = busy(), done(), utcnow()
+                await db.commit()
+        except Exception:
+            log.exception("reporting this worker's heartbeat failed; trying again")
+        await _sleep_or_stop(stopping, every_seconds)
+
+
+async def living_hosts(db: AsyncSession, stalled_seconds: float) -> list[tuple[WorkerHost, bool]]:
+    """Every worker host with whether it is alive (a heartbeat within `stalled_seconds`), newest first."""
+    rows = (await db.exec(select(WorkerHost).order_by(col(WorkerHost.heartbeat_at).desc()))).all()
+    cutoff = utcnow() - timedelta(seconds=stalled_seconds)
+    return [(row, row.heartbeat_at >= cutoff) for row in rows]
+
+
+async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
