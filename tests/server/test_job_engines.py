@@ -1,0 +1,291 @@
+"""One contract for both job engines: Viva's jobs table on SQLite, Procrastinate on PostgreSQL (server/jobs/engine.py).
+
+Every test runs on both (the `database_url` fixture picks SQLite or a real PostgreSQL cluster) with real workers —
+`Worker` objects each with its own name and its own engine instance, as two `viva worker` processes would have —
+grading fixture repositories statically. Only the grading's pace is changed where a test needs a grading that is
+still running (a cancel, a running limit): the grader is wrapped to report progress slowly first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import func, text, update
+from sqlmodel import col, select
+
+from grader.pipeline import grade as real_grade
+from server.app import prepare_database
+from server.db.engine import database_url as database_url_of
+from server.db.engine import make_engine, session_factory
+from server.db.models import Job, Submission, utcnow
+from server.jobs import worker as worker_module
+from server.jobs.engine import PRIORITIES, JobEngine
+from server.jobs.engine import make_engine as make_job_engine
+from server.jobs.worker import ProgressHub, Worker
+from server.services import submissions
+from server.settings import Settings
+from tests.server.conftest import database, make_identity, make_organisation, server_settings
+
+
+def engine_settings(database_url: str, data_dir: Path, **extra: str) -> Settings:
+    """Quick leases and heartbeats, so that a lapse, a stall and a recovery take seconds, not minutes."""
+    return server_settings(
+        database_url,
+        data_dir,
+        VIVA_SERVER_JOB_LEASE_SECONDS="2",
+        VIVA_SERVER_WORKER_HEARTBEAT_SECONDS="0.5",
+        VIVA_SERVER_WORKER_STALLED_SECONDS="2",
+        **extra,
+    )
+
+
+class Fleet:
+    """Workers started in this process, each with its own engine instance and name, sharing one database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = database_url_of(settings)
+        self.database = make_engine(self.url)
+        self.factory = session_factory(self.database)
+        self.web = make_job_engine(settings, self.url, self.factory)
+        self.started: list[tuple[str, int]] = []
+        """(worker, job id) as each grading starts."""
+        self._running: list[tuple[Worker, JobEngine, list[asyncio.Task[None]]]] = []
+        self._web_tasks = self.web.start(None, 0)
+
+    def worker(self, name: str, slots: int = 1) -> Worker:
+        engine = make_job_engine(self.settings, self.url, self.factory)
+        worker = Worker(self.settings, self.factory, engine, ProgressHub())
+        worker.name = name
+        inner = worker.process
+
+        async def process(job: Job, as_worker: str) -> None:
+            assert job.id is not None
+            self.started.append((name, job.id))
+            await inner(job, as_worker)
+
+        worker.process = process  # type: ignore[method-assign]
+        self._running.append((worker, engine, worker.start(slots)))
+        return worker
+
+    async def stop(self) -> None:
+        for worker, engine, tasks in self._running:
+            worker.stop()
+            await engine.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.web.close()
+        for task in self._web_tasks:
+            task.cancel()
+        await asyncio.gather(*self._web_tasks, return_exceptions=True)
+        await self.database.dispose()
+
+    async def submit(self, candidate_id: int, *, organisation_id: int | None = None, priority: str = "batch") -> int:
+        """A submission and its job, written the way the web process writes them, in one transaction."""
+        async with self.factory() as db:
+            submission = Submission(
+                candidate_id=candidate_id, organisation_id=organisation_id, target="fixture:naive", rubric_version_id=1
+            )
+            db.add(submission)
+            await db.flush()
+            assert submission.id is not None
+            await self.web.enqueue(
+                db, submission.id, None, priority=PRIORITIES[priority], organisation_id=organisation_id
+            )
+            await db.commit()
+            return submission.id
+
+    async def statuses(self, ids: list[int]) -> dict[int, str]:
+        async with self.factory() as db:
+            rows = (await db.exec(select(Submission).where(col(Submission.id).in_(ids)))).all()
+            return {row.id or 0: row.status for row in rows}
+
+    async def until(
+        self, ids: list[int], done: Callable[[dict[int, str]], bool], seconds: float = 60
+    ) -> dict[int, str]:
+        deadline = time.monotonic() + seconds
+        while True:
+            current = await self.statuses(ids)
+            if done(current) or time.monotonic() > deadline:
+                return current
+            await asyncio.sleep(0.1)
+
+
+def finished(statuses: dict[int, str]) -> bool:
+    return all(status in ("done", "failed", "cancelled") for status in statuses.values())
+
+
+@pytest.fixture
+async def fleet(database_url: str, tmp_path: Path) -> AsyncIterator[Fleet]:
+    settings = engine_settings(database_url, tmp_path / "data", VIVA_SUBMISSIONS_RUNNING_PER_ORGANISATION="2")
+    await prepare_database(settings)
+    made = Fleet(settings)
+    try:
+        yield made
+    finally:
+        await made.stop()
+
+
+@pytest.fixture
+def slow_gradings(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Make every grading report progress for `seconds` before it grades (a cancel or a limit has time to act)."""
+
+    def slow(seconds: float) -> None:
+        def grade(target: str, rubric: Any, scratch: Path, options: Any, progress: Any) -> Any:
+            steps = max(1, int(seconds / 0.05))
+            for step in range(steps):
+                progress("fetch", step, steps)
+                time.sleep(0.05)
+            return real_grade(target, rubric, scratch, options, progress)
+
+        monkeypatch.setattr(worker_module, "grade", grade)
+
+    return slow
+
+
+async def test_every_grading_runs_once_and_its_result_is_written(fleet: Fleet) -> None:
+    candidate = await make_identity(fleet.settings, "candidate")
+    ids = [await fleet.submit(candidate.user.id or 0) for _ in range(4)]
+    fleet.worker("host-a:1", slots=2)
+    fleet.worker("host-b:2", slots=2)
+    statuses = await fleet.until(ids, finished)
+    assert set(statuses.values()) == {"done"}, statuses
+    assert len(fleet.started) == len({job for _, job in fleet.started}) == 4  # each grading ran once
+    async with database(fleet.settings) as db:
+        jobs = (await db.exec(select(Job).where(col(Job.submission_id).in_(ids)))).all()
+        assert {job.attempts for job in jobs} == {1} and {job.state for job in jobs} == {"done"}
+        reports = (await db.exec(select(Submission.report).where(col(Submission.id).in_(ids)))).all()
+        assert all(report and msgspec.json.decode(report)["score"] is not None for report in reports)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_on_postgresql_the_jobs_live_in_the_engines_own_tables(fleet: Fleet) -> None:
+    """(SQLite has no engine of its own: there the jobs table is the queue, which every other test here covers.)"""
+    assert fleet.web.name == "procrastinate"
+    candidate = await make_identity(fleet.settings, "candidate")
+    ids = [await fleet.submit(candidate.user.id or 0) for _ in range(2)]
+    fleet.worker("host-a:1")
+    assert set((await fleet.until(ids, finished)).values()) == {"done"}
+    async with database(fleet.settings) as db:
+        refs = (await db.exec(select(Job.engine_ref).where(col(Job.submission_id).in_(ids)))).all()
+        rows = (
+            await db.exec(
+                text("SELECT id, status, task_name, args FROM procrastinate_jobs WHERE id = ANY(:ids)").bindparams(
+                    ids=list(refs)
+                )
+            )
+        ).all()
+    assert (
+        len(rows) == 2
+        and {row.status for row in rows} == {"succeeded"}
+        and {row.task_name for row in rows} == {"viva.grade"}
+    )
+
+
+async def test_a_candidates_own_grading_runs_before_a_batch(fleet: Fleet) -> None:
+    candidate = await make_identity(fleet.settings, "candidate")
+    batch = [await fleet.submit(candidate.user.id or 0, priority="batch") for _ in range(3)]
+    own = await fleet.submit(candidate.user.id or 0, priority="interactive")
+    await asyncio.sleep(1.0)  # every row handed to the engine before any worker looks
+    fleet.worker("host-a:1", slots=1)
+    await fleet.until([*batch, own], finished)
+    async with database(fleet.settings) as db:
+        first_job = (await db.exec(select(Job).where(Job.id == fleet.started[0][1]))).one()
+    assert first_job.submission_id == own, fleet.started
+
+
+async def test_a_running_limit_of_two_holds_across_two_workers(fleet: Fleet, slow_gradings: Any) -> None:
+    slow_gradings(1.0)
+    organisation = await make_organisation(fleet.settings)
+    candidate = await make_identity(fleet.settings, "candidate", organisation_id=organisation)
+    ids = [await fleet.submit(candidate.user.id or 0, organisation_id=organisation) for _ in range(6)]
+    fleet.worker("host-a:1", slots=3)
+    fleet.worker("host-b:2", slots=3)
+    most = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        async with fleet.factory() as db:
+            running = (
+                await db.exec(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.organisation_id == organisation, Job.state == "running")
+                )
+            ).one()
+        most = max(most, running)
+        if finished(await fleet.statuses(ids)):
+            break
+        await asyncio.sleep(0.05)
+    assert set((await fleet.statuses(ids)).values()) == {"done"}
+    assert most == 2, f"at most {most} of the organisation's gradings ran at once, the limit is 2"
+    # Each worker alone has 3 slots: what held the count at 2 is the organisation's limit, counted globally.
+
+
+async def test_a_cancel_reaches_the_grading_on_whichever_worker_runs_it(fleet: Fleet, slow_gradings: Any) -> None:
+    slow_gradings(20.0)
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    fleet.worker("host-b:2")
+    await fleet.until([submission_id], lambda statuses: statuses[submission_id] == "running")
+    started = time.monotonic()
+    async with database(fleet.settings) as db:  # as the web process does, on its own connection
+        await submissions.cancel(db, candidate.user, submission_id)
+        await db.commit()
+    statuses = await fleet.until([submission_id], finished, seconds=30)
+    assert statuses[submission_id] == "cancelled"
+    assert time.monotonic() - started < 10  # at the next renewal of its lease, not at the end of the grading
+
+
+async def test_an_attempt_that_was_given_up_on_writes_nothing(fleet: Fleet) -> None:
+    """The fencing the engines rely on. Attempt 1's worker froze; the engine retried the same engine job, and the
+    same process (resumed) or another took it as attempt 2 and finished it. Attempt 1 can renew nothing, report
+    nothing and finish nothing — even under the same worker name, which is what a retry on the same process has."""
+    queue = fleet.web.queue
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    worker = "host-a:1/7"
+    async with fleet.factory() as db:
+        job_id = (await db.exec(select(Job.id).where(Job.submission_id == submission_id))).one()
+        assert job_id is not None
+        first = await queue.take(db, job_id, worker, engine_ref=7)
+        assert isinstance(first, Job) and first.attempts == 1
+        second = await queue.take(db, job_id, worker, engine_ref=7)  # the engine's retry of its stalled job
+        assert isinstance(second, Job) and second.attempts == 2
+        assert await queue.take(db, job_id, worker, engine_ref=8) is None  # another engine job: not its to run
+        assert await queue.finish(db, job_id, worker, "done", 2)
+        await db.commit()
+        assert not await queue.renew(db, job_id, worker, 1)
+        await queue.record_progress(db, job_id, 1, {"stage": "late", "done": 1, "total": 1})
+        assert not await queue.finish(db, job_id, worker, "failed", 1)
+        await db.commit()
+        row = await db.get(Job, job_id, populate_existing=True)
+    assert row is not None and row.state == "done" and row.attempts == 2 and "late" not in row.progress
+
+
+async def test_a_lapsed_lease_frees_a_job_for_another_worker_and_fences_the_first(fleet: Fleet) -> None:
+    """The same on the jobs table's own dispatch (the SQLite engine): a lapsed lease, another worker's claim."""
+    queue = fleet.web.queue
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    async with fleet.factory() as db:
+        job_id = (await db.exec(select(Job.id).where(Job.submission_id == submission_id))).one()
+        assert job_id is not None
+        first = await queue.take(db, job_id, "frozen:1/0", engine_ref=1)
+        assert isinstance(first, Job) and first.attempts == 1
+        await db.exec(update(Job).where(col(Job.id) == job_id).values(lease_until=utcnow() - timedelta(minutes=1)))
+        await db.commit()
+        second = await queue.claim(db, "healthy:2/0")
+        assert second is not None and second.id == job_id and second.attempts == 2
+        assert await queue.finish(db, job_id, "healthy:2/0", "done", 2)
+        await db.commit()
+        assert not await queue.finish(db, job_id, "frozen:1/0", "failed", 1)
+        row = await db.get(Job, job_id, populate_existing=True)
+    assert row is not None and row.state == "done" and row.worker == "healthy:2/0"
