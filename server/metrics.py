@@ -96,3 +96,36 @@ def _label(value: str) -> str:
 
 
 METRICS = Metrics()
+
+
+def render_fleet(
+    queued: dict[int, int], oldest_queued_seconds: float, running: int, hosts: list[tuple[str, bool, float, int, int]]
+) -> str:
+    """The grading fleet as the database sees it, for any process to export: queue depth by priority, the oldest
+    queued job's age, running gradings, and per worker host whether it is alive, its heartbeat's age and its free
+    slots. `hosts` is (name, alive, heartbeat age in seconds, slots, busy)."""
+    lines = [
+        "# HELP viva_jobs_queued Grading jobs waiting, by priority.",
+        "# TYPE viva_jobs_queued gauge",
+        *(f'viva_jobs_queued{{priority="{priority}"}} {count}' for priority, count in sorted(queued.items())),
+        "# HELP viva_job_oldest_queued_seconds How long the oldest waiting grading has waited.",
+        "# TYPE viva_job_oldest_queued_seconds gauge",
+        f"viva_job_oldest_queued_seconds {oldest_queued_seconds:.1f}",
+        "# HELP viva_jobs_running Gradings running on any worker.",
+        "# TYPE viva_jobs_running gauge",
+        f"viva_jobs_running {running}",
+        "# HELP viva_worker_alive Whether a worker host's heartbeat is recent (1) or it is taken for dead (0).",
+        "# TYPE viva_worker_alive gauge",
+        "# HELP viva_worker_heartbeat_age_seconds Seconds since a worker host last reported.",
+        "# TYPE viva_worker_heartbeat_age_seconds gauge",
+        "# HELP viva_worker_free_slots Gradings a living worker host could start now.",
+        "# TYPE viva_worker_free_slots gauge",
+    ]
+    for name, alive, age, slots, busy in hosts:
+        label = f'worker="{_label(name)}"'
+        lines += [
+            f"viva_worker_alive{{{label}}} {int(alive)}",
+            f"viva_worker_heartbeat_age_seconds{{{label}}} {age:.1f}",
+            f"viva_worker_free_slots{{{label}}} {max(0, slots - busy) if alive else 0}",
+        ]
+    return "\n".join(lines) + "\n"

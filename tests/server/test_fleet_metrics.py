@@ -1,0 +1,41 @@
+"""What to monitor when gradings run on many machines: queue depth, the oldest waiting job's age, running gradings
+and every worker's heartbeat, exported by any process from the database (docs/SCALING.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from litestar.testing import AsyncTestClient
+
+from server.app import create_app
+from server.db.models import Job, Submission, WorkerHost, utcnow
+from tests.server.conftest import database, make_identity, server_settings
+
+
+async def test_the_fleet_is_in_the_metrics(database_url: str, tmp_path: Path) -> None:
+    settings = server_settings(database_url, tmp_path / "data", VIVA_METRICS_PUBLIC="1", VIVA_SERVER_WORKER="0")
+    async with AsyncTestClient(create_app(settings, run_worker=False)) as client:
+        candidate = await make_identity(settings, "candidate")
+        async with database(settings) as db:
+            for priority, age_minutes in ((10, 1), (0, 30), (0, 5)):
+                submission = Submission(
+                    candidate_id=candidate.user.id or 0, target="fixture:naive", rubric_version_id=1
+                )
+                db.add(submission)
+                await db.flush()
+                created = utcnow() - timedelta(minutes=age_minutes)
+                db.add(Job(submission_id=submission.id or 0, priority=priority, created_at=created, engine_ref=-1))
+            db.add(WorkerHost(name="gpu-box:41", host="gpu-box", slots=4, busy=1, heartbeat_at=utcnow()))
+            db.add(WorkerHost(name="old-box:7", host="old-box", slots=2, heartbeat_at=utcnow() - timedelta(hours=1)))
+            await db.commit()
+        text = (await client.get("/metrics")).text
+    assert 'viva_jobs_queued{priority="0"} 2' in text and 'viva_jobs_queued{priority="10"} 1' in text
+    oldest = float(
+        next(line for line in text.splitlines() if line.startswith("viva_job_oldest_queued_seconds ")).split()[1]
+    )
+    assert 29 * 60 < oldest < 31 * 60
+    assert (
+        'viva_worker_alive{worker="gpu-box:41"} 1' in text and 'viva_worker_free_slots{worker="gpu-box:41"} 3' in text
+    )
+    assert 'viva_worker_alive{worker="old-box:7"} 0' in text and 'viva_worker_free_slots{worker="old-box:7"} 0' in text
