@@ -137,6 +137,8 @@ class SubmissionSettings(msgspec.Struct, frozen=True, kw_only=True):
     per_organisation: int = 10
     """Gradings one organisation may have queued or running at once (admission)."""
     running_per_organisation: int = 0
+    batch_max: int = 500
+    """Repositories one batch may hold (a manager's list for a position, server/services/batches.py)."""
     """Gradings one organisation may have running at once, over every worker; the rest wait queued (0: no limit)."""
     static_only: bool = False
     """Grade without running projects (no sandbox on this host)."""

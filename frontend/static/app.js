@@ -143,6 +143,13 @@ const Viva = (() => {
         run(button, button.dataset.method || "POST", button.dataset.api, body, false, boxFor(button));
       });
     });
+    root.querySelectorAll("input[type=file][data-fill]").forEach((input) => {
+      // A CSV chosen here is read into the text box it names; the box's text is what is sent.
+      input.addEventListener("change", async () => {
+        const target = document.getElementById(input.dataset.fill);
+        if (target && input.files && input.files[0]) target.value = await input.files[0].text();
+      });
+    });
     root.querySelectorAll("button[data-copy]").forEach((button) => {
       button.addEventListener("click", async () => {
         const source = document.getElementById(button.dataset.copy);

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from server.api import accounts, catalogue, interviews, reviews, submissions, system
+from server.api import accounts, batches, catalogue, interviews, reviews, submissions, system
 
-ROUTES = [*system.ROUTES, *accounts.ROUTES, *catalogue.ROUTES, *submissions.ROUTES, *interviews.ROUTES, *reviews.ROUTES]
+ROUTES = [
+    *system.ROUTES,
+    *accounts.ROUTES,
+    *catalogue.ROUTES,
+    *submissions.ROUTES,
+    *batches.ROUTES,
+    *interviews.ROUTES,
+    *reviews.ROUTES,
+]

@@ -164,6 +164,20 @@ class Candidacy(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("position_id", "candidate_id", name="uq_candidacy"),)
 
 
+class Batch(SQLModel, table=True):
+    """A manager's list of repositories for a position, each graded as a submission of its own, and the manager's
+    attestation that the candidates agreed to automated grading (kept verbatim, with who attested and when)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    position_id: int = Field(foreign_key="position.id", index=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    created_by: int = Field(foreign_key="user.id")
+    attestation: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    attested_at: datetime = Field(default_factory=utcnow)
+    total: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Submission(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     candidate_id: int = Field(foreign_key="user.id", index=True)
@@ -172,6 +186,8 @@ class Submission(SQLModel, table=True):
     target: str = Field(max_length=500)
     """The repository as submitted, never with credentials (an archive is `archive:<sha256>`)."""
     rubric_version_id: int = Field(foreign_key="rubricversion.id")
+    batch_id: int | None = Field(default=None, foreign_key="batch.id", index=True)
+    """The manager's batch this grading came in (None: the candidate submitted it)."""
     status: str = Field(default="queued", max_length=20, index=True)
     score: float | None = None
     coverage: float | None = None

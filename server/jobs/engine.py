@@ -312,14 +312,20 @@ class ProcrastinateEngine:
             await db.commit()
 
     async def recover_stalled(self) -> int:
-        """Retry the jobs of workers whose heartbeat stopped (killed, frozen, their machine gone); the number."""
+        """Retry the jobs of workers whose heartbeat stopped (killed, frozen, their machine gone), and put back the
+        rows whose attempt died unseen (a lease lapsed well past the stall time); the number recovered."""
         await self._open()
         seconds = self.settings.server.worker_stalled_seconds
         stalled = list(await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds))
         for job in stalled:
             log.warning("retrying grading job %s: its worker %s stopped answering", job.id, job.worker_id)
             await self.app.job_manager.retry_job(job)
-        return len(stalled)
+        async with self.factory() as db:
+            lapsed = await self.queue.requeue_lapsed(db, seconds + self.settings.server.job_lease_seconds)
+        if lapsed:
+            log.warning("%d grading(s) whose attempt died unseen were queued again", lapsed)
+            self._nudge.set()
+        return len(stalled) + lapsed
 
     async def _recover_loop(self) -> None:
         while not self._stopping.is_set():

@@ -153,6 +153,24 @@ class DatabaseQueue:
         await db.commit()
         return None
 
+    async def requeue_lapsed(self, db: AsyncSession, grace_seconds: float) -> int:
+        """Put back in the queue the running jobs whose lease lapsed more than `grace_seconds` ago — an attempt
+        that died in a way its engine did not see (its task failed outside the grading) — for the dispatcher to hand
+        out again; the dead attempt is fenced by its number. Jobs pinned to a process are left to their own rules.
+        The number put back."""
+        cutoff = utcnow() - timedelta(seconds=grace_seconds)
+        result = await db.exec(
+            update(Job)
+            .where(
+                col(Job.state) == "running",
+                col(Job.lease_until) < cutoff,
+                col(Job.pinned_to).is_(None),
+            )
+            .values(state="queued", engine_ref=None, updated_at=utcnow())
+        )
+        await db.commit()
+        return int(result.rowcount or 0)
+
     async def _started(self, db: AsyncSession, job_id: int) -> Job | None:
         job = await db.get(Job, job_id, populate_existing=True)
         if job is not None:

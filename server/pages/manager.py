@@ -12,11 +12,12 @@ from sqlalchemy import or_
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.db.models import Candidacy, OutboxMail, Position, RubricVersion, User
+from server.db.models import Candidacy, Job, OutboxMail, Position, RubricVersion, User
 from server.errors import Forbidden
+from server.jobs.engine import living_hosts
 from server.pages.render import page_opt, render
 from server.schemas import ID_MAX, PathId
-from server.services import catalogue, reviews
+from server.services import batches, catalogue, reviews
 from server.web import state_of
 
 MANAGER, ADMIN = page_opt("manager"), page_opt("admin")
@@ -70,6 +71,8 @@ async def position_page(
         criteria=criteria,
         rubric=rubric,
         request_base=state_of(request).settings.server.public_url.rstrip("/"),
+        batches=await batches.batch_progress(db, position_id),
+        attestation=batches.ATTESTATION,
     )
 
 
@@ -126,6 +129,35 @@ async def outbox_page(
     return render(request, "manager/outbox.html.j2", mails=mails)
 
 
+@get("/admin/workers", opt=ADMIN, include_in_schema=False)
+async def workers_page(
+    request: Request[Any, Any, Any], db: NamedDependency[AsyncSession], user: NamedDependency[User]
+) -> Response[str]:
+    """The worker hosts (server/jobs/engine.py): which machines grade, on which engine, how busy, alive or not."""
+    if user.role != "admin":
+        raise Forbidden("admins only")
+    state = state_of(request)
+    stalled = state.settings.server.worker_stalled_seconds
+    counts = dict(
+        (
+            await db.exec(
+                select(Job.state, func.count())
+                .where(col(Job.state).in_(("queued", "running")))
+                .group_by(col(Job.state))
+            )
+        ).all()
+    )
+    return render(
+        request,
+        "manager/workers.html.j2",
+        hosts=await living_hosts(db, stalled),
+        stalled=stalled,
+        queued=counts.get("queued", 0),
+        running=counts.get("running", 0),
+        engine=state.queue.name,
+    )
+
+
 async def _rubrics(db: AsyncSession, user: User) -> list[RubricVersion]:
     owner = or_(
         col(RubricVersion.organisation_id).is_(None), col(RubricVersion.organisation_id) == user.organisation_id
@@ -144,4 +176,13 @@ def _line_kind(line: str) -> str:
     return {"+": "added", "-": "removed"}.get(line[:1], "same")
 
 
-ROUTES = [dashboard_page, position_page, rubrics_page, new_rubric_page, rubric_page, rubric_diff_page, outbox_page]
+ROUTES = [
+    dashboard_page,
+    position_page,
+    rubrics_page,
+    new_rubric_page,
+    rubric_page,
+    rubric_diff_page,
+    outbox_page,
+    workers_page,
+]

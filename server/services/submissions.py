@@ -209,7 +209,13 @@ async def hold_limits(db: AsyncSession, candidate_id: int, organisation_id: int 
 
 
 def _in_flight() -> SelectOfScalar[int]:
-    return select(func.count()).select_from(Submission).where(col(Submission.status).in_(ACTIVE))
+    """Candidates' own gradings queued or running: a manager's batch is admitted by its own size limit
+    (server/services/batches.py), so it neither counts here nor is refused here."""
+    return (
+        select(func.count())
+        .select_from(Submission)
+        .where(col(Submission.status).in_(ACTIVE), col(Submission.batch_id).is_(None))
+    )
 
 
 def _id(item: User | Submission) -> int:

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from server.app import create_app
 from server.db.models import Job, Submission, WorkerHost, utcnow
-from tests.server.conftest import database, make_identity, server_settings
+from tests.server.conftest import database, make_identity, make_organisation, server_settings
 
 
 async def test_the_fleet_is_in_the_metrics(database_url: str, tmp_path: Path) -> None:
@@ -39,3 +39,20 @@ async def test_the_fleet_is_in_the_metrics(database_url: str, tmp_path: Path) ->
         'viva_worker_alive{worker="gpu-box:41"} 1' in text and 'viva_worker_free_slots{worker="gpu-box:41"} 3' in text
     )
     assert 'viva_worker_alive{worker="old-box:7"} 0' in text and 'viva_worker_free_slots{worker="old-box:7"} 0' in text
+
+
+async def test_an_admin_sees_the_workers_and_a_manager_does_not(database_url: str, tmp_path: Path) -> None:
+    settings = server_settings(database_url, tmp_path / "data", VIVA_SERVER_WORKER="0")
+    async with AsyncTestClient(create_app(settings, run_worker=False)) as client:
+        admin = await make_identity(settings, "admin")
+        organisation = await make_organisation(settings)
+        manager = await make_identity(settings, "manager", organisation_id=organisation)
+        async with database(settings) as db:
+            db.add(WorkerHost(name="gpu-box:41", host="gpu-box", engine="gpu-box 4Q2B (Docker 27)", slots=4, busy=3))
+            db.add(WorkerHost(name="old-box:7", host="old-box", slots=2, heartbeat_at=utcnow() - timedelta(hours=1)))
+            await db.commit()
+        page = await client.get("/admin/workers", headers=admin.headers)
+        assert page.status_code == 200, page.text
+        assert "gpu-box:41" in page.text and "gpu-box 4Q2B (Docker 27)" in page.text and "3 / 4" in page.text
+        assert "old-box:7" in page.text and "<strong>gone</strong>" in page.text and "0 / 2" in page.text
+        assert (await client.get("/admin/workers", headers=manager.headers)).status_code == 403

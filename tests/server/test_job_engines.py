@@ -289,3 +289,23 @@ async def test_a_lapsed_lease_frees_a_job_for_another_worker_and_fences_the_firs
         assert not await queue.finish(db, job_id, "frozen:1/0", "failed", 1)
         row = await db.get(Job, job_id, populate_existing=True)
     assert row is not None and row.state == "done" and row.worker == "healthy:2/0"
+
+
+async def test_a_grading_whose_attempt_died_unseen_is_run_again(fleet: Fleet) -> None:
+    """An attempt that died where its engine could not see it (its task failed outside the grading, its process
+    lost the database) leaves a running row whose lease lapses: the row goes back to the queue and is graded."""
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    async with fleet.factory() as db:
+        job_id = (await db.exec(select(Job.id).where(Job.submission_id == submission_id))).one()
+        assert job_id is not None
+        ghost = await fleet.web.queue.take(db, job_id, "ghost:1/99", engine_ref=99)
+        assert isinstance(ghost, Job) and ghost.attempts == 1
+        await db.exec(update(Job).where(col(Job.id) == job_id).values(lease_until=utcnow() - timedelta(hours=1)))
+        await db.commit()
+    fleet.worker("host-a:1")
+    statuses = await fleet.until([submission_id], finished)
+    assert statuses[submission_id] == "done"
+    async with fleet.factory() as db:
+        row = await db.get(Job, job_id, populate_existing=True)
+    assert row is not None and row.attempts == 2 and row.worker.startswith("host-a:1/")
