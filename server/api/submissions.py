@@ -19,10 +19,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Job, Submission, User
-from server.errors import Conflict, InvalidInput, NotFound
-from server.jobs.worker import TERMINAL, progress_of, uploads_path
+from server.errors import InvalidInput, NotFound
+from server.jobs.worker import TERMINAL, fixture_path, progress_of, uploads_path
 from server.schemas import ID_MAX, Limit, NewSubmission, Offset, OptionalQueryId, Page, PathId, Regrade, SubmissionOut
-from server.services import retention, submissions
+from server.services import prefetch, retention, submissions
 from server.services.archives import store_archive
 from server.web import client_address, state_of
 
@@ -39,22 +39,34 @@ async def submit(
 ) -> SubmissionOut:
     """Queue a grading of an https repository URL (a private one with a token, used for the clone only)."""
     state = state_of(request)
-    state.limiter.hit("submission", client_address(request), state.settings.limits.submissions_per_minute)
-    if data.token and not state.worker.running:
-        raise Conflict(
-            "this server process runs no gradings, so it cannot hold a private repository's token (tokens are kept "
-            "in memory only, by the process that grades); submit through a server with its worker on"
+    settings = state.settings
+    state.limiter.hit("submission", client_address(request), settings.limits.submissions_per_minute)
+    # A token stays in this process's memory. If this process grades and the jobs table dispatches (one machine),
+    # the job is pinned here and the clone happens when it runs; otherwise this process clones now and the job,
+    # wherever it runs, grades that snapshot (server/services/prefetch.py).
+    pinned = bool(data.token) and state.worker.running and state.queue.name == "database"
+    prefetched = None
+    if data.token and not pinned:
+        await submissions.check_submitter(db, settings, user, data.position_id)
+        target = submissions.check_target(data.target, settings)
+        source = str(fixture_path(settings, target)) if target.startswith("fixture:") else None
+        prefetched = await asyncio.to_thread(prefetch.clone_now, target, data.token, settings, source=source)
+    try:
+        submission = await submissions.submit(
+            db,
+            state.queue,
+            settings,
+            user,
+            target=data.target,
+            position_id=data.position_id,
+            pinned_to=state.worker.name if pinned else None,
+            prefetched=prefetched,
         )
-    submission = await submissions.submit(
-        db,
-        state.queue,
-        state.settings,
-        user,
-        target=data.target,
-        position_id=data.position_id,
-        pinned_to=state.worker.name if data.token else None,
-    )
-    if data.token:
+    except Exception:
+        if prefetched:
+            prefetch.forget(settings, prefetched)  # refused (a limit, a closed position): no clone left behind
+        raise
+    if pinned and data.token:
         assert submission.id is not None
         state.worker.tokens[submission.id] = data.token
     return SubmissionOut.of(submission)

@@ -188,6 +188,9 @@ class Submission(SQLModel, table=True):
     rubric_version_id: int = Field(foreign_key="rubricversion.id")
     batch_id: int | None = Field(default=None, foreign_key="batch.id", index=True)
     """The manager's batch this grading came in (None: the candidate submitted it)."""
+    prefetched: str | None = Field(default=None, max_length=80)
+    """A private repository cloned with its token by the web process that received it (server/services/prefetch.py):
+    the key of that snapshot in the shared directory, which the job grades. The token itself is stored nowhere."""
     status: str = Field(default="queued", max_length=20, index=True)
     score: float | None = None
     coverage: float | None = None

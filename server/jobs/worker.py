@@ -33,6 +33,7 @@ from server.db.models import Job, RubricVersion, Submission, utcnow
 from server.jobs.engine import JobEngine, process_name
 from server.metrics import METRICS
 from server.services.catalogue import loaded
+from server.services.prefetch import Prefetched, forget, prefetched_repo
 from server.settings import Settings
 
 log = logging.getLogger("viva.worker")
@@ -136,23 +137,35 @@ class Worker:
         scratch.mkdir(parents=True)
         started = time.monotonic()
         try:
-            target, options = self._target_and_options(submission, book)
+            try:
+                target, options = self._target_and_options(submission, book)
+            except FileNotFoundError:
+                await self._finish(run, "failed", None, "the private repository's clone is gone; submit it again")
+                return
             state, report, error = await run.execute(target, loaded(rubric_row), scratch, options)
+            if report is not None and submission.prefetched:
+                report = _as_cloned(report, prefetched_repo(self.settings, submission.prefetched)[1])
             METRICS.add_spend("grading", book.spent(JUDGE_ACCOUNT))
             METRICS.observe_job(state, time.monotonic() - started)
             await self._finish(run, state, report, error, scratch / "repo")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             self.tokens.pop(submission.id, None)
+        if submission.prefetched and state in TERMINAL:
+            forget(self.settings, submission.prefetched)  # graded: its snapshot is kept with the submission
 
     def _target_and_options(self, submission: Submission, book: BudgetBook) -> tuple[str, GradeOptions]:
         """An https URL is cloned within the submission host allow-list; an uploaded archive (unpacked at upload)
         and a test fixture are local directories Viva itself wrote or was configured with."""
         settings = self.settings
         target, local = submission.target, False
-        if target.startswith("fixture:"):
-            assert settings.submissions.fixtures_dir, "fixture targets are accepted only when fixtures_dir is set"
-            target, local = str(Path(settings.submissions.fixtures_dir) / target.removeprefix("fixture:")), True
+        if submission.prefetched:
+            # Cloned with its token by the web process that received it; FileNotFoundError (the clone is gone)
+            # fails the job with the reason.
+            repo, _ = prefetched_repo(settings, submission.prefetched)
+            target, local = str(repo), True
+        elif target.startswith("fixture:"):
+            target, local = str(fixture_path(settings, target)), True
         elif target.startswith("archive:"):
             target, local = str(uploads_path(settings) / target.removeprefix("archive:")), True
         limits = msgspec.structs.replace(settings.fetch, allowed_hosts=list(settings.submissions.hosts))
@@ -252,6 +265,27 @@ class _JobRun:
             owner.hub.publish(self.submission_id, latest)
             async with owner.factory() as db:
                 await owner.queue.record_progress(db, self.job_id, self.attempt, latest)
+
+
+def fixture_path(settings: Settings, target: str) -> Path:
+    """A test fixture's directory (`fixture:NAME`, accepted only when fixtures_dir is set)."""
+    assert settings.submissions.fixtures_dir, "fixture targets are accepted only when fixtures_dir is set"
+    return Path(settings.submissions.fixtures_dir) / target.removeprefix("fixture:")
+
+
+def _as_cloned(report: GradingReport, cloned: Prefetched) -> GradingReport:
+    """A report of a snapshot the web process cloned, naming the repository and commit it was cloned from."""
+    repo = msgspec.structs.replace(
+        report.repo, target=cloned.target, source_kind="remote", commit=cloned.commit or report.repo.commit,
+        ref=cloned.ref, dirty=False, web_url=_web_url(cloned),
+    )  # fmt: skip
+    return msgspec.structs.replace(report, repo=repo)
+
+
+def _web_url(cloned: Prefetched) -> str | None:
+    if cloned.commit and cloned.target.startswith("https://github.com/"):
+        return f"{cloned.target}/blob/{cloned.commit}/"
+    return None
 
 
 def uploads_path(settings: Settings) -> Path:

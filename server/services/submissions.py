@@ -15,6 +15,7 @@ from server.db.models import (
     Interview,
     Job,
     Organisation,
+    Position,
     ReviewRequest,
     ScoreOverride,
     Submission,
@@ -64,13 +65,12 @@ async def submit(
     position_id: int | None,
     uploaded: bool = False,
     pinned_to: str | None = None,
+    prefetched: str | None = None,
 ) -> Submission:
-    if candidate.role != "candidate":
-        raise Forbidden("only candidates submit repositories")
-    if candidate.ai_notice_accepted_at is None:
-        raise Forbidden("read and accept how Viva uses AI before you submit (POST /api/me/ai-notice)")
+    """`prefetched`: the repository was already cloned with its token by this process (server/services/prefetch.py);
+    the job grades that snapshot."""
+    position = await check_submitter(db, settings, candidate, position_id)
     target = check_target(target, settings, uploaded=uploaded)
-    position = await joined_position(db, candidate, position_id) if position_id is not None else None
     rubric_id = (
         position.rubric_version_id if position else (await default_rubric(db, settings.grading.default_rubric)).id
     )
@@ -81,8 +81,20 @@ async def submit(
         organisation_id=position.organisation_id if position else None,
         target=target,
         rubric_version_id=rubric_id,
+        prefetched=prefetched,
     )
     return await _admit(db, queue, settings, submission, pinned_to, priority=PRIORITIES["interactive"])
+
+
+async def check_submitter(
+    db: AsyncSession, settings: Settings, candidate: User, position_id: int | None
+) -> Position | None:
+    """Whether this user may submit (to this position): checked before anything is fetched. The position, if any."""
+    if candidate.role != "candidate":
+        raise Forbidden("only candidates submit repositories")
+    if candidate.ai_notice_accepted_at is None:
+        raise Forbidden("read and accept how Viva uses AI before you submit (POST /api/me/ai-notice)")
+    return await joined_position(db, candidate, position_id) if position_id is not None else None
 
 
 async def regrade(

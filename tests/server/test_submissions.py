@@ -212,9 +212,11 @@ async def test_one_grading_at_a_time_per_candidate_and_a_queued_one_can_be_cance
 async def test_a_private_repository_token_stays_with_the_process_that_holds_it(
     settings: Settings, client: AsyncTestClient[Litestar]
 ) -> None:
-    """A token is kept in the memory of the process that took it, and its job is pinned there: another process
-    does not take the job while the pin is alive, takes it once the pin lapses (that process died) and fails it
-    with a message saying to submit the token again — it never tries the clone without the token."""
+    """A token is kept in the memory of the process that took it. With the jobs table dispatching (SQLite, one
+    machine) its job is pinned there: another process does not take the job while the pin is alive, takes it once
+    the pin lapses (that process died) and fails it with a message saying to submit the token again — it never
+    tries the clone without the token. With Procrastinate (PostgreSQL), where any worker may run the job, this
+    process clones at once and the job grades that snapshot (tests/server/test_prefetched_clones.py)."""
     state = client.app.state["viva"]
     candidate = await make_identity(settings, "candidate")
     submitted = await client.post(
@@ -224,7 +226,11 @@ async def test_a_private_repository_token_stays_with_the_process_that_holds_it(
     assert (await wait_for(client, candidate, submitted.json()["id"]))["status"] == "done"
     async with database(settings) as db:
         job = (await db.exec(select(Job).where(Job.submission_id == submitted.json()["id"]))).one()
-        assert job.pinned_to == state.worker.name  # the process holding the token took it
+        row = await db.get(Submission, submitted.json()["id"])
+        if state.queue.name == "database":
+            assert job.pinned_to == state.worker.name and row is not None and row.prefetched is None
+        else:
+            assert job.pinned_to is None and row is not None and row.prefetched
     assert state.worker.tokens == {}  # and forgot the token once the clone was done
 
     # A job pinned to another process, its pin alive: this process leaves it alone.
@@ -246,12 +252,18 @@ async def test_a_private_repository_token_stays_with_the_process_that_holds_it(
     assert failed["status"] == "failed" and "submit the repository again with its token" in failed["error"]
 
 
-async def test_a_process_without_a_worker_refuses_a_token(settings: Settings) -> None:
+async def test_a_process_without_a_worker_clones_a_private_repository_at_once(settings: Settings) -> None:
+    """A web-only process cannot keep a token for a worker elsewhere: it clones with it now, into the shared
+    directory, and queues a job that grades the snapshot. The token is stored nowhere."""
     async with AsyncTestClient(create_app(settings, run_worker=False)) as client:
         candidate = await make_identity(settings, "candidate")
-        refused = await client.post(
+        submitted = await client.post(
             "/api/submissions", json={"target": "fixture:naive", "token": "ghp_secret"}, headers=candidate.headers
         )
-        assert refused.status_code == 409 and "memory only" in refused.json()["error"]["message"]
-        listed = (await client.get("/api/submissions", headers=candidate.headers)).json()
-        assert listed["items"] == []  # nothing half-made was left behind
+        assert submitted.status_code == 202, submitted.text
+        async with database(settings) as db:
+            row = await db.get(Submission, submitted.json()["id"])
+            job = (await db.exec(select(Job).where(Job.submission_id == submitted.json()["id"]))).one()
+        assert row is not None and row.prefetched and job.pinned_to is None
+        assert (settings.shared_path / "clones" / row.prefetched / "repo" / "main.py").is_file()
+        assert "ghp_secret" not in repr(row) + repr(job)

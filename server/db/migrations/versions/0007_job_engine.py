@@ -1,4 +1,5 @@
-"""grading on many machines: job priority, organisation and engine id; the worker hosts table; batches
+"""grading on many machines: job priority, organisation and engine id; the worker hosts table; batches; private
+repositories cloned by the web process
 
 Revision ID: 0007
 Revises: 0006
@@ -59,6 +60,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_batch_organisation_id"), "batch", ["organisation_id"], unique=False)
     with op.batch_alter_table("submission") as batch:
         batch.add_column(sa.Column("batch_id", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("prefetched", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True))
         batch.create_index(batch.f("ix_submission_batch_id"), ["batch_id"], unique=False)
         batch.create_foreign_key("fk_submission_batch_id_batch", "batch", ["batch_id"], ["id"])
 
@@ -67,6 +69,7 @@ def downgrade() -> None:
     with op.batch_alter_table("submission") as batch:
         batch.drop_constraint("fk_submission_batch_id_batch", type_="foreignkey")
         batch.drop_index(batch.f("ix_submission_batch_id"))
+        batch.drop_column("prefetched")
         batch.drop_column("batch_id")
     op.drop_index(op.f("ix_batch_organisation_id"), table_name="batch")
     op.drop_index(op.f("ix_batch_position_id"), table_name="batch")
