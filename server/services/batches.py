@@ -148,9 +148,9 @@ async def create_batch(
     """The batch and a queued submission per line, in one transaction (the caller commits)."""
     if manager.role not in ("manager", "admin"):
         raise Forbidden("only managers hand in batches")
+    position = await managed_position(db, manager, position_id)  # another organisation's position: 404, first
     if not attested:
         raise InvalidInput("confirm that the candidates agreed to automated grading", {"field": "attest"})
-    position = await managed_position(db, manager, position_id)
     lines = parse_batch(text, settings)
     batch = Batch(
         position_id=position.id or 0,

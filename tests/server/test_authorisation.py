@@ -26,6 +26,7 @@ RUBRIC = (
 SAMPLE_BODIES = {
     "overrides": {"path": "evals.runs", "score": 0.5, "reason": "checked by hand"},
     "review-request": {"message": "please have a person look at this"},
+    "batches": {"text": "fixture:naive", "attest": True},
 }
 """Valid bodies for routes whose resource check comes after body validation (an empty body would stop at 400)."""
 
