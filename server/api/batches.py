@@ -12,7 +12,7 @@ from litestar.params import JSONBody
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import User
-from server.schemas import PathId
+from server.schemas import Limit, Offset, Page, PathId
 from server.services import batches
 from server.services.catalogue import managed_position
 from server.web import client_address, state_of
@@ -57,14 +57,20 @@ async def create_batch(
 
 @get("/api/positions/{position_id:int}/batches", opt=MANAGER)
 async def list_batches(
-    db: NamedDependency[AsyncSession], user: NamedDependency[User], position_id: PathId
-) -> list[BatchOut]:
+    db: NamedDependency[AsyncSession],
+    user: NamedDependency[User],
+    position_id: PathId,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[BatchOut]:
     """The position's batches, newest first, with their gradings counted by status."""
     await managed_position(db, user, position_id)
-    return [
+    rows, total = await batches.batch_progress(db, position_id, limit=limit, offset=offset)
+    items = [
         BatchOut(row["id"], row["total"], row["finished"], row["counts"], row["attestation"], row["created_at"])
-        for row in await batches.batch_progress(db, position_id)
+        for row in rows
     ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 ROUTES = [create_batch, list_batches]

@@ -71,7 +71,7 @@ async def position_page(
         criteria=criteria,
         rubric=rubric,
         request_base=state_of(request).settings.server.public_url.rstrip("/"),
-        batches=await batches.batch_progress(db, position_id),
+        batches=(await batches.batch_progress(db, position_id))[0],
         attestation=batches.ATTESTATION,
     )
 

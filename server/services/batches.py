@@ -30,6 +30,7 @@ from server.errors import Forbidden, InvalidInput
 from server.jobs.engine import PRIORITIES, JobEngine
 from server.services.accounts import EMAIL, normalise_email
 from server.services.catalogue import managed_position
+from server.services.paging import paged
 from server.services.submissions import check_target
 from server.settings import Settings
 
@@ -217,11 +218,12 @@ async def _join(db: AsyncSession, position_id: int, candidate_id: int) -> None:
         await db.flush()
 
 
-async def batch_progress(db: AsyncSession, position_id: int) -> list[dict[str, Any]]:
-    """Each of the position's batches, newest first, with its gradings counted by status."""
-    batches = (
-        await db.exec(select(Batch).where(Batch.position_id == position_id).order_by(col(Batch.id).desc()))
-    ).all()
+async def batch_progress(
+    db: AsyncSession, position_id: int, *, limit: int = 20, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the position's batches, newest first, each with its gradings counted by status; and how many."""
+    query = select(Batch).where(Batch.position_id == position_id)
+    batches, total = await paged(db, query, col(Batch.id).desc(), limit=limit, offset=offset)
     progress = []
     for batch in batches:
         counts = dict(
@@ -244,4 +246,4 @@ async def batch_progress(db: AsyncSession, position_id: int) -> list[dict[str, A
                 "attestation": batch.attestation,
             }
         )
-    return progress
+    return progress, total

@@ -65,7 +65,7 @@ async def test_a_csv_becomes_a_graded_submission_per_line(
 
     # Progress on the API and on the position page, until every grading has finished.
     for _ in range(300):
-        listed = (await client.get(f"/api/positions/{position}/batches", headers=manager.headers)).json()
+        listed = (await client.get(f"/api/positions/{position}/batches", headers=manager.headers)).json()["items"]
         if all(batch["finished"] == batch["total"] for batch in listed):
             break
         await asyncio.sleep(0.2)

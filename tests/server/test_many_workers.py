@@ -47,10 +47,16 @@ def _free_port() -> int:
 
 @contextmanager
 def second_docker_engine() -> Iterator[str]:
-    """A second Docker engine on this machine: its own socket, data root and exec root (no bridge, no iptables: the
-    sandboxes use no network), with Viva's base image loaded from the first. Yields its DOCKER_HOST."""
+    """A second Docker engine on this machine: its own socket, data root, exec root and bridge (no iptables: the
+    sandboxes use no network), with Viva's base image loaded from the first. Yields its DOCKER_HOST.
+
+    Its bridge is one of its own, made here: a dockerd started with `--bridge none` removes the host's `docker0`
+    (moby's removeDefaultBridgeInterface), which the first engine's containers need."""
     base = Path(tempfile.mkdtemp(prefix="viva-d2-", dir="/tmp"))  # short: containerd's socket path has a limit
     sock = base / "docker.sock"
+    bridge = f"vivad2{base.name[-6:]}".replace("_", "")[:15]
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", "10.213.0.1/24", "dev", bridge], check=True, capture_output=True)
     log = (base / "dockerd.log").open("wb")
     engine = subprocess.Popen(
         [
@@ -64,7 +70,7 @@ def second_docker_engine() -> Iterator[str]:
             "--pidfile",
             str(base / "dockerd.pid"),
             "--bridge",
-            "none",
+            bridge,
             "--iptables=false",
             "--ip-masq=false",
         ],
@@ -97,6 +103,7 @@ def second_docker_engine() -> Iterator[str]:
             engine.kill()
         log.close()
         subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -263,6 +270,8 @@ def _sandboxes_made_by(url: str | None, since: int) -> dict[str, int]:
 def engine_two() -> Iterator[str]:
     with second_docker_engine() as url:
         yield url
+    # The first engine's bridge is still there for every later test's containers.
+    assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False).returncode == 0
 
 
 def test_gradings_spread_over_two_engines_survive_a_killed_and_a_frozen_worker(
