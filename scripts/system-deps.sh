@@ -12,6 +12,7 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser tests drive Debian's Chromium
 command -v flite >/dev/null 2>&1 || need+=(flite)  # spoken answers for the voice tests
+command -v ip >/dev/null 2>&1 || need+=(iproute2)  # the many-workers test gives its second Docker engine a bridge
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]}" >&2

@@ -5,7 +5,8 @@ socket and data root, started here) and its own data directory, sharing only the
 Ten gradings spread over both engines (read off each engine's container events: each worker's sandboxes are on its
 own engine, none on the other); a worker killed (SIGKILL) mid-grading has its job finished by the other, once, and its
 sandbox removed by the next worker on its engine; a worker frozen (SIGSTOP) until its job was retried elsewhere and
-then resumed (SIGCONT) cannot overwrite the retry's result.
+then resumed (SIGCONT) cannot overwrite the retry's result; a cancel sent to the web process stops the grading on the
+worker running it.
 """
 
 from __future__ import annotations
@@ -336,6 +337,16 @@ def test_gradings_spread_over_two_engines_survive_a_killed_and_a_frozen_worker(
         after, job = cluster.submission(frozen), cluster.jobs(frozen_ids)[frozen]
         assert (after.status, after.finished_at, after.report) == (before.status, before.finished_at, before.report)
         assert (job.state, job.worker, job.attempts) == (retried.state, retried.worker, retried.attempts)
+
+        # A cancel sent to the web process reaches the grading on whichever worker runs it.
+        cancel_ids = [cluster.submit(candidate.headers)]
+        cancelled, _ = cluster.running_on(cancel_ids, [second, third])
+        response = httpx.post(
+            f"http://127.0.0.1:{cluster.port}/api/submissions/{cancelled}/cancel", headers=candidate.headers, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        ended = cluster.wait(cancel_ids, seconds=60)[cancelled]
+        assert ended.state == "cancelled" and cluster.submission(cancelled).status == "cancelled"
     finally:
         for process in reversed(cluster.processes):
             _stop(process)
