@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.profile.deps import is_dependency_file
 from grader.profile.walk import SKIPPED_DIRS, RawFile, Skipped, walk_files
 
 CODE_SUFFIXES = (".py", ".ipynb", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".go", ".rs", ".java", ".rb")
@@ -77,7 +76,6 @@ class _Folder:
     readme: bool = False
     code_here: int = 0
     code_below: int = 0
-    manifest: bool = False
     children: list[_Folder] | None = None
 
 
@@ -104,7 +102,7 @@ def find_layout(root: Path) -> Layout:
         return Layout()
     project_code = tree.code_below - root_code - loose_code
     if loose_code > project_code // 4:
-        # Most of the code is outside the projects: they are parts of one app (a plugin folder with a README).
+        # Much of the code is outside the projects: the folders with READMEs are parts of one app, not a collection.
         return Layout()
     projects.sort()
     main, why = _main_project(root, projects)
@@ -117,7 +115,7 @@ def _is_project(folder: _Folder) -> bool:
 
 
 def _scan(root: Path) -> _Folder:
-    """Two levels of folders below the root, with each folder's README, manifest and code counted (code at any
+    """Two levels of folders below the root, with each folder's README and code counted (code at any
     depth below it). Skips what the profile's walk skips and hidden folders."""
     budget = [MAX_WALK_ENTRIES]
 
@@ -143,8 +141,6 @@ def _scan(root: Path) -> _Folder:
                 name = entry.name
                 if _README.match(name):
                     folder.readme = True
-                elif is_dependency_file(name):
-                    folder.manifest = True
                 elif name.endswith(CODE_SUFFIXES) and not (
                     depth == 0 and (name in _TOOLING_FILES or _TOOLING_NAME.search(name))
                 ):
