@@ -57,7 +57,10 @@ def parse_batch(text: str, settings: Settings) -> list[BatchLine]:
     """The list's lines, each checked; InvalidInput listing every bad line (`details.problems`) otherwise."""
     if len(text.encode()) > MAX_TEXT:
         raise InvalidInput(f"the list is over {MAX_TEXT // 1000} kB; split it into several batches")
-    rows = _rows(text)
+    try:
+        rows = _rows(text)
+    except csv.Error as error:  # a NUL byte, an unclosed quote across a field over the size limit
+        raise InvalidInput(f"the CSV could not be read: {error}") from None
     problems: list[dict[str, Any]] = []
     lines: list[BatchLine] = []
     seen: dict[str, int] = {}
@@ -123,8 +126,8 @@ def _rows(text: str) -> list[tuple[int, str, str, str]]:
         if not parts or not parts[0] or line.lstrip().startswith("#"):
             continue
         email = parts[1] if len(parts) > 1 and "@" in parts[1] else ""
-        rest = parts[2] if len(parts) > 2 else (parts[1] if len(parts) > 1 and not email else "")
-        found.append((number, parts[0], email, rest))
+        name = " ".join(parts[2:] if email else parts[1:])  # `URL Ada Lovelace` names Ada Lovelace, no email
+        found.append((number, parts[0], email, name))
     return found
 
 

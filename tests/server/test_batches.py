@@ -40,7 +40,7 @@ async def test_a_csv_becomes_a_graded_submission_per_line(
     organisation = await make_organisation(settings)
     manager = await make_identity(settings, "manager", organisation_id=organisation)
     position = await position_for(client, manager.headers)
-    pasted = "fixture:brittle   lin@example.org  Lin\n# a comment line\n\nfixture:starts\n"
+    pasted = "fixture:brittle   lin@example.org  Lin Wei\n# a comment line\n\nfixture:starts Ada Byron\n"
     made = await client.post(
         f"/api/positions/{position}/batches", json={"text": CSV, "attest": True}, headers=manager.headers
     )
@@ -58,6 +58,8 @@ async def test_a_csv_becomes_a_graded_submission_per_line(
         emails = {(await db.get(User, row.candidate_id)).email for row in rows}  # type: ignore[union-attr]
         assert {"ada@example.org", "grace@example.org", "lin@example.org"} <= emails
         assert any(email.endswith(".invalid") for email in emails)  # the line with no email
+        names = {(await db.get(User, row.candidate_id)).name for row in rows}  # type: ignore[union-attr]
+        assert {"Ada Lovelace", "Lin Wei", "Ada Byron"} <= names
         joined = (await db.exec(select(Candidacy).where(Candidacy.position_id == position))).all()
         assert len(joined) == 4  # every batch candidate is on the side-by-side table
         jobs = (await db.exec(select(Job).where(col(Job.submission_id).in_([row.id for row in rows])))).all()
@@ -81,6 +83,12 @@ async def test_one_bad_line_refuses_the_batch_and_says_which(
     manager = await make_identity(settings, "manager", organisation_id=organisation)
     position = await position_for(client, manager.headers)
     text = "fixture:naive ada@example.org\nhttp://github.com/plain/http\nfixture:naive not-an-email@\nfile:///etc\n"
+    broken = await client.post(
+        f"/api/positions/{position}/batches",
+        json={"text": 'repository,email\n"fixture:naive\x00,a@example.org\n', "attest": True},
+        headers=manager.headers,
+    )
+    assert broken.status_code == 400, broken.text
     refused = await client.post(
         f"/api/positions/{position}/batches", json={"text": text, "attest": True}, headers=manager.headers
     )
