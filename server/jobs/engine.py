@@ -304,7 +304,9 @@ class ProcrastinateEngine:
             if row is None or row.state != "queued":
                 return
             priority = row.priority
-        wait = max(0.2, self._poll_seconds())
+        # Not sooner than a heartbeat: each wait is a new engine row, and a large batch behind a small running limit
+        # would otherwise write hundreds a second.
+        wait = max(0.2, self.settings.server.worker_heartbeat_seconds)
         later = utcnow() + timedelta(seconds=wait)
         engine_id = await self.task.configure(priority=priority, schedule_at=later).defer_async(job_id=job_id)
         async with self.factory() as db:
