@@ -147,12 +147,12 @@ class DatabaseEngine:
                 async with self.factory() as db:
                     job = await self.queue.claim(db, name, pinned_only=pinned_only)
                 if job is None:
-                    await _sleep_or_stop(self._stopping, 0.5)
+                    await sleep_or_stop(self._stopping, 0.5)
                     continue
                 await run.process(job, name)
             except Exception:  # the worker must outlive any one job's failure, and say what happened
                 log.exception("the grading worker hit an error; continuing")
-                await _sleep_or_stop(self._stopping, 1.0)
+                await sleep_or_stop(self._stopping, 1.0)
 
     async def close(self) -> None:
         self._stopping.set()
@@ -335,7 +335,7 @@ class ProcrastinateEngine:
                 await self.recover_stalled()
             except Exception:
                 log.exception("recovering stalled gradings failed; trying again")
-            await _sleep_or_stop(self._stopping, max(0.2, self.settings.server.worker_stalled_seconds / 3))
+            await sleep_or_stop(self._stopping, max(0.2, self.settings.server.worker_stalled_seconds / 3))
 
 
 # --- worker hosts -----------------------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ async def report_host(
                 await db.commit()
         except Exception:
             log.exception("reporting this worker's heartbeat failed; trying again")
-        await _sleep_or_stop(stopping, every_seconds)
+        await sleep_or_stop(stopping, every_seconds)
 
 
 async def living_hosts(db: AsyncSession, stalled_seconds: float) -> list[tuple[WorkerHost, bool]]:
@@ -374,6 +374,7 @@ async def living_hosts(db: AsyncSession, stalled_seconds: float) -> list[tuple[W
     return [(row, row.heartbeat_at >= cutoff) for row in rows]
 
 
-async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+async def sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less when `stopping` is set first."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), seconds)

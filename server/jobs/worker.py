@@ -30,7 +30,7 @@ from llm.select import default_model_string
 from rubrics.loader import LoadedRubric
 from server.alerts import budget_book
 from server.db.models import Job, RubricVersion, Submission, utcnow
-from server.jobs.engine import JobEngine, process_name
+from server.jobs.engine import JobEngine, process_name, sleep_or_stop
 from server.metrics import METRICS
 from server.services.catalogue import loaded
 from server.services.prefetch import Prefetched, forget, prefetched_repo
@@ -100,7 +100,7 @@ class Worker:
                     await self.queue.renew_pins(db, self.name)
             except Exception:
                 log.exception("renewing the pins on queued private-repository jobs failed; trying again")
-            await _sleep_or_stop(self.stopping, self.settings.server.job_lease_seconds / 3)
+            await sleep_or_stop(self.stopping, self.settings.server.job_lease_seconds / 3)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -303,11 +303,6 @@ def keep_snapshot(settings: Settings, submission_id: int, fetched: Path) -> None
     destination.parent.mkdir(parents=True, exist_ok=True)
     if fetched.is_dir():
         shutil.move(str(fetched), destination)
-
-
-async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
 
 
 def progress_of(job: Job | None) -> dict[str, Any]:

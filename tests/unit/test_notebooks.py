@@ -14,6 +14,7 @@ from grader.checks.static import HANDFUL, run_static_check
 from grader.profile import build_profile
 from grader.profile.notebooks import notebook_code
 from rubrics.catalogue import EvalCaseCountParams, NoParams
+from tests.fixtures.repos import write as write_files
 
 
 def notebook(*cells: str | tuple[str, str]) -> str:
@@ -73,10 +74,7 @@ TUTORIAL = notebook(
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_files(root, dict(files))
     return root
 
 

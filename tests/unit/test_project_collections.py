@@ -19,6 +19,7 @@ from grader.profile.projects import find_layout
 from grader.report.model import GradingReport
 from grader.scoring import walk
 from rubrics.registry import resolve_rubric
+from tests.fixtures.repos import write as write_files
 
 QUESTIONS = [
     ("How many days of annual leave do new staff get?", "25 days"),
@@ -104,10 +105,7 @@ jobs:
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_files(root, dict(files))
     return root
 
 

@@ -13,6 +13,7 @@ from grader.checks.static import run_static_check
 from grader.profile import build_profile
 from grader.profile.script_prompts import template_literals
 from rubrics.catalogue import NoParams
+from tests.fixtures.repos import write as write_files
 
 CHAIN = """\
 import { ChatOpenAI } from '@langchain/openai';
@@ -58,10 +59,7 @@ ${numbered.join('\\n')}`;
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_files(root, dict(files))
     return root
 
 
