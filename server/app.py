@@ -295,6 +295,10 @@ def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: 
 
     async def shutdown(app: Litestar) -> None:
         state.ready = False
+        if worker_on:
+            # A server stopping hands its running gradings back to the queue (the next process, or this one
+            # restarted, grades them) rather than leaving them to wait out their leases.
+            await state.worker.drain(0, hand_back_seconds=5)
         state.worker.stop()
         await jobs.close()
         for task in state.tasks:

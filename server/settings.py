@@ -116,6 +116,13 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How often a worker says it is alive (Procrastinate's heartbeat, and the worker hosts page)."""
     worker_stalled_seconds: float = 30.0
     """A worker silent this long is taken for dead: its running jobs are retried on another."""
+    worker_drain_seconds: float = 120.0
+    """How long a stopping `viva worker` (SIGTERM) lets its running gradings finish before it hands the rest back to
+    the queue for another worker. Give the process manager's stop timeout more than this (compose's
+    `stop_grace_period`, Kubernetes' `terminationGracePeriodSeconds`)."""
+    engine_keep_hours: int = 24
+    """How long the job engine's own rows of finished gradings are kept (Procrastinate's `procrastinate_jobs`);
+    Viva's submissions and jobs keep the record either way."""
     demo: bool = False
     """Create a demo organisation, manager and candidate on first start and print their credentials once."""
     trusted_proxies: list[str] = msgspec.field(default_factory=list)

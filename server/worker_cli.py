@@ -4,9 +4,10 @@ Docker engine (docs/SCALING.md).
 A worker runs beside its engine, not against a remote `DOCKER_HOST`: sandboxes bind-mount paths of this host and
 reach the gateway and tunnel over Unix sockets. It waits for the web process (`viva serve`, which prepares the
 database) to have brought the schema to head, removes the sandbox containers a dead worker left on this engine,
-reports itself on the worker hosts page every heartbeat, and on SIGTERM or SIGINT stops. A grading it was running
-when it stopped (or died) is retried on another worker once this one's heartbeat is missed; its own attempt is
-fenced and can write nothing.
+reports itself on the worker hosts page every heartbeat, and on SIGTERM or SIGINT drains: it takes no more gradings
+and lets the running ones finish for `VIVA_SERVER_WORKER_DRAIN_SECONDS`, then hands the rest back to the queue
+(a second signal hands them back at once). A grading of a worker that died is retried on another once its heartbeat
+is missed; the dead attempt is fenced and can write nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 async def work(settings: Settings, slots: int) -> int:
     import asyncio  # noqa: PLC0415 - see _run
     import logging  # noqa: PLC0415 - as above
+    import os  # noqa: PLC0415 - as above
     import signal  # noqa: PLC0415 - as above
 
     from server.app import docker_engine_name, reap_sandboxes  # noqa: PLC0415 - as above
@@ -66,10 +68,14 @@ async def work(settings: Settings, slots: int) -> int:
     if not settings.submissions.static_only:
         await asyncio.to_thread(reap_sandboxes)  # containers a dead worker left on this engine
     engine_name = await asyncio.to_thread(docker_engine_name, settings)
-    stopping = asyncio.Event()
+    stopping, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        (hurry if stopping.is_set() else stopping).set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, on_signal)
     tasks = worker.start(slots)
     tasks.append(
         asyncio.create_task(
@@ -87,11 +93,23 @@ async def work(settings: Settings, slots: int) -> int:
     )
     print(f"viva worker {worker.name}: {slots} slot(s), {jobs.name} engine, sandboxes on {engine_name}", flush=True)
     await stopping.wait()
-    log.info("stopping; a grading this worker was running is retried on another")
+    drain = settings.server.worker_drain_seconds
+    log.info("stopping: finishing %d running grading(s) for up to %.0f s (signal again to hand them back)",
+             worker.busy, drain)  # fmt: skip
+    handed_back = await worker.drain(drain, hurry=hurry)
+    stuck = worker.busy  # gradings that did not reach a step where they can stop
     worker.stop()
     await jobs.close()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await database.dispose()
+    print(f"viva worker {worker.name}: stopped ({handed_back} grading(s) handed back)", flush=True)
+    if stuck:
+        # Their threads cannot be interrupted, and the interpreter would wait for them at exit. Their jobs are still
+        # theirs in the database: the leases lapse, another worker retries them and fences these attempts; the
+        # next worker on this engine removes their sandboxes.
+        log.warning("%d grading(s) did not stop; leaving them to be retried elsewhere", stuck)
+        logging.shutdown()
+        os._exit(0)
     return 0

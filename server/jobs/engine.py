@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import event, update
+from sqlalchemy import event, func, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,6 +41,9 @@ PRIORITIES = {"interactive": 10, "regrade": 5, "batch": 0}
 """Higher runs first: a candidate waiting on their own grading before a manager's re-grade, both before a batch."""
 
 GRADING_QUEUE = "grading"
+DISPATCH_LOCK = "viva: dispatch"
+FORGET_EVERY_SECONDS = 3600.0
+"""How often a worker deletes the engine's rows of long-finished gradings."""
 TASK_NAME = "viva.grade"
 
 
@@ -57,6 +60,9 @@ class JobEngine(Protocol):
     def start(self, run: RunJob | None, slots: int) -> list[asyncio.Task[None]]:
         """Start this process's part: with `run`, `slots` gradings at a time; without (a web-only process), what the
         engine needs of every process that enqueues."""
+
+    def stop_taking(self) -> None:
+        """Take no more gradings in this process; the running ones go on (a worker that drains before it stops)."""
 
     async def close(self) -> None: ...
 
@@ -140,6 +146,9 @@ class DatabaseEngine:
             return []
         return [asyncio.create_task(self.slot(run, f"{run.name}/{slot}")) for slot in range(slots)]
 
+    def stop_taking(self) -> None:
+        self._stopping.set()  # each slot ends once its grading has
+
     async def slot(self, run: RunJob, name: str, *, pinned_only: bool = False) -> None:
         """One grading at a time, claimed from the rows (`pinned_only`: private repositories' jobs only)."""
         while not self._stopping.is_set():
@@ -155,7 +164,7 @@ class DatabaseEngine:
                 await sleep_or_stop(self._stopping, 1.0)
 
     async def close(self) -> None:
-        self._stopping.set()
+        self.stop_taking()
 
 
 def libpq_url(database_url: str) -> str:
@@ -178,6 +187,8 @@ class ProcrastinateEngine:
         )
         self.task = self.app.task(name=TASK_NAME, queue=GRADING_QUEUE, pass_context=True)(self._grade)
         self._run: RunJob | None = None
+        self._worker: Any = None
+        """Procrastinate's worker in this process, once it runs."""
         self._pinned = DatabaseEngine(settings, factory, queue)
         self._nudge = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -208,10 +219,29 @@ class ProcrastinateEngine:
             tasks.append(asyncio.create_task(self._pinned.slot(run, f"{run.name}/pinned", pinned_only=True)))
         return tasks
 
+    def stop_taking(self) -> None:
+        """Procrastinate's worker stops fetching and waits for its running gradings. It stops its own heartbeat as
+        it begins to wait; this process keeps beating for it meanwhile, or the other workers would take the draining
+        worker for dead and retry the gradings it is finishing."""
+        self._pinned.stop_taking()
+        if self._worker is not None and not self._worker._stop_event.is_set():
+            self._worker.stop()
+            self._heartbeat = asyncio.create_task(self._beat_while_draining(self._worker))
+
+    async def _beat_while_draining(self, worker: Any) -> None:
+        every = self.settings.server.worker_heartbeat_seconds
+        while worker.worker_id is not None:
+            with contextlib.suppress(Exception):  # a missed beat is made up by the next
+                await self.app.job_manager.update_heartbeat(worker.worker_id)
+            await asyncio.sleep(every)
+
     async def close(self) -> None:
         self._stopping.set()
         self._nudge.set()
         await self._pinned.close()
+        heartbeat = getattr(self, "_heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.cancel()
         if self._opened:
             with contextlib.suppress(Exception):
                 await self.app.close_async()
@@ -220,34 +250,60 @@ class ProcrastinateEngine:
     # --- the outbox: Job rows the web wrote, deferred to Procrastinate ------------------------------------------
 
     async def dispatch(self) -> int:
-        """Defer every queued row the engine has not been given yet; the number deferred."""
+        """Defer the queued rows the engine has not been given yet, as far as their organisation's running limit has
+        room (a batch of hundreds behind a limit of 2 waits here, in Viva's rows, not as engine jobs taken and put
+        back); the number deferred. One process dispatches at a time (a transaction's advisory lock; the others
+        skip the round), so two never hand out the same row or the same organisation's last slot."""
         from procrastinate.exceptions import AlreadyEnqueued  # noqa: PLC0415 - see __init__
 
         await self._open()
-        async with self.factory() as db:
-            rows = (
-                await db.exec(
-                    select(Job)
-                    .where(col(Job.state) == "queued", col(Job.engine_ref).is_(None), col(Job.pinned_to).is_(None))
-                    .order_by(col(Job.priority).desc(), col(Job.id))
-                    .limit(100)
-                )
-            ).all()
+        limit = self.queue.running_per_organisation
         deferred = 0
-        for row in rows:
+        async with self.factory() as db:
+            locked = await db.exec(select(func.pg_try_advisory_xact_lock(func.hashtext(DISPATCH_LOCK))))
+            if not locked.one():
+                return 0
+            room = await self._room_by_organisation(db) if limit else {}
+            full = [organisation for organisation, left in room.items() if left <= 0]
+            waiting = select(Job).where(
+                col(Job.state) == "queued", col(Job.engine_ref).is_(None), col(Job.pinned_to).is_(None)
+            )
+            if full:
+                waiting = waiting.where(or_(col(Job.organisation_id).is_(None), col(Job.organisation_id).not_in(full)))
+            rows = (await db.exec(waiting.order_by(col(Job.priority).desc(), col(Job.id)).limit(100))).all()
             try:
-                engine_id = await self.task.configure(
-                    priority=row.priority, queueing_lock=f"viva-job-{row.id}"
-                ).defer_async(job_id=row.id)
-            except AlreadyEnqueued:
-                continue  # another process deferred it a moment ago
-            async with self.factory() as db:
-                await db.exec(
-                    update(Job).where(col(Job.id) == row.id, col(Job.engine_ref).is_(None)).values(engine_ref=engine_id)
-                )
-                await db.commit()
-            deferred += 1
+                for row in rows:
+                    if limit and row.organisation_id is not None:
+                        left = room.get(row.organisation_id, limit)
+                        if left <= 0:
+                            continue
+                        room[row.organisation_id] = left - 1
+                    try:
+                        engine_id = await self.task.configure(
+                            priority=row.priority, queueing_lock=f"viva-job-{row.id}"
+                        ).defer_async(job_id=row.id)
+                    except AlreadyEnqueued:
+                        continue  # deferred already, by a dispatcher whose record of it was lost
+                    await db.exec(update(Job).where(col(Job.id) == row.id).values(engine_ref=engine_id))
+                    deferred += 1
+            finally:
+                await db.commit()  # the rows deferred so far, even if one defer failed
         return deferred
+
+    async def _room_by_organisation(self, db: AsyncSession) -> dict[int, int]:
+        """Per organisation with gradings in flight: how many more its running limit allows. In flight is running
+        (as the limit counts it) or handed to the engine and not yet started."""
+        limit = self.queue.running_per_organisation
+        in_flight = or_(
+            (col(Job.state) == "running") & or_(col(Job.lease_until).is_(None), col(Job.lease_until) >= utcnow()),
+            (col(Job.state) == "queued") & col(Job.engine_ref).is_not(None),
+        )
+        counts = await db.exec(
+            select(Job.organisation_id, func.count())
+            .where(col(Job.organisation_id).is_not(None), in_flight)
+            .group_by(col(Job.organisation_id))
+        )
+        return {organisation: limit - count for organisation, count in counts.all() if organisation is not None}
 
     async def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
@@ -265,9 +321,12 @@ class ProcrastinateEngine:
     # --- the worker --------------------------------------------------------------------------------------------
 
     async def _work(self, run: RunJob, slots: int) -> None:
+        from procrastinate.worker import Worker as EngineWorker  # noqa: PLC0415 - see __init__
+
         await self._open()
         server = self.settings.server
-        await self.app.run_worker_async(
+        self._worker = EngineWorker(
+            app=self.app,
             queues=[GRADING_QUEUE],
             name=run.name,
             concurrency=slots,
@@ -277,8 +336,11 @@ class ProcrastinateEngine:
             stalled_worker_timeout=server.worker_stalled_seconds,
             fetch_job_polling_interval=self._poll_seconds(),
             abort_job_polling_interval=self._poll_seconds(),
-            shutdown_graceful_timeout=server.job_lease_seconds,
+            # No timeout of the engine's own: the Viva worker's drain decides how long running gradings may take
+            # and hands back the rest (server/jobs/worker.py), so every task here ends by itself.
+            shutdown_graceful_timeout=None,
         )
+        await self._worker.run()
 
     async def _grade(self, context: Any, job_id: int) -> None:
         """The Procrastinate task: take the row as this attempt, grade, write the outcome (fenced by the attempt).
@@ -291,26 +353,17 @@ class ProcrastinateEngine:
         async with self.factory() as db:
             taken = await self.queue.take(db, job_id, worker, engine_id)
         if taken == "busy":
-            await self._requeue(job_id)
+            await self._back_to_outbox(job_id)
             return
         if taken is None:
             return
         await run.process(taken, worker)
 
-    async def _requeue(self, job_id: int) -> None:
-        """The job waits for a running slot of its organisation: a new engine job a moment later, the row kept."""
+    async def _back_to_outbox(self, job_id: int) -> None:
+        """The job's organisation filled its running slots after the job was handed out (two dispatchers at once):
+        the row waits in the outbox again, and the dispatcher hands it out when a slot frees."""
         async with self.factory() as db:
-            row = await db.get(Job, job_id)
-            if row is None or row.state != "queued":
-                return
-            priority = row.priority
-        # Not sooner than a heartbeat: each wait is a new engine row, and a large batch behind a small running limit
-        # would otherwise write hundreds a second.
-        wait = max(0.2, self.settings.server.worker_heartbeat_seconds)
-        later = utcnow() + timedelta(seconds=wait)
-        engine_id = await self.task.configure(priority=priority, schedule_at=later).defer_async(job_id=job_id)
-        async with self.factory() as db:
-            await db.exec(update(Job).where(col(Job.id) == job_id).values(engine_ref=engine_id))
+            await db.exec(update(Job).where(col(Job.id) == job_id, col(Job.state) == "queued").values(engine_ref=None))
             await db.commit()
 
     async def recover_stalled(self) -> int:
@@ -329,10 +382,28 @@ class ProcrastinateEngine:
             self._nudge.set()
         return len(stalled) + lapsed
 
+    async def forget_finished(self) -> None:
+        """Delete the engine's rows of gradings that ended more than `VIVA_SERVER_ENGINE_KEEP_HOURS` ago, whatever
+        their end (succeeded, failed, cancelled, aborted). Viva's own Job and Submission rows keep the record; the
+        engine's rows are its bookkeeping, and a fleet writes thousands a day."""
+        await self._open()
+        await self.app.job_manager.delete_old_jobs(
+            nb_hours=self.settings.server.engine_keep_hours,
+            queue=GRADING_QUEUE,
+            include_failed=True,
+            include_cancelled=True,
+            include_aborted=True,
+        )
+
     async def _recover_loop(self) -> None:
+        forgotten_at = float("-inf")
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
                 await self.recover_stalled()
+                if loop.time() - forgotten_at >= FORGET_EVERY_SECONDS:
+                    forgotten_at = loop.time()
+                    await self.forget_finished()
             except Exception:
                 log.exception("recovering stalled gradings failed; trying again")
             await sleep_or_stop(self._stopping, max(0.2, self.settings.server.worker_stalled_seconds / 3))

@@ -244,6 +244,33 @@ class DatabaseQueue:
         )
         return bool(result.rowcount == 1)
 
+    async def release(self, db: AsyncSession, job_id: int, worker: str, attempt: int) -> bool:
+        """Give a running job back to the queue unfinished (its worker is stopping): queued again for any worker, its
+        submission queued again. The attempt's number stays spent, so it stays fenced; False when the job is not
+        this attempt's any more, or a user asked to cancel it (then the cancel is its outcome)."""
+        result = await db.exec(
+            update(Job)
+            .where(
+                col(Job.id) == job_id,
+                col(Job.worker) == worker,
+                col(Job.attempts) == attempt,
+                col(Job.state) == "running",
+                col(Job.cancel_requested).is_(False),
+            )
+            # A pinned job's pin is its lease: lapsed now, so a living process takes it (and fails it with the
+            # reason, its token having gone with this one).
+            .values(state="queued", engine_ref=None, lease_until=utcnow(), updated_at=utcnow())
+        )
+        if result.rowcount != 1:
+            await db.rollback()
+            return False
+        job = await db.get(Job, job_id, populate_existing=True)
+        submission = await db.get(Submission, job.submission_id) if job is not None else None
+        if submission is not None and submission.status == "running":
+            submission.status = "queued"
+        await db.commit()
+        return True
+
     async def _give_up(self, db: AsyncSession, job: Job) -> None:
         job.state = "failed"
         submission = await db.get(Submission, job.submission_id)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -87,6 +88,8 @@ class Worker:
         """Gradings running in this process now."""
         self.done = 0
         self.stopping = asyncio.Event()
+        self.runs: dict[int, _JobRun] = {}
+        """The attempts running in this process, by job id (a drain hands them back)."""
 
     def start(self, slots: int) -> list[asyncio.Task[None]]:
         self.running = True
@@ -105,6 +108,29 @@ class Worker:
     def stop(self) -> None:
         self.stopping.set()
 
+    async def drain(
+        self, seconds: float, hand_back_seconds: float = 30.0, *, hurry: asyncio.Event | None = None
+    ) -> int:
+        """Stop well: take no more gradings, let the running ones finish for up to `seconds`, then hand back the
+        rest — each stops at its next step and its job is queued again for another worker (this attempt fenced) —
+        and wait up to `hand_back_seconds` for them to stop. `hurry` (a second signal) ends the wait for them to
+        finish at once. The number handed back. Heartbeats and leases go on throughout, so nobody takes a draining
+        worker for dead."""
+        self.engine.stop_taking()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.busy and loop.time() < deadline and not (hurry is not None and hurry.is_set()):
+            await asyncio.sleep(0.05)
+        running = list(self.runs.values())
+        for run in running:
+            run.hand_back()
+        deadline = loop.time() + hand_back_seconds
+        while self.busy and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if running:
+            log.warning("handed back %d grading(s) that had not finished in the drain's %.0f s", len(running), seconds)
+        return len(running)
+
     async def process(self, job: Job, worker: str) -> None:
         self.busy += 1
         try:
@@ -121,6 +147,14 @@ class Worker:
         if submission is None or submission.id is None or rubric_row is None:
             return  # the submission was deleted while queued
         run = _JobRun(self, job.id, submission.id, worker, job.attempts)
+        self.runs[job.id] = run
+        try:
+            await self._attempt(job, submission, rubric_row, run)
+        finally:
+            self.runs.pop(job.id, None)
+
+    async def _attempt(self, job: Job, submission: Submission, rubric_row: RubricVersion, run: _JobRun) -> None:
+        assert job.id is not None and submission.id is not None
         book = budget_book(self.settings.alerts.webhook_url)  # the judge's spend, for the metrics and alerts
         if job.pinned_to is not None and submission.id not in self.tokens:
             await self._finish(
@@ -143,6 +177,11 @@ class Worker:
                 await self._finish(run, "failed", None, "the private repository's clone is gone; submit it again")
                 return
             state, report, error = await run.execute(target, loaded(rubric_row), scratch, options)
+            if run.handed_back and state == "cancelled":  # stopped by the drain, not finished by it
+                async with self.factory() as db:
+                    if await self.queue.release(db, run.job_id, run.worker, run.attempt):
+                        return  # the clone of a private repository stays: the next attempt grades it
+                # not released: a user cancelled it meanwhile, or another attempt has it; written as any outcome
             if report is not None and submission.prefetched:
                 report = _as_cloned(report, prefetched_repo(self.settings, submission.prefetched)[1])
             METRICS.add_spend("grading", book.spent(JUDGE_ACCOUNT))
@@ -189,15 +228,23 @@ class Worker:
         """Write the attempt's outcome, once: False (nothing written, not even the snapshot) when the attempt was
         given up on and another took the job over; its outcome counts."""
         submission_id = run.submission_id
+        # The graded tree goes to the shared directory before the job's row is locked (across filesystems that move
+        # is a copy, and may be slow); under the lock it only takes its place, by a rename.
+        staged = None
+        if state == "done" and fetched is not None:
+            staged = await asyncio.to_thread(stage_snapshot, self.settings, submission_id, run.attempt, fetched)
+        replaced = None
         async with self.factory() as db:
             if not await self.queue.finish(db, run.job_id, run.worker, state, run.attempt):
                 await db.rollback()
                 log.warning(
                     "job %s attempt %s was taken over; its outcome (%s) is dropped", run.job_id, run.attempt, state
                 )
+                if staged is not None:
+                    await asyncio.to_thread(shutil.rmtree, staged, True)
                 return False
-            if state == "done" and fetched is not None:
-                keep_snapshot(self.settings, submission_id, fetched)  # under the job's row lock: one writer
+            if staged is not None:
+                replaced = publish_snapshot(self.settings, submission_id, staged)  # one writer: the row's attempt
             submission = await db.get(Submission, submission_id)
             if submission is not None:
                 submission.status, submission.finished_at, submission.error = state, utcnow(), error[:2000]
@@ -208,6 +255,8 @@ class Worker:
                     if rubric is not None:
                         rubric.used = True  # from now on this version is immutable
             await db.commit()
+        if replaced is not None:
+            await asyncio.to_thread(shutil.rmtree, replaced, True)
         self.hub.publish(submission_id, {"status": state, "error": error})
         return True
 
@@ -220,8 +269,13 @@ class _JobRun:
         self.attempt = attempt
         """This attempt's number (the job's `attempts` when it was taken): every write of it is fenced by it."""
         self.cancelled = False
+        self.handed_back = False
+        """Stopped because its worker is stopping, not by a user: the job goes back to the queue."""
         self.loop = asyncio.get_running_loop()
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def hand_back(self) -> None:
+        self.handed_back = self.cancelled = True
 
     def progress(self, stage: str, done: int, total: int) -> None:
         """Called in the grading thread; raising here is how a cancel stops the grading."""
@@ -297,12 +351,35 @@ def snapshot_path(settings: Settings, submission_id: int) -> Path:
     return settings.shared_path / "snapshots" / str(submission_id)
 
 
-def keep_snapshot(settings: Settings, submission_id: int, fetched: Path) -> None:
+def staging_path(settings: Settings) -> Path:
+    """Where graded trees wait for their attempt's outcome: beside the snapshots, on their filesystem, so taking
+    their place is a rename."""
+    return settings.shared_path / "snapshots" / ".staging"
+
+
+def stage_snapshot(settings: Settings, submission_id: int, attempt: int, fetched: Path) -> Path | None:
+    """Move the graded tree into the shared directory's staging area (a copy when it is another filesystem); the
+    staged path, or None when the grading left no tree."""
+    if not fetched.is_dir():
+        return None
+    staged = staging_path(settings) / f"{submission_id}-{attempt}-{os.getpid()}"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(fetched), staged)
+    return staged
+
+
+def publish_snapshot(settings: Settings, submission_id: int, staged: Path) -> Path | None:
+    """Put a staged tree in the submission's snapshot place by renames only (same filesystem: instant, whatever the
+    tree's size); the tree it replaced, moved aside for the caller to delete once the outcome is committed."""
     destination = snapshot_path(settings, submission_id)
-    shutil.rmtree(destination, ignore_errors=True)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if fetched.is_dir():
-        shutil.move(str(fetched), destination)
+    replaced = None
+    if destination.exists():
+        replaced = staged.with_name(staged.name + ".replaced")
+        shutil.rmtree(replaced, ignore_errors=True)
+        destination.rename(replaced)
+    staged.rename(destination)
+    return replaced
 
 
 def progress_of(job: Job | None) -> dict[str, Any]:

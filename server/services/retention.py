@@ -12,8 +12,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Interview, Submission, utcnow
-from server.jobs.worker import snapshot_path
+from server.jobs.worker import snapshot_path, staging_path
 from server.settings import Settings
+
+STAGED_KEEP_S = 86400.0
 
 
 def recordings_dir(settings: Settings, interview_id: int) -> Path:
@@ -30,7 +32,7 @@ def forget_files(settings: Settings, submission_id: int, interview_ids: list[int
 
 async def sweep(db: AsyncSession, settings: Settings) -> dict[str, int]:
     """Remove what is past its retention; returns how many of each kind were removed."""
-    removed = {"reports": 0, "transcripts": 0, "recordings": 0}
+    removed = {"reports": 0, "transcripts": 0, "recordings": 0, "staged": 0}
     retention = settings.retention
     if retention.reports_days > 0:
         cutoff = utcnow() - timedelta(days=retention.reports_days)
@@ -53,4 +55,12 @@ async def sweep(db: AsyncSession, settings: Settings) -> dict[str, int]:
             if recording.stat().st_mtime < cutoff_s:
                 recording.unlink(missing_ok=True)
                 removed["recordings"] += 1
+    # A graded tree staged by a process that died before its outcome was written (server/jobs/worker.py) is
+    # nobody's: a day on, it goes.
+    staging = staging_path(settings)
+    if staging.is_dir():
+        for staged in staging.iterdir():
+            if staged.stat().st_mtime < time.time() - STAGED_KEEP_S:
+                shutil.rmtree(staged, ignore_errors=True)
+                removed["staged"] += 1
     return removed

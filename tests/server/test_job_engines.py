@@ -9,6 +9,7 @@ still running (a cancel, a running limit): the grader is wrapped to report progr
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -24,6 +25,8 @@ from grader.pipeline import grade as real_grade
 from server.app import prepare_database
 from server.db.models import Job, Submission, utcnow
 from server.jobs import worker as worker_module
+from server.jobs.engine import ProcrastinateEngine
+from server.jobs.queue import DatabaseQueue
 from server.services import submissions
 from tests.server.conftest import database, make_identity, make_organisation
 from tests.server.fleet import Fleet, engine_settings, finished
@@ -133,6 +136,14 @@ async def test_a_running_limit_of_two_holds_across_two_workers(fleet: Fleet, slo
     assert set((await fleet.statuses(ids)).values()) == {"done"}
     assert most == 2, f"at most {most} of the organisation's gradings ran at once, the limit is 2"
     # Each worker alone has 3 slots: what held the count at 2 is the organisation's limit, counted globally.
+    if fleet.web.name == "procrastinate":
+        # The jobs waiting for a slot waited as Viva's rows, not as engine jobs taken and put back again and again:
+        # about one engine job per grading (a second only where two dispatchers raced for the same slot).
+        async with database(fleet.settings) as db:
+            engine_jobs = (
+                await db.exec(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'viva.grade'"))
+            ).one()[0]
+        assert engine_jobs <= len(ids) + 2, f"{engine_jobs} engine jobs for {len(ids)} gradings"
 
 
 async def test_a_cancel_reaches_the_grading_on_whichever_worker_runs_it(fleet: Fleet, slow_gradings: Any) -> None:
@@ -215,3 +226,141 @@ async def test_a_grading_whose_attempt_died_unseen_is_run_again(fleet: Fleet) ->
     async with fleet.factory() as db:
         row = await db.get(Job, job_id, populate_existing=True)
     assert row is not None and row.attempts == 2 and row.worker.startswith("host-a:1/")
+
+
+async def test_a_stopping_worker_finishes_its_grading_and_takes_no_more(fleet: Fleet, slow_gradings: Any) -> None:
+    """A drain (SIGTERM to `viva worker`): the running grading finishes where it runs — longer than the stall time,
+    so the draining worker must go on answering for it — and the queued one goes to a worker that is not stopping."""
+    slow_gradings(4.0)
+    candidate = await make_identity(fleet.settings, "candidate")
+    first = await fleet.submit(candidate.user.id or 0)
+    draining = fleet.worker("host-a:1", slots=2)
+    await fleet.until([first], lambda statuses: statuses[first] == "running")
+    drain = asyncio.create_task(draining.drain(60))
+    await asyncio.sleep(0.2)
+    second = await fleet.submit(candidate.user.id or 0)
+    fleet.worker("host-b:2", slots=2)  # a slot free for the first grading, were it taken for a dead worker's
+    assert await drain == 0
+    statuses = await fleet.until([first, second], finished)
+    assert statuses == {first: "done", second: "done"}
+    async with fleet.factory() as db:
+        jobs = {job.submission_id: job for job in (await db.exec(select(Job))).all()}
+    assert jobs[first].attempts == 1 and jobs[first].worker.startswith("host-a:1/"), "retried while it was draining"
+    assert jobs[second].worker.startswith("host-b:2/"), "a draining worker took a new grading"
+
+
+async def test_a_grading_that_outlasts_the_drain_is_handed_back_and_graded_elsewhere(
+    fleet: Fleet, slow_gradings: Any
+) -> None:
+    slow_gradings(60.0)
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    draining = fleet.worker("host-a:1")
+    await fleet.until([submission_id], lambda statuses: statuses[submission_id] == "running")
+    started = time.monotonic()
+    assert await draining.drain(0.5) == 1
+    assert time.monotonic() - started < 10  # at the grading's next step, not at its end
+    async with fleet.factory() as db:
+        job = (await db.exec(select(Job).where(Job.submission_id == submission_id))).one()
+        submission = await db.get(Submission, submission_id)
+    assert job.state == "queued" and submission is not None and submission.status == "queued"
+    assert submission.error == "" and submission.finished_at is None  # handed back, not cancelled nor failed
+    slow_gradings(0.1)
+    fleet.worker("host-b:2")
+    assert (await fleet.until([submission_id], finished))[submission_id] == "done"
+    async with fleet.factory() as db:
+        job = (await db.exec(select(Job).where(Job.submission_id == submission_id))).one()
+    assert job.attempts == 2 and job.worker.startswith("host-b:2/")
+
+
+async def test_a_cancel_during_a_drain_is_a_cancel(fleet: Fleet, slow_gradings: Any) -> None:
+    """A drain hands back what it stopped; what a user cancelled meanwhile stays cancelled, not queued again."""
+    slow_gradings(60.0)
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    draining = fleet.worker("host-a:1")
+    await fleet.until([submission_id], lambda statuses: statuses[submission_id] == "running")
+    async with database(fleet.settings) as db:
+        await submissions.cancel(db, candidate.user, submission_id)
+        await db.commit()
+    await draining.drain(0)
+    statuses = await fleet.until([submission_id], finished, seconds=20)
+    assert statuses[submission_id] == "cancelled"
+
+
+async def test_the_graded_tree_takes_its_place_by_a_rename_while_the_job_row_is_held(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Across filesystems (a shared directory on NFS) moving a tree is a copy: it is done before the job's row is
+    written, and under the row only renames happen. A re-grade's tree replaces the first, leaving nothing behind."""
+    held: list[bool] = [False]
+    copied_while_held: list[str] = []
+    real_finish, real_publish = DatabaseQueue.finish, worker_module.ProgressHub.publish
+    real_move, real_copytree = shutil.move, shutil.copytree
+
+    async def finish(self: DatabaseQueue, *args: Any) -> bool:
+        held[0] = True  # from the row's update to the commit, which the worker announces right after
+        return await real_finish(self, *args)
+
+    def publish(self: Any, submission_id: int, event: dict[str, Any]) -> None:
+        if event.get("status") in ("done", "failed", "cancelled"):
+            held[0] = False
+        real_publish(self, submission_id, event)
+
+    def move(source: Any, destination: Any, *args: Any, **kwargs: Any) -> Any:
+        if held[0]:
+            copied_while_held.append(f"move {source}")
+        return real_move(source, destination, *args, **kwargs)
+
+    def copytree(source: Any, destination: Any, *args: Any, **kwargs: Any) -> Any:
+        if held[0]:
+            copied_while_held.append(f"copytree {source}")
+        return real_copytree(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(DatabaseQueue, "finish", finish)
+    monkeypatch.setattr(worker_module.ProgressHub, "publish", publish)
+    monkeypatch.setattr(shutil, "move", move)
+    monkeypatch.setattr(shutil, "copytree", copytree)
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    fleet.worker("host-a:1")
+    assert (await fleet.until([submission_id], finished))[submission_id] == "done"
+    kept = worker_module.snapshot_path(fleet.settings, submission_id)
+    assert (kept / "README.md").is_file()
+    assert copied_while_held == []
+    # A re-grade of the same submission (its job queued again) replaces the tree; nothing is left in staging.
+    (kept / "stale-marker").write_text("from the first grading")
+    async with fleet.factory() as db:
+        await db.exec(
+            update(Job).where(col(Job.submission_id) == submission_id).values(state="queued", engine_ref=None)
+        )
+        await db.exec(update(Submission).where(col(Submission.id) == submission_id).values(status="queued"))
+        await db.commit()
+    await fleet.until([submission_id], lambda statuses: statuses[submission_id] == "running", seconds=20)
+    assert (await fleet.until([submission_id], finished))[submission_id] == "done"
+    assert (kept / "README.md").is_file() and not (kept / "stale-marker").exists()
+    assert list(worker_module.staging_path(fleet.settings).iterdir()) == []
+    assert copied_while_held == []
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_engines_rows_of_finished_gradings_are_deleted_after_their_keep(fleet: Fleet) -> None:
+    candidate = await make_identity(fleet.settings, "candidate")
+    ids = [await fleet.submit(candidate.user.id or 0) for _ in range(2)]
+    worker = fleet.worker("host-a:1")
+    assert set((await fleet.until(ids, finished)).values()) == {"done"}
+
+    async def engine_rows() -> int:
+        async with database(fleet.settings) as db:
+            return int((await db.exec(text("SELECT count(*) FROM procrastinate_jobs"))).one()[0])
+
+    engine = worker.engine
+    assert isinstance(engine, ProcrastinateEngine)
+    await engine.forget_finished()  # kept 24 hours by default
+    assert await engine_rows() == 2
+    engine.settings = msgspec.structs.replace(
+        engine.settings, server=msgspec.structs.replace(engine.settings.server, engine_keep_hours=0)
+    )
+    await engine.forget_finished()
+    assert await engine_rows() == 0
+    assert set((await fleet.statuses(ids)).values()) == {"done"}  # Viva's own record stays

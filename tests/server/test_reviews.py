@@ -166,7 +166,7 @@ async def test_retention_removes_old_reports_and_transcripts(
         await db.commit()
         removed = await retention.sweep(db, settings)
         await db.commit()
-    assert removed == {"reports": 1, "transcripts": 1, "recordings": 0}
+    assert removed == {"reports": 1, "transcripts": 1, "recordings": 0, "staged": 0}
     assert (await client.get(f"/api/submissions/{submission_id}/report", headers=candidate.headers)).status_code == 404
     body = (await client.get(f"/api/submissions/{submission_id}", headers=candidate.headers)).json()
     assert "retention" in body["error"] and body["score"] is not None  # the fact of the grading stays
