@@ -6,7 +6,7 @@ Ten gradings spread over both engines (read off each engine's container events: 
 own engine, none on the other); a worker killed (SIGKILL) mid-grading has its job finished by the other, once, and its
 sandbox removed by the next worker on its engine; a worker frozen (SIGSTOP) until its job was retried elsewhere and
 then resumed (SIGCONT) cannot overwrite the retry's result; a cancel sent to the web process stops the grading on the
-worker running it.
+worker running it; a worker stopped (SIGTERM) mid-grading finishes that grading before it exits.
 """
 
 from __future__ import annotations
@@ -347,6 +347,17 @@ def test_gradings_spread_over_two_engines_survive_a_killed_and_a_frozen_worker(
         assert response.status_code == 200, response.text
         ended = cluster.wait(cancel_ids, seconds=60)[cancelled]
         assert ended.state == "cancelled" and cluster.submission(cancelled).status == "cancelled"
+
+        # SIGTERM a worker mid-grading: it drains — the grading finishes there, once, while the worker goes on
+        # answering for it (the stall time here is shorter than the rest of the grading) — and exits.
+        drain_ids = [cluster.submit(candidate.headers)]
+        draining, stopping = cluster.running_on(drain_ids, [second, third])
+        os.killpg(stopping.pid, signal.SIGTERM)
+        assert stopping.wait(timeout=180) == 0
+        drained = cluster.jobs(drain_ids)[draining]
+        assert drained.state == "done" and drained.attempts == 1 and f":{stopping.pid}/" in drained.worker, drained
+        stopping_log = tmp_path / ("worker-b.log" if stopping is second else "worker-c.log")
+        assert b"stopped (0 grading(s) handed back)" in stopping_log.read_bytes()
     finally:
         for process in reversed(cluster.processes):
             _stop(process)
