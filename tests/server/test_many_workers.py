@@ -6,7 +6,9 @@ Ten gradings spread over both engines (read off each engine's container events: 
 own engine, none on the other); a worker killed (SIGKILL) mid-grading has its job finished by the other, once, and its
 sandbox removed by the next worker on its engine; a worker frozen (SIGSTOP) until its job was retried elsewhere and
 then resumed (SIGCONT) cannot overwrite the retry's result; a cancel sent to the web process stops the grading on the
-worker running it; a worker stopped (SIGTERM) mid-grading finishes that grading before it exits.
+worker running it; a worker stopped (SIGTERM) mid-grading finishes that grading before it exits. And
+deploy/compose.yaml's design: a worker whose engine runs in a container beside it grades in full when its paths
+are at the same place in that engine, and cannot run sandboxes when they are not.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class Cluster:
             "VIVA_SANDBOX_CACHE_DIR": str(base / "cache"),
         }
         self.inherited = {key: value for key, value in os.environ.items() if not key.startswith(("VIVA_", "DOCKER_"))}
-        self.engines = {"first": None, "second": second_engine}
+        self.engines: dict[str, str | None] = {"first": None, "second": second_engine}
         self.settings = server_settings(database_url, base / "web", **self.values)
         self.port = _free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -267,6 +269,87 @@ def _sandboxes_made_by(url: str | None, since: int) -> dict[str, int]:
     return made
 
 
+ENGINE_PROGRAMS = [
+    "/usr/sbin/dockerd",
+    "/usr/bin/containerd",
+    "/usr/bin/containerd-shim-runc-v2",
+    "/usr/bin/runc",
+    "/usr/bin/docker-init",
+    "/usr/sbin/docker-proxy",
+]
+
+
+def _engine_image() -> str:
+    """A Docker engine image, as `docker:dind` is where a registry exists: this machine's own engine programs and
+    the libraries they link, on Viva's offline base image (the same Debian)."""
+    tag = "viva-engine:rehearsal"
+    context = Path(tempfile.mkdtemp(prefix="viva-engine-image-"))
+    try:
+        for program in ENGINE_PROGRAMS:
+            linked = subprocess.run(["ldd", program], capture_output=True, text=True, check=False).stdout
+            libraries = [line.split("=>")[1].split()[0] for line in linked.splitlines() if "=> /" in line]
+            for source in [program, *libraries]:
+                # Under /usr: the base image's /lib is a symlink to usr/lib, which a copied /lib would replace.
+                target = context / "root" / ("usr" + source.removeprefix("/usr"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        (context / "Dockerfile").write_text(f"FROM {SandboxSettings().offline_image}\nCOPY root/ /\n")
+        docker.from_env().images.build(path=str(context), tag=tag, rm=True)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    return tag
+
+
+@contextmanager
+def engine_in_a_container(worker_paths: Path, mounted_at: Path) -> Iterator[str]:
+    """A Docker engine running in a container, listening on a Unix socket in a directory this process shares with it,
+    with `worker_paths` mounted at `mounted_at` inside (deploy/compose.yaml's engine-N: the same path there). Yields
+    its DOCKER_HOST.
+
+    The compose file runs it `privileged`; this machine's container runtime refuses a privileged container ("unable
+    to apply caps": its own bounding set lacks CAP_SYS_RESOURCE), so here it has every capability but that one,
+    no seccomp or AppArmor profile, and the cgroup hierarchy writable — what an engine needs of privileged."""
+    client = docker.from_env()
+    image = _engine_image()
+    sockets = Path(tempfile.mkdtemp(prefix="viva-e-", dir="/tmp"))  # short: a socket path has a length limit
+    data = f"viva-engine-{uuid.uuid4().hex[:8]}"
+    container = client.containers.run(
+        image,
+        ["dockerd", "--host=unix:///run/engine/docker.sock", "--iptables=false", "--ip-masq=false"],
+        detach=True,
+        cap_add=["ALL"],
+        cap_drop=["SYS_RESOURCE"],
+        security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+        volumes={
+            str(sockets): {"bind": "/run/engine", "mode": "rw"},
+            str(worker_paths): {"bind": str(mounted_at), "mode": "rw"},
+            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+            data: {"bind": "/var/lib/docker", "mode": "rw"},
+        },
+        labels={"viva.test": "engine-in-a-container"},
+    )
+    url = f"unix://{sockets / 'docker.sock'}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                inner = docker.DockerClient(base_url=url, timeout=30)
+                inner.ping()
+                break
+            except Exception as error:
+                container.reload()
+                if container.status == "exited" or time.monotonic() > deadline:
+                    logs = container.logs()[-2000:].decode(errors="replace")
+                    raise RuntimeError(f"the engine in a container did not start: {logs}") from error
+                time.sleep(0.3)
+        inner.images.load(b"".join(client.images.get(SandboxSettings().offline_image).save(named=True)))
+        yield url
+    finally:
+        container.remove(force=True)
+        client.volumes.get(data).remove(force=True)
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def engine_two() -> Iterator[str]:
     with second_docker_engine() as url:
@@ -361,3 +444,52 @@ def test_gradings_spread_over_two_engines_survive_a_killed_and_a_frozen_worker(
     finally:
         for process in reversed(cluster.processes):
             _stop(process)
+
+
+def test_a_worker_beside_an_engine_in_a_container_grades_when_its_paths_are_the_same_there(
+    postgres_admin_url: str,
+) -> None:
+    """deploy/compose.yaml's design, run: a worker whose Docker engine runs in a container beside it. With the
+    worker's paths mounted at the same path in the engine, a grading runs in full there; mounted anywhere else, the
+    sandboxes bind-mount paths the engine does not have, and the grading's dynamic part cannot run — which is why
+    tests/unit/test_compose_file.py holds that rule."""
+    name = f"viva_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(postgres_admin_url, name))
+    base = Path(tempfile.mkdtemp(prefix="viva-c-", dir="/tmp"))  # short: the gateway's sockets are in it
+    with (
+        engine_in_a_container(base, base) as same_paths,
+        engine_in_a_container(base, Path("/elsewhere")) as other_paths,
+    ):
+        cluster = Cluster(base, postgres_admin_url.rsplit("/", 1)[0] + "/" + name, same_paths)
+        cluster.engines = {"same": same_paths, "other": other_paths}
+        cluster.values["TMPDIR"] = str(base / "tmp")
+        (base / "tmp").mkdir()
+        started = int(time.time())
+        try:
+            cluster.serve()
+            candidate = asyncio.run(make_identity(cluster.settings, "candidate"))
+            worker = cluster.worker("same", "same")
+            graded = cluster.submit(candidate.headers)
+            job = cluster.wait([graded])[graded]
+            report = msgspec.json.decode(cluster.submission(graded).report or "{}")
+            assert job.state == "done" and report["coverage"] == 1.0 and not report.get("not_run"), cluster.summary(
+                [graded]
+            )
+            made = _sandboxes_made_by(same_paths, started)
+            assert made.get(str(worker.pid), 0) >= 2, made  # its sandboxes ran on the engine in the container
+            _stop(worker)
+
+            cluster.worker("other", "other")
+            broken = cluster.submit(candidate.headers)
+            job = cluster.wait([broken])[broken]
+            report = msgspec.json.decode(cluster.submission(broken).report or "{}")
+            reasons = " ".join(item["reason"] for item in report.get("not_run", []))
+            assert report.get("coverage", 0) < 1.0, (
+                "a grading ran in full on an engine that sees none of the worker's paths",
+                cluster.summary([broken]),
+            )
+            assert "bind source path does not exist" in reasons, cluster.summary([broken])  # the reason, said
+        finally:
+            for process in reversed(cluster.processes):
+                _stop(process)
+            shutil.rmtree(base, ignore_errors=True)
