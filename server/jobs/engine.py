@@ -189,6 +189,8 @@ class ProcrastinateEngine:
         self._run: RunJob | None = None
         self._worker: Any = None
         """Procrastinate's worker in this process, once it runs."""
+        self._heartbeat: asyncio.Task[None] | None = None
+        """Beating for that worker while it drains (see stop_taking)."""
         self._pinned = DatabaseEngine(settings, factory, queue)
         self._nudge = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -239,9 +241,8 @@ class ProcrastinateEngine:
         self._stopping.set()
         self._nudge.set()
         await self._pinned.close()
-        heartbeat = getattr(self, "_heartbeat", None)
-        if heartbeat is not None:
-            heartbeat.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         if self._opened:
             with contextlib.suppress(Exception):
                 await self.app.close_async()
