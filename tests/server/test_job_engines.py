@@ -138,7 +138,8 @@ async def test_a_running_limit_of_two_holds_across_two_workers(fleet: Fleet, slo
     # Each worker alone has 3 slots: what held the count at 2 is the organisation's limit, counted globally.
     if fleet.web.name == "procrastinate":
         # The jobs waiting for a slot waited as Viva's rows, not as engine jobs taken and put back again and again:
-        # about one engine job per grading (a second only where two dispatchers raced for the same slot).
+        # one engine job per grading (the margin: a job that still found its organisation full when it started, or
+        # a defer whose record was lost, is handed out again).
         async with database(fleet.settings) as db:
             engine_jobs = (
                 await db.exec(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'viva.grade'"))

@@ -269,14 +269,8 @@ def _sandboxes_made_by(url: str | None, since: int) -> dict[str, int]:
     return made
 
 
-ENGINE_PROGRAMS = [
-    "/usr/sbin/dockerd",
-    "/usr/bin/containerd",
-    "/usr/bin/containerd-shim-runc-v2",
-    "/usr/bin/runc",
-    "/usr/bin/docker-init",
-    "/usr/sbin/docker-proxy",
-]
+ENGINE_PROGRAMS = ["dockerd", "containerd", "containerd-shim-runc-v2", "runc", "docker-init"]
+"""What a Docker engine runs (installed with docker.io by scripts/system-deps.sh)."""
 
 
 def _engine_image() -> str:
@@ -285,7 +279,9 @@ def _engine_image() -> str:
     tag = "viva-engine:rehearsal"
     context = Path(tempfile.mkdtemp(prefix="viva-engine-image-"))
     try:
-        for program in ENGINE_PROGRAMS:
+        for name in ENGINE_PROGRAMS:
+            program = shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+            assert program, f"{name} is not installed (scripts/system-deps.sh installs docker.io)"
             linked = subprocess.run(["ldd", program], capture_output=True, text=True, check=False).stdout
             libraries = [line.split("=>")[1].split()[0] for line in linked.splitlines() if "=> /" in line]
             for source in [program, *libraries]:
