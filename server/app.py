@@ -336,6 +336,7 @@ async def _report_worker(state: ServerState) -> None:
         done=lambda: worker.done,
         every_seconds=server.worker_heartbeat_seconds,
         stopping=worker.stopping,
+        draining=lambda: worker.draining,
     )
 
 

@@ -99,11 +99,14 @@ METRICS = Metrics()
 
 
 def render_fleet(
-    queued: dict[int, int], oldest_queued_seconds: float, running: int, hosts: list[tuple[str, bool, float, int, int]]
+    queued: dict[int, int],
+    oldest_queued_seconds: float,
+    running: int,
+    hosts: list[tuple[str, bool, float, int, int, bool]],
 ) -> str:
     """The grading fleet as the database sees it, for any process to export: queue depth by priority, the oldest
     queued job's age, running gradings, and per worker host whether it is alive, its heartbeat's age and its free
-    slots. `hosts` is (name, alive, heartbeat age in seconds, slots, busy)."""
+    slots. `hosts` is (name, alive, heartbeat age in seconds, slots, busy, draining)."""
     lines = [
         "# HELP viva_jobs_queued Grading jobs waiting, by priority.",
         "# TYPE viva_jobs_queued gauge",
@@ -118,14 +121,17 @@ def render_fleet(
         "# TYPE viva_worker_alive gauge",
         "# HELP viva_worker_heartbeat_age_seconds Seconds since a worker host last reported.",
         "# TYPE viva_worker_heartbeat_age_seconds gauge",
-        "# HELP viva_worker_free_slots Gradings a living worker host could start now.",
+        "# HELP viva_worker_free_slots Gradings a living worker host could start now (none while it drains).",
         "# TYPE viva_worker_free_slots gauge",
+        "# HELP viva_worker_draining Whether a worker host is stopping: finishing its gradings, taking no more.",
+        "# TYPE viva_worker_draining gauge",
     ]
-    for name, alive, age, slots, busy in hosts:
+    for name, alive, age, slots, busy, draining in hosts:
         label = f'worker="{_label(name)}"'
         lines += [
             f"viva_worker_alive{{{label}}} {int(alive)}",
             f"viva_worker_heartbeat_age_seconds{{{label}}} {age:.1f}",
-            f"viva_worker_free_slots{{{label}}} {max(0, slots - busy) if alive else 0}",
+            f"viva_worker_free_slots{{{label}}} {max(0, slots - busy) if alive and not draining else 0}",
+            f"viva_worker_draining{{{label}}} {int(alive and draining)}",
         ]
     return "\n".join(lines) + "\n"

@@ -88,6 +88,7 @@ async def work(settings: Settings, slots: int) -> int:
                 done=lambda: worker.done,
                 every_seconds=settings.server.worker_heartbeat_seconds,
                 stopping=worker.stopping,
+                draining=lambda: worker.draining,
             )
         )
     )

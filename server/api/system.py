@@ -68,7 +68,7 @@ async def fleet_metrics(db: AsyncSession, stalled_seconds: float) -> str:
     oldest = (await db.exec(select(func.min(Job.created_at)).where(Job.state == "queued"))).one()
     running = (await db.exec(select(func.count()).select_from(Job).where(Job.state == "running"))).one()
     hosts = [
-        (row.name, alive, (now - row.heartbeat_at).total_seconds(), row.slots, row.busy)
+        (row.name, alive, (now - row.heartbeat_at).total_seconds(), row.slots, row.busy, row.draining)
         for row, alive in await living_hosts(db, stalled_seconds)
     ]
     oldest_age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0

@@ -223,6 +223,9 @@ class Job(SQLModel, table=True):
     """The submission's organisation, copied here so that the running limit counts jobs without a join."""
     engine_ref: int | None = None
     """The job engine's own id for this job (Procrastinate's job id), when an engine carries it."""
+    handed_back: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    """Attempts a stopping worker handed back unfinished: they spent an attempt number (fencing needs it to grow)
+    but do not count against the attempts a job is allowed."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -238,6 +241,8 @@ class WorkerHost(SQLModel, table=True):
     slots: int = 1
     busy: int = 0
     jobs_done: int = 0
+    draining: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    """Stopping: it takes no more gradings and finishes (or hands back) the ones it runs."""
     started_at: datetime = Field(default_factory=utcnow)
     heartbeat_at: datetime = Field(default_factory=utcnow, index=True)
 

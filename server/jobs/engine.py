@@ -423,8 +423,10 @@ async def report_host(
     done: Callable[[], int],
     every_seconds: float,
     stopping: asyncio.Event,
+    draining: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Keep this worker's row in the worker hosts table current: its engine, free capacity, heartbeat."""
+    """Keep this worker's row in the worker hosts table current: its engine, free capacity, whether it is draining,
+    heartbeat."""
     while not stopping.is_set():
         try:
             async with factory() as db:
@@ -432,7 +434,7 @@ async def report_host(
                 if row is None:
                     row = WorkerHost(name=name, host=name.rsplit(":", 1)[0], engine=engine[:200], slots=slots)
                     db.add(row)
-                row.busy, row.jobs_done, row.heartbeat_at = busy(), done(), utcnow()
+                row.busy, row.jobs_done, row.draining, row.heartbeat_at = busy(), done(), draining(), utcnow()
                 await db.commit()
         except Exception:
             log.exception("reporting this worker's heartbeat failed; trying again")

@@ -91,7 +91,7 @@ class DatabaseQueue:
         retried = job.state == "running" and job.engine_ref == engine_ref
         if job.state != "queued" and not retried:
             return None
-        if job.attempts >= self.max_attempts:
+        if job.attempts - job.handed_back >= self.max_attempts:
             await self._give_up(db, job)
             await db.commit()
             return None
@@ -130,7 +130,7 @@ class DatabaseQueue:
             takeable = takeable & col(Job.pinned_to).is_not(None)
         order = (col(Job.priority).desc(), col(Job.id))
         for candidate in (await db.exec(select(Job).where(takeable).order_by(*order).limit(5))).all():
-            if candidate.attempts >= self.max_attempts:
+            if candidate.attempts - candidate.handed_back >= self.max_attempts:
                 await self._give_up(db, candidate)
                 continue
             if candidate.state == "queued" and not await self._under_running_limit(db, candidate):
@@ -246,7 +246,8 @@ class DatabaseQueue:
 
     async def release(self, db: AsyncSession, job_id: int, worker: str, attempt: int) -> bool:
         """Give a running job back to the queue unfinished (its worker is stopping): queued again for any worker, its
-        submission queued again. The attempt's number stays spent, so it stays fenced; False when the job is not
+        submission queued again. The attempt's number stays spent, so it stays fenced, but it does not count against
+        the job's attempts (a rolling restart of the fleet must not fail a long grading); False when the job is not
         this attempt's any more, or a user asked to cancel it (then the cancel is its outcome)."""
         result = await db.exec(
             update(Job)
@@ -259,7 +260,13 @@ class DatabaseQueue:
             )
             # A pinned job's pin is its lease: lapsed now, so a living process takes it (and fails it with the
             # reason, its token having gone with this one).
-            .values(state="queued", engine_ref=None, lease_until=utcnow(), updated_at=utcnow())
+            .values(
+                state="queued",
+                engine_ref=None,
+                lease_until=utcnow(),
+                handed_back=Job.handed_back + 1,
+                updated_at=utcnow(),
+            )
         )
         if result.rowcount != 1:
             await db.rollback()
@@ -276,4 +283,4 @@ class DatabaseQueue:
         submission = await db.get(Submission, job.submission_id)
         if submission is not None and submission.status in ("queued", "running"):
             submission.status, submission.finished_at = "failed", utcnow()
-            submission.error = f"the grading was attempted {job.attempts} times and never finished"
+            submission.error = f"the grading was attempted {job.attempts - job.handed_back} times and never finished"

@@ -90,6 +90,8 @@ class Worker:
         self.stopping = asyncio.Event()
         self.runs: dict[int, _JobRun] = {}
         """The attempts running in this process, by job id (a drain hands them back)."""
+        self.draining = False
+        """Stopping: taking no more gradings (the worker hosts page and /metrics show it)."""
 
     def start(self, slots: int) -> list[asyncio.Task[None]]:
         self.running = True
@@ -116,6 +118,7 @@ class Worker:
         and wait up to `hand_back_seconds` for them to stop. `hurry` (a second signal) ends the wait for them to
         finish at once. The number handed back. Heartbeats and leases go on throughout, so nobody takes a draining
         worker for dead."""
+        self.draining = True
         self.engine.stop_taking()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds

@@ -23,9 +23,9 @@ from sqlmodel import col, select
 
 from grader.pipeline import grade as real_grade
 from server.app import prepare_database
-from server.db.models import Job, Submission, utcnow
+from server.db.models import Job, Submission, WorkerHost, utcnow
 from server.jobs import worker as worker_module
-from server.jobs.engine import ProcrastinateEngine
+from server.jobs.engine import ProcrastinateEngine, report_host
 from server.jobs.queue import DatabaseQueue
 from server.services import submissions
 from tests.server.conftest import database, make_identity, make_organisation
@@ -365,3 +365,56 @@ async def test_the_engines_rows_of_finished_gradings_are_deleted_after_their_kee
     await engine.forget_finished()
     assert await engine_rows() == 0
     assert set((await fleet.statuses(ids)).values()) == {"done"}  # Viva's own record stays
+
+
+async def test_hand_backs_do_not_use_up_a_jobs_attempts(fleet: Fleet) -> None:
+    """A rolling restart of the fleet hands a long grading back once per worker stopped: each hand-back spends an
+    attempt number (the fencing needs it to grow) but not one of the job's allowed attempts (3 here)."""
+    queue = fleet.web.queue
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    async with fleet.factory() as db:
+        job_id = (await db.exec(select(Job.id).where(Job.submission_id == submission_id))).one()
+        assert job_id is not None
+        for restart in range(1, 6):
+            taken = await queue.take(db, job_id, f"host-{restart}:1/0", engine_ref=restart)
+            assert isinstance(taken, Job), f"the job was given up after {restart - 1} hand-backs"
+            assert await queue.release(db, job_id, f"host-{restart}:1/0", taken.attempts)
+            assert not await queue.renew(db, job_id, f"host-{restart}:1/0", taken.attempts)  # fenced
+        row = await db.get(Job, job_id, populate_existing=True)
+        submission = await db.get(Submission, submission_id, populate_existing=True)
+    assert row is not None and row.state == "queued" and row.attempts == 5 and row.handed_back == 5
+    assert submission is not None and submission.status == "queued"
+    fleet.worker("host-last:9")
+    assert (await fleet.until([submission_id], finished))[submission_id] == "done"
+
+
+async def test_a_draining_worker_says_so_on_the_worker_hosts_table(fleet: Fleet, slow_gradings: Any) -> None:
+    slow_gradings(3.0)
+    candidate = await make_identity(fleet.settings, "candidate")
+    submission_id = await fleet.submit(candidate.user.id or 0)
+    worker = fleet.worker("host-a:1")
+    reporter = asyncio.create_task(
+        report_host(
+            fleet.factory,
+            worker.name,
+            engine="test engine",
+            slots=1,
+            busy=lambda: worker.busy,
+            done=lambda: worker.done,
+            every_seconds=0.1,
+            stopping=worker.stopping,
+            draining=lambda: worker.draining,
+        )
+    )
+    try:
+        await fleet.until([submission_id], lambda statuses: statuses[submission_id] == "running")
+        drain = asyncio.create_task(worker.drain(30))
+        await asyncio.sleep(0.5)
+        async with fleet.factory() as db:
+            row = await db.get(WorkerHost, worker.name, populate_existing=True)
+        assert row is not None and row.draining and row.busy == 1
+        assert await drain == 0
+    finally:
+        worker.stop()
+        await reporter
