@@ -36,7 +36,7 @@ from server.db.engine import database_url, make_engine, session_factory, upgrade
 from server.db.models import AuthSession, User
 from server.demo import ensure_demo
 from server.errors import AuthRequired, DomainError, Forbidden, UnsupportedMediaType
-from server.jobs.engine import engine_kind, prepare_engine_schema, report_host
+from server.jobs.engine import end_tasks, engine_kind, prepare_engine_schema, report_host, sleep_or_stop
 from server.jobs.engine import make_engine as make_job_engine
 from server.jobs.worker import ProgressHub, Worker
 from server.mail import Mailer
@@ -301,9 +301,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None, prepared: 
             await state.worker.drain(0, hand_back_seconds=5)
         state.worker.stop()
         await jobs.close()
-        for task in state.tasks:
-            task.cancel()
-        await asyncio.gather(*state.tasks, return_exceptions=True)
+        await end_tasks(state.tasks)
         await engine.dispose()
 
     app = Litestar(
@@ -341,8 +339,9 @@ async def _report_worker(state: ServerState) -> None:
 
 
 async def _retention_loop(state: ServerState) -> None:
-    """Apply the retention settings at start and then hourly."""
-    while True:
+    """Apply the retention settings at start and then hourly, until the server stops."""
+    stopping = state.worker.stopping  # set when the server shuts down, whether or not it runs gradings
+    while not stopping.is_set():
         try:
             async with state.factory() as db:
                 removed = await retention.sweep(db, state.settings)
@@ -351,7 +350,7 @@ async def _retention_loop(state: ServerState) -> None:
                 log.info("retention removed %s", removed)
         except Exception:  # a failed sweep is retried next hour; it must not stop the server
             log.exception("the retention sweep failed")
-        await asyncio.sleep(RETENTION_EVERY_S)
+        await sleep_or_stop(stopping, RETENTION_EVERY_S)
 
 
 def docker_engine_name(settings: Settings) -> str:

@@ -50,7 +50,7 @@ async def work(settings: Settings, slots: int) -> int:
 
     from server.app import docker_engine_name, reap_sandboxes  # noqa: PLC0415 - as above
     from server.db.engine import database_url, make_engine, session_factory, wait_for_schema  # noqa: PLC0415
-    from server.jobs.engine import engine_kind, report_host  # noqa: PLC0415 - as above
+    from server.jobs.engine import end_tasks, engine_kind, report_host  # noqa: PLC0415 - as above
     from server.jobs.engine import make_engine as make_job_engine  # noqa: PLC0415 - as above
     from server.jobs.worker import ProgressHub, Worker  # noqa: PLC0415 - as above
 
@@ -101,9 +101,7 @@ async def work(settings: Settings, slots: int) -> int:
     stuck = worker.busy  # gradings that did not reach a step where they can stop
     worker.stop()
     await jobs.close()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await end_tasks(tasks)
     await database.dispose()
     print(f"viva worker {worker.name}: stopped ({handed_back} grading(s) handed back)", flush=True)
     if stuck:

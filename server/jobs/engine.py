@@ -41,6 +41,11 @@ PRIORITIES = {"interactive": 10, "regrade": 5, "batch": 0}
 """Higher runs first: a candidate waiting on their own grading before a manager's re-grade, both before a batch."""
 
 GRADING_QUEUE = "grading"
+HAND_BACK_SECONDS = 30.0
+"""How long a drain waits for the gradings it handed back to reach a step where they stop."""
+ENDING_SECONDS = 3.0
+"""How long `close` waits for the engine's own loops to end by themselves (each ends at its next look at the stop
+flag) before they are cancelled: a loop cancelled in the middle of a database call leaves a traceback in the log."""
 DISPATCH_LOCK = "viva: dispatch"
 FORGET_EVERY_SECONDS = 3600.0
 """How often a worker deletes the engine's rows of long-finished gradings."""
@@ -133,6 +138,7 @@ class DatabaseEngine:
     def __init__(self, settings: Settings, factory: async_sessionmaker[AsyncSession], queue: DatabaseQueue) -> None:
         self.settings, self.factory, self.queue = settings, factory, queue
         self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def enqueue(
         self, db: AsyncSession, submission_id: int, pinned_to: str | None, *, priority: int, organisation_id: int | None
@@ -144,7 +150,8 @@ class DatabaseEngine:
     def start(self, run: RunJob | None, slots: int) -> list[asyncio.Task[None]]:
         if run is None:
             return []
-        return [asyncio.create_task(self.slot(run, f"{run.name}/{slot}")) for slot in range(slots)]
+        self._tasks = [asyncio.create_task(self.slot(run, f"{run.name}/{slot}")) for slot in range(slots)]
+        return list(self._tasks)
 
     def stop_taking(self) -> None:
         self._stopping.set()  # each slot ends once its grading has
@@ -165,6 +172,19 @@ class DatabaseEngine:
 
     async def close(self) -> None:
         self.stop_taking()
+        await end_tasks(self._tasks)
+
+
+async def end_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """End a process's loops once their stop flags are set: a moment to end by themselves (a slot between
+    gradings, a loop between rounds), then the rest are cancelled."""
+    current = asyncio.current_task()
+    waiting = [task for task in tasks if task is not current and not task.done()]
+    if waiting:
+        await asyncio.wait(waiting, timeout=ENDING_SECONDS)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
 
 
 def libpq_url(database_url: str) -> str:
@@ -191,6 +211,7 @@ class ProcrastinateEngine:
         """Procrastinate's worker in this process, once it runs."""
         self._heartbeat: asyncio.Task[None] | None = None
         """Beating for that worker while it drains (see stop_taking)."""
+        self._tasks: list[asyncio.Task[None]] = []
         self._pinned = DatabaseEngine(settings, factory, queue)
         self._nudge = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -219,7 +240,8 @@ class ProcrastinateEngine:
             # A private repository's job stays with the process holding its token (memory only, never in the
             # database), so Procrastinate cannot hand it to any worker: this process's rows lease takes it.
             tasks.append(asyncio.create_task(self._pinned.slot(run, f"{run.name}/pinned", pinned_only=True)))
-        return tasks
+        self._tasks = tasks
+        return list(tasks)
 
     def stop_taking(self) -> None:
         """Procrastinate's worker stops fetching and waits for its running gradings. It stops its own heartbeat as
@@ -240,7 +262,10 @@ class ProcrastinateEngine:
     async def close(self) -> None:
         self._stopping.set()
         self._nudge.set()
+        if self._worker is not None and not self._worker._stop_event.is_set():
+            self._worker.stop()  # closed without a drain: Procrastinate's worker ends with its running jobs' end
         await self._pinned.close()
+        await end_tasks(self._tasks)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         if self._opened:
@@ -337,9 +362,9 @@ class ProcrastinateEngine:
             stalled_worker_timeout=server.worker_stalled_seconds,
             fetch_job_polling_interval=self._poll_seconds(),
             abort_job_polling_interval=self._poll_seconds(),
-            # No timeout of the engine's own: the Viva worker's drain decides how long running gradings may take
-            # and hands back the rest (server/jobs/worker.py), so every task here ends by itself.
-            shutdown_graceful_timeout=None,
+            # Longer than the Viva worker's drain, which decides how long running gradings may take and hands back
+            # the rest (server/jobs/worker.py); this bound is for a worker stopped without a drain.
+            shutdown_graceful_timeout=server.worker_drain_seconds + HAND_BACK_SECONDS + 5,
         )
         await self._worker.run()
 

@@ -31,7 +31,7 @@ from llm.select import default_model_string
 from rubrics.loader import LoadedRubric
 from server.alerts import budget_book
 from server.db.models import Job, RubricVersion, Submission, utcnow
-from server.jobs.engine import JobEngine, process_name, sleep_or_stop
+from server.jobs.engine import HAND_BACK_SECONDS, JobEngine, process_name, sleep_or_stop
 from server.metrics import METRICS
 from server.services.catalogue import loaded
 from server.services.prefetch import Prefetched, forget, prefetched_repo
@@ -111,7 +111,7 @@ class Worker:
         self.stopping.set()
 
     async def drain(
-        self, seconds: float, hand_back_seconds: float = 30.0, *, hurry: asyncio.Event | None = None
+        self, seconds: float, hand_back_seconds: float = HAND_BACK_SECONDS, *, hurry: asyncio.Event | None = None
     ) -> int:
         """Stop well: take no more gradings, let the running ones finish for up to `seconds`, then hand back the
         rest — each stops at its next step and its job is queued again for another worker (this attempt fenced) —

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from server.db.engine import database_url as database_url_of
 from server.db.engine import make_engine, session_factory
 from server.db.models import Job, Submission, utcnow
-from server.jobs.engine import PRIORITIES, JobEngine
+from server.jobs.engine import PRIORITIES, JobEngine, end_tasks
 from server.jobs.engine import make_engine as make_job_engine
 from server.jobs.worker import ProgressHub, Worker
 from server.settings import Settings
@@ -69,13 +69,9 @@ class Fleet:
         for worker, engine, tasks in self._running:
             worker.stop()
             await engine.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await end_tasks(tasks)
         await self.web.close()
-        for task in self._web_tasks:
-            task.cancel()
-        await asyncio.gather(*self._web_tasks, return_exceptions=True)
+        await end_tasks(self._web_tasks)
         await self.database.dispose()
 
     async def submit(self, candidate_id: int, *, organisation_id: int | None = None, priority: str = "batch") -> int:
