@@ -378,14 +378,14 @@ def test_silence_noise_and_a_dropped_connection_mid_utterance(settings: Settings
 
 async def test_recordings_are_kept_only_as_long_as_the_retention_setting_says(database_url: str, tmp_path: Any) -> None:
     settings = server_settings(database_url, tmp_path / "data", VIVA_RETENTION_RECORDINGS_DAYS="30")
+    async with AsyncTestClient(create_app(settings)):  # migrations (and the server's own first sweep, of nothing)
+        pass
     folder = settings.data_path / "recordings" / "7"
     folder.mkdir(parents=True)
     old, new = folder / "old.wav", folder / "new.wav"
     old.write_bytes(b"RIFF"), new.write_bytes(b"RIFF")
     month_and_a_day = time.time() - 31 * 86400
     os.utime(old, (month_and_a_day, month_and_a_day))
-    async with AsyncTestClient(create_app(settings)):  # migrations
-        pass
     async with database(settings) as db:
         removed = await retention.sweep(db, settings)
     assert removed["recordings"] == 1 and not old.exists() and new.exists()
