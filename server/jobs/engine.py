@@ -32,7 +32,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.db.models import Job, WorkerHost, utcnow
-from server.jobs.queue import DatabaseQueue
+from server.jobs.queue import DatabaseQueue, running_now
 from server.settings import Settings
 
 log = logging.getLogger("viva.engine")
@@ -248,7 +248,7 @@ class ProcrastinateEngine:
         it begins to wait; this process keeps beating for it meanwhile, or the other workers would take the draining
         worker for dead and retry the gradings it is finishing."""
         self._pinned.stop_taking()
-        if self._worker is not None and not self._worker._stop_event.is_set():
+        if self._worker is not None and self._heartbeat is None:
             self._worker.stop()
             self._heartbeat = asyncio.create_task(self._beat_while_draining(self._worker))
 
@@ -262,8 +262,8 @@ class ProcrastinateEngine:
     async def close(self) -> None:
         self._stopping.set()
         self._nudge.set()
-        if self._worker is not None and not self._worker._stop_event.is_set():
-            self._worker.stop()  # closed without a drain: Procrastinate's worker ends with its running jobs' end
+        if self._worker is not None:
+            self._worker.stop()  # a no-op after a drain; without one, Procrastinate's worker ends with its jobs
         await self._pinned.close()
         await end_tasks(self._tasks)
         if self._heartbeat is not None:
@@ -321,7 +321,7 @@ class ProcrastinateEngine:
         (as the limit counts it) or handed to the engine and not yet started."""
         limit = self.queue.running_per_organisation
         in_flight = or_(
-            (col(Job.state) == "running") & or_(col(Job.lease_until).is_(None), col(Job.lease_until) >= utcnow()),
+            running_now(),
             (col(Job.state) == "queued") & col(Job.engine_ref).is_not(None),
         )
         counts = await db.exec(

@@ -23,6 +23,21 @@ Taken = Job | Literal["busy"] | None
 the job is not to be run (done, cancelled, deleted, or another attempt's)."""
 
 
+def this_attempt(job_id: int, worker: str, attempt: int) -> tuple[Any, ...]:
+    """The fence: the job's row while it is running as this worker's attempt `attempt`, and no longer."""
+    return (
+        col(Job.id) == job_id,
+        col(Job.worker) == worker,
+        col(Job.attempts) == attempt,
+        col(Job.state) == "running",
+    )
+
+
+def running_now() -> Any:
+    """A job running as the running limit counts it: its lease not lapsed (a lapsed one's worker is gone)."""
+    return (col(Job.state) == "running") & or_(col(Job.lease_until).is_(None), col(Job.lease_until) >= utcnow())
+
+
 class JobQueue(Protocol):
     """Workers are named `<process>/<slot>`; a job may be pinned to a process (it holds the job's private-repository
     token in memory), which keeps the pin alive with `renew_pins` while it lives."""
@@ -190,13 +205,7 @@ class DatabaseQueue:
             update(Organisation).where(col(Organisation.id) == job.organisation_id).values(id=Organisation.id)
         )
         running = (
-            select(func.count())
-            .select_from(Job)
-            .where(
-                col(Job.organisation_id) == job.organisation_id,
-                col(Job.state) == "running",
-                or_(col(Job.lease_until).is_(None), col(Job.lease_until) >= utcnow()),
-            )
+            select(func.count()).select_from(Job).where(col(Job.organisation_id) == job.organisation_id, running_now())
         )
         return (await db.exec(running)).one() < self.running_per_organisation
 
@@ -204,10 +213,7 @@ class DatabaseQueue:
         result = await db.exec(
             update(Job)
             .where(
-                col(Job.id) == job_id,
-                col(Job.worker) == worker,
-                col(Job.attempts) == attempt,
-                col(Job.state) == "running",
+                *this_attempt(job_id, worker, attempt),
                 col(Job.cancel_requested).is_(False),
             )
             .values(lease_until=utcnow() + self.lease, updated_at=utcnow())
@@ -235,10 +241,7 @@ class DatabaseQueue:
         result = await db.exec(
             update(Job)
             .where(
-                col(Job.id) == job_id,
-                col(Job.worker) == worker,
-                col(Job.attempts) == attempt,
-                col(Job.state) == "running",
+                *this_attempt(job_id, worker, attempt),
             )
             .values(state=state, lease_until=None, updated_at=utcnow())
         )
@@ -252,10 +255,7 @@ class DatabaseQueue:
         result = await db.exec(
             update(Job)
             .where(
-                col(Job.id) == job_id,
-                col(Job.worker) == worker,
-                col(Job.attempts) == attempt,
-                col(Job.state) == "running",
+                *this_attempt(job_id, worker, attempt),
                 col(Job.cancel_requested).is_(False),
             )
             # A pinned job's pin is its lease: lapsed now, so a living process takes it (and fails it with the
